@@ -1,0 +1,134 @@
+//! `handler`: serves the Functions host, or replays Event Grid JSON files into the configured store.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use acs_recording_handler::config::{Config, Purpose, StoreConfig};
+use acs_recording_handler::http::{self, Limits};
+use acs_recording_handler::pipeline::Pipeline;
+use acs_recording_handler::store::{EmbeddedStore, RecordingStore};
+use acs_recording_handler::{replay, telemetry};
+use clap::{Parser, Subcommand};
+use tracing::{error, info};
+
+/// Persists Azure Communication Services recording events delivered by Event Grid through Azure Functions.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the Functions host on 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT (the default).
+    Serve,
+    /// Push Event Grid JSON files (one event, an array, or a dead-letter blob) into the configured store.
+    Replay {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let purpose = match cli.command {
+        Some(Command::Replay { .. }) => Purpose::Replay,
+        _ => Purpose::Serve,
+    };
+    let config = match Config::from_env(purpose) {
+        Ok(config) => config,
+        Err(problems) => {
+            eprint!("{problems}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(config.log_format, &config.log_filter);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let store = match open_store(&config.store) {
+            Ok(store) => store,
+            Err(message) => {
+                error!("{message}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let pipeline = Pipeline::new(store);
+        match cli.command {
+            Some(Command::Replay { files }) => run_replay(&pipeline, &files).await,
+            _ => run_server(pipeline, config.port.unwrap_or_default()).await,
+        }
+    })
+}
+
+fn open_store(config: &StoreConfig) -> Result<Arc<dyn RecordingStore>, String> {
+    match config {
+        StoreConfig::Embedded { data_dir } => {
+            let store = EmbeddedStore::open(data_dir)
+                .map_err(|e| format!("cannot open the embedded store: {}", http::error_chain(&e)))?;
+            info!(data_dir = %data_dir.display(), "recordings are kept in the embedded store");
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+async fn run_server(pipeline: Pipeline, port: u16) -> ExitCode {
+    let listener = match http::bind_loopback(port).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            error!(error = %e, port, "cannot listen on 127.0.0.1");
+            return ExitCode::FAILURE;
+        }
+    };
+    info!(port, "listening on 127.0.0.1 for the Functions host");
+    http::serve(listener, pipeline, Limits::default(), shutdown_signal()).await;
+    info!("stopped");
+    ExitCode::SUCCESS
+}
+
+/// Completes on SIGTERM (the host stopping the worker) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = terminate => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+    info!("shutting down: finishing in-flight invocations");
+}
+
+async fn run_replay(pipeline: &Pipeline, files: &[PathBuf]) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    let summary = match replay::replay(pipeline, files, &mut stdout).await {
+        Ok(summary) => summary,
+        Err(e) => {
+            error!(error = %e, "cannot write the replay report");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = writeln!(stdout, "{summary}") {
+        error!(error = %e, "cannot write the replay report");
+    }
+    if summary.succeeded() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

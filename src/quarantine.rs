@@ -1,0 +1,72 @@
+//! Payloads that can never be processed, kept verbatim with the reason so that nothing the host delivers is lost.
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use crate::digest::sha256_hex;
+
+/// One quarantined payload. Its id is a digest of the payload, so a redelivery lands on the same entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuarantineEntry {
+    pub id: String,
+    /// Why the payload cannot be processed, in plain words.
+    pub reason: String,
+    /// When this handler first received it (RFC 3339, UTC).
+    pub received_at: String,
+    /// The payload as it arrived, when it is UTF-8 text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<String>,
+    /// The payload as it arrived, base64-encoded, when it is not UTF-8 text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_base64: Option<String>,
+}
+
+impl QuarantineEntry {
+    pub fn new(payload: &[u8], reason: impl Into<String>, received_at: impl Into<String>) -> Self {
+        let id = sha256_hex(&[b"quarantine", payload]);
+        let (payload, payload_base64) = match std::str::from_utf8(payload) {
+            Ok(text) => (Some(text.to_owned()), None),
+            Err(_) => (None, Some(base64::engine::general_purpose::STANDARD.encode(payload))),
+        };
+        Self {
+            id,
+            reason: reason.into(),
+            received_at: received_at.into(),
+            payload,
+            payload_base64,
+        }
+    }
+
+    /// The payload's bytes as they arrived.
+    pub fn payload_bytes(&self) -> Vec<u8> {
+        match (&self.payload, &self.payload_base64) {
+            (Some(text), _) => text.as_bytes().to_vec(),
+            (None, Some(encoded)) => base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .unwrap_or_default(),
+            (None, None) => Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_payload_gives_same_id_and_text_is_kept_verbatim() {
+        let a = QuarantineEntry::new(b"{\"x\": 1}", "reason", "2026-01-01T00:00:00Z");
+        let b = QuarantineEntry::new(b"{\"x\": 1}", "reason", "2026-01-02T00:00:00Z");
+        assert_eq!(a.id, b.id);
+        assert_eq!(a.payload.as_deref(), Some("{\"x\": 1}"));
+        assert_ne!(a.id, QuarantineEntry::new(b"{\"x\":1}", "reason", "t").id);
+    }
+
+    #[test]
+    fn binary_payload_is_kept_as_base64() {
+        let entry = QuarantineEntry::new(b"\xff\xfe{", "not UTF-8", "t");
+        assert_eq!(entry.payload, None);
+        assert_eq!(entry.payload_bytes(), b"\xff\xfe{");
+    }
+}

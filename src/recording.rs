@@ -1,0 +1,643 @@
+//! The recording document — one per recording, the same in every store — and the rule that merges events into it.
+//!
+//! Event Grid delivers at least once and in any order, so [`RecordingDocument::merge`] is commutative, associative
+//! and idempotent: any order and repetition of a recording's events gives the document one clean, in-order delivery
+//! gives. Chunks are the union by `documentId`; for every single-valued field the value of the event with the later
+//! `eventTime` wins, which is why the document remembers, in `fieldTimes`, the event time each value came from.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::digest::sha256_hex;
+use crate::event::{Event, EventTime};
+use crate::subject::{RecordingSubject, SubjectError};
+
+/// The event type this handler stores; every other type is acknowledged and ignored.
+pub const RECORDING_EVENT_TYPE: &str = "Microsoft.Communication.RecordingFileStatusUpdated";
+
+/// Names the document uses for itself. A `data` field with one of these names, or starting with `_` (Cosmos DB's
+/// system properties), is kept under `extraData` instead, so that no event can overwrite the document's identity.
+const RESERVED_NAMES: &[&str] = &[
+    "id",
+    "callId",
+    "recordingId",
+    "serverCallId",
+    "callConnectionId",
+    "subject",
+    "source",
+    "chunks",
+    "eventIds",
+    "firstEventTime",
+    "lastEventTime",
+    "fieldTimes",
+    "extraData",
+    "ttl",
+];
+
+/// The longest recording id used verbatim as a document id (Cosmos DB's limit is 255 bytes).
+const MAX_VERBATIM_ID_BYTES: usize = 255;
+
+/// The stored document of one recording. Field order here is the order in the stored JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordingDocument {
+    /// The recording id when it is a safe document id, otherwise derived from it or from the call (see
+    /// [`RecordingDocument::from_event`]).
+    pub id: String,
+    /// The partition key: all recordings of a call live together.
+    pub call_id: String,
+    /// The recording id as the events name it; `null` when no event named one.
+    pub recording_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_call_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_connection_id: Option<String>,
+    /// The raw subject of the winning event.
+    pub subject: String,
+    /// The publishing resource: the event's `topic` or CloudEvents `source`.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The event's `data` fields under their original names, less the chunks.
+    #[serde(flatten)]
+    pub data: BTreeMap<String, Value>,
+    /// `data` fields whose names clash with the document's own (see `RESERVED_NAMES`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra_data: BTreeMap<String, Value>,
+    /// The union of every event's chunks, one per `documentId`, ordered by `index`.
+    pub chunks: Vec<Map<String, Value>>,
+    /// Every event merged into this document, once each, sorted.
+    pub event_ids: BTreeSet<String>,
+    pub first_event_time: Option<String>,
+    pub last_event_time: Option<String>,
+    /// For each single-valued field, the `eventTime` of the event its value came from.
+    #[serde(default)]
+    pub field_times: BTreeMap<String, String>,
+}
+
+/// Why a recording event can never be stored as a recording.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordingError {
+    #[error("the recording event has no subject")]
+    NoSubject,
+    #[error("the recording event's subject names no call: {0}")]
+    Subject(#[from] SubjectError),
+    #[error("the recording event's data is missing or not an object")]
+    NoData,
+    #[error("the recording event's data has no recordingStorageInfo object")]
+    NoStorageInfo,
+    #[error("recordingStorageInfo.recordingChunks is not an array of objects")]
+    MalformedChunks,
+}
+
+impl RecordingDocument {
+    /// Builds the document one event describes.
+    ///
+    /// The document id is the recording id named by the subject (or, for bring-your-own-storage events, by
+    /// `data.recordingId`) when it is at most 255 bytes of printable text without `/`, `\`, `?` or `#`; otherwise
+    /// `rid-` and the SHA-256 of the recording id. An event naming no recording gets `rec-` and a digest of the call
+    /// id and `recordingStartTime` — the same for every event of that recording — or, without a start time, of the
+    /// call id and event id, so that a redelivery still lands on the same document.
+    pub fn from_event(event: &Event) -> Result<Self, RecordingError> {
+        let subject_text = event.subject.as_deref().ok_or(RecordingError::NoSubject)?;
+        let subject = RecordingSubject::parse(subject_text)?;
+        let Some(Value::Object(data)) = &event.data else {
+            return Err(RecordingError::NoData);
+        };
+        let Some(Value::Object(storage_info)) = data.get("recordingStorageInfo") else {
+            return Err(RecordingError::NoStorageInfo);
+        };
+        let chunks = match storage_info.get("recordingChunks") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(chunks)) => chunks
+                .iter()
+                .map(|chunk| chunk.as_object().cloned().ok_or(RecordingError::MalformedChunks))
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(_) => return Err(RecordingError::MalformedChunks),
+        };
+
+        let data_recording_id = data
+            .get("recordingId")
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty());
+        let recording_id = subject
+            .recording_id
+            .clone()
+            .or_else(|| data_recording_id.map(str::to_owned));
+        let id = match &recording_id {
+            Some(recording_id) => document_id(recording_id),
+            None => derived_id(&subject.call_id, data.get("recordingStartTime"), &event.id),
+        };
+
+        let mut document = RecordingDocument {
+            id,
+            call_id: subject.call_id,
+            recording_id,
+            server_call_id: subject.server_call_id,
+            call_connection_id: subject.call_connection_id,
+            subject: subject_text.to_owned(),
+            source: event.source.clone(),
+            data: BTreeMap::new(),
+            extra_data: BTreeMap::new(),
+            chunks: Vec::new(),
+            event_ids: BTreeSet::from([event.id.clone()]),
+            first_event_time: event.time.as_ref().map(|t| t.text.clone()),
+            last_event_time: event.time.as_ref().map(|t| t.text.clone()),
+            field_times: BTreeMap::new(),
+        };
+        for (name, value) in data {
+            let value = match (name.as_str(), value) {
+                ("recordingStorageInfo", Value::Object(info)) => {
+                    let rest: Map<String, Value> = info
+                        .iter()
+                        .filter(|(k, _)| *k != "recordingChunks")
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
+                    if rest.is_empty() {
+                        continue;
+                    }
+                    Value::Object(rest)
+                }
+                ("recordingId", Value::String(id)) if document.recording_id.as_deref() == Some(id.as_str()) => continue,
+                _ => value.clone(),
+            };
+            if is_reserved(name) {
+                document.extra_data.insert(name.clone(), value);
+            } else {
+                document.data.insert(name.clone(), value);
+            }
+        }
+        document.chunks = merge_chunks(Vec::new(), chunks);
+        if let Some(time) = &event.time {
+            let keys: Vec<String> = document.single_valued_keys().collect();
+            document.field_times = keys.into_iter().map(|key| (key, time.text.clone())).collect();
+        }
+        Ok(document)
+    }
+
+    /// Merges another delivery's document of the same recording into this one.
+    pub fn merge(self, other: RecordingDocument) -> RecordingDocument {
+        let mut times = FieldTimes {
+            ours: self.field_times,
+            theirs: other.field_times,
+            merged: BTreeMap::new(),
+        };
+        let server_call_id = times.pick("serverCallId", self.server_call_id, other.server_call_id);
+        let call_connection_id = times.pick("callConnectionId", self.call_connection_id, other.call_connection_id);
+        let subject = times
+            .pick("subject", Some(self.subject), Some(other.subject))
+            .unwrap_or_default();
+        let source = times.pick("source", self.source, other.source);
+        let data = times.pick_each("", self.data, other.data);
+        let extra_data = times.pick_each(EXTRA_PREFIX, self.extra_data, other.extra_data);
+
+        let mut event_ids = self.event_ids;
+        event_ids.extend(other.event_ids);
+        RecordingDocument {
+            id: self.id,
+            call_id: self.call_id,
+            recording_id: self.recording_id.or(other.recording_id),
+            server_call_id,
+            call_connection_id,
+            subject,
+            source,
+            data,
+            extra_data,
+            chunks: merge_chunks(self.chunks, other.chunks),
+            event_ids,
+            first_event_time: pick_time(self.first_event_time, other.first_event_time, Ordering::Less),
+            last_event_time: pick_time(self.last_event_time, other.last_event_time, Ordering::Greater),
+            field_times: times.merged,
+        }
+    }
+
+    /// The keys `fieldTimes` uses for the fields this document holds.
+    fn single_valued_keys(&self) -> impl Iterator<Item = String> + '_ {
+        let named = [
+            ("serverCallId", self.server_call_id.is_some()),
+            ("callConnectionId", self.call_connection_id.is_some()),
+            ("subject", true),
+            ("source", self.source.is_some()),
+        ];
+        named
+            .into_iter()
+            .filter(|(_, present)| *present)
+            .map(|(key, _)| key.to_owned())
+            .chain(self.data.keys().cloned())
+            .chain(self.extra_data.keys().map(|key| format!("{EXTRA_PREFIX}{key}")))
+    }
+}
+
+/// The `fieldTimes` key prefix of `extraData` fields, so that `extraData.subject` and `subject` stay apart.
+const EXTRA_PREFIX: &str = "extraData.";
+
+fn is_reserved(name: &str) -> bool {
+    name.starts_with('_') || RESERVED_NAMES.contains(&name)
+}
+
+/// The document id for a recording id: verbatim when safe in every store, else a digest of it.
+pub fn document_id(recording_id: &str) -> String {
+    let safe = !recording_id.is_empty()
+        && recording_id.len() <= MAX_VERBATIM_ID_BYTES
+        && recording_id.trim() == recording_id
+        && !recording_id
+            .chars()
+            .any(|c| c.is_control() || matches!(c, '/' | '\\' | '?' | '#'));
+    if safe {
+        recording_id.to_owned()
+    } else {
+        format!("rid-{}", sha256_hex(&[recording_id.as_bytes()]))
+    }
+}
+
+fn derived_id(call_id: &str, start_time: Option<&Value>, event_id: &str) -> String {
+    let digest = match start_time {
+        Some(start) if !start.is_null() => sha256_hex(&[b"start", call_id.as_bytes(), start.to_string().as_bytes()]),
+        _ => sha256_hex(&[b"event", call_id.as_bytes(), event_id.as_bytes()]),
+    };
+    format!("rec-{}", &digest[..32])
+}
+
+/// The winner between two values of one field, by (event time, canonical JSON): the later event wins and equal
+/// times are settled by the value itself, so the choice never depends on which delivery came first.
+struct FieldTimes {
+    ours: BTreeMap<String, String>,
+    theirs: BTreeMap<String, String>,
+    merged: BTreeMap<String, String>,
+}
+
+impl FieldTimes {
+    fn pick<T: Serialize>(&mut self, key: &str, ours: Option<T>, theirs: Option<T>) -> Option<T> {
+        let (value, time) = match (ours, theirs) {
+            (None, None) => return None,
+            (Some(ours), None) => (ours, self.ours.remove(key)),
+            (None, Some(theirs)) => (theirs, self.theirs.remove(key)),
+            (Some(ours), Some(theirs)) => {
+                let our_time = self.ours.remove(key);
+                let their_time = self.theirs.remove(key);
+                let order = compare_times(our_time.as_deref(), their_time.as_deref())
+                    .then_with(|| canonical(&ours).cmp(&canonical(&theirs)));
+                if order == Ordering::Less {
+                    (theirs, their_time)
+                } else {
+                    (ours, our_time)
+                }
+            }
+        };
+        if let Some(time) = time {
+            self.merged.insert(key.to_owned(), time);
+        }
+        Some(value)
+    }
+
+    fn pick_each(
+        &mut self,
+        prefix: &str,
+        mut ours: BTreeMap<String, Value>,
+        theirs: BTreeMap<String, Value>,
+    ) -> BTreeMap<String, Value> {
+        let mut merged = BTreeMap::new();
+        for (name, their_value) in theirs {
+            let our_value = ours.remove(&name);
+            if let Some(value) = self.pick(&format!("{prefix}{name}"), our_value, Some(their_value)) {
+                merged.insert(name, value);
+            }
+        }
+        for (name, our_value) in ours {
+            if let Some(value) = self.pick(&format!("{prefix}{name}"), Some(our_value), None) {
+                merged.insert(name, value);
+            }
+        }
+        merged
+    }
+}
+
+/// Orders two stored event times; a missing or unreadable time is older than any readable one.
+fn compare_times(a: Option<&str>, b: Option<&str>) -> Ordering {
+    let parse = |t: Option<&str>| t.and_then(EventTime::parse);
+    parse(a).cmp(&parse(b))
+}
+
+/// The one of two times that sorts `wanted` (Less: the earlier, Greater: the later).
+fn pick_time(a: Option<String>, b: Option<String>, wanted: Ordering) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => {
+            if compare_times(Some(&b), Some(&a)).then_with(|| b.cmp(&a)) == wanted {
+                Some(b)
+            } else {
+                Some(a)
+            }
+        }
+        (a, b) => a.or(b),
+    }
+}
+
+/// A JSON text with sorted keys, to settle ties the same way on every instance.
+fn canonical<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// The union of two chunk lists: one chunk per `documentId` (chunks without one are kept as they are, once each),
+/// fields of the same chunk united, ordered by `index` then `documentId`.
+fn merge_chunks(ours: Vec<Map<String, Value>>, theirs: Vec<Map<String, Value>>) -> Vec<Map<String, Value>> {
+    let mut by_key: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    for chunk in ours.into_iter().chain(theirs) {
+        let key = match chunk.get("documentId") {
+            Some(Value::String(id)) => format!("id:{id}"),
+            _ => format!("anonymous:{}", canonical(&chunk)),
+        };
+        match by_key.get_mut(&key) {
+            None => {
+                by_key.insert(key, chunk);
+            }
+            Some(existing) => {
+                for (field, value) in chunk {
+                    match existing.get_mut(&field) {
+                        Some(current) if canonical(current) >= canonical(&value) => {}
+                        Some(current) => *current = value,
+                        None => {
+                            existing.insert(field, value);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut chunks: Vec<(String, Map<String, Value>)> = by_key.into_iter().collect();
+    chunks.sort_by(|(key_a, a), (key_b, b)| {
+        let index = |chunk: &Map<String, Value>| chunk.get("index").and_then(Value::as_f64);
+        match (index(a), index(b)) {
+            (Some(x), Some(y)) => x.total_cmp(&y),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => Ordering::Equal,
+        }
+        .then_with(|| key_a.cmp(key_b))
+    });
+    chunks.into_iter().map(|(_, chunk)| chunk).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(id: &str, time: &str, subject: &str, data: Value) -> Event {
+        Event::parse(
+            &json!({"id": id, "topic": "/acs", "subject": subject, "eventType": RECORDING_EVENT_TYPE,
+                    "eventTime": time, "data": data})
+            .to_string(),
+        )
+        .unwrap()
+    }
+
+    fn chunk(index: u64, document_id: &str) -> Value {
+        json!({"documentId": document_id, "index": index, "endReason": "SessionEnded",
+               "contentLocation": format!("https://storage.example/{document_id}/content"),
+               "metadataLocation": format!("https://storage.example/{document_id}/metadata"),
+               "deleteLocation": format!("https://storage.example/{document_id}")})
+    }
+
+    fn recording(id: &str, time: &str, chunks: Vec<Value>, extra: Value) -> RecordingDocument {
+        let mut data = json!({"recordingStorageInfo": {"recordingChunks": chunks}});
+        if let (Value::Object(data), Value::Object(extra)) = (&mut data, extra) {
+            data.extend(extra);
+        }
+        RecordingDocument::from_event(&event(
+            id,
+            time,
+            "/recording/call/c1/serverCallId/s1/recordingId/r1",
+            data,
+        ))
+        .unwrap()
+    }
+
+    fn merge_all(documents: &[&RecordingDocument]) -> RecordingDocument {
+        let mut iter = documents.iter().map(|d| (*d).clone());
+        let first = iter.next().unwrap();
+        iter.fold(first, RecordingDocument::merge)
+    }
+
+    fn permutations<T: Clone>(items: &[T]) -> Vec<Vec<T>> {
+        if items.len() <= 1 {
+            return vec![items.to_vec()];
+        }
+        let mut all = Vec::new();
+        for i in 0..items.len() {
+            let mut rest = items.to_vec();
+            let head = rest.remove(i);
+            for mut tail in permutations(&rest) {
+                tail.insert(0, head.clone());
+                all.push(tail);
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn one_event_gives_the_documented_shape() {
+        let doc = recording(
+            "e1",
+            "2021-07-27T15:20:34.2199328Z",
+            vec![chunk(0, "d0")],
+            json!({"recordingStartTime": "2021-07-27T15:20:23.6089755Z", "recordingDurationMs": 6620,
+                   "sessionEndReason": "CallEnded", "recordingFormatType": "Mp4", "futureField": {"x": 1}}),
+        );
+        let stored = serde_json::to_value(&doc).unwrap();
+        assert_eq!(stored["id"], "r1");
+        assert_eq!(stored["callId"], "c1");
+        assert_eq!(stored["recordingId"], "r1");
+        assert_eq!(stored["serverCallId"], "s1");
+        assert_eq!(stored["source"], "/acs");
+        assert_eq!(stored["recordingStartTime"], "2021-07-27T15:20:23.6089755Z");
+        assert_eq!(stored["recordingDurationMs"], 6620);
+        assert_eq!(stored["futureField"], json!({"x": 1}));
+        assert_eq!(stored["chunks"], json!([chunk(0, "d0")]));
+        assert_eq!(stored["eventIds"], json!(["e1"]));
+        assert_eq!(stored["firstEventTime"], "2021-07-27T15:20:34.2199328Z");
+        assert_eq!(
+            stored["fieldTimes"]["recordingDurationMs"],
+            "2021-07-27T15:20:34.2199328Z"
+        );
+        assert!(
+            stored.get("recordingStorageInfo").is_none(),
+            "chunks are not stored twice"
+        );
+        let back: RecordingDocument = serde_json::from_value(stored).unwrap();
+        assert_eq!(back, doc, "the stored JSON reads back as the same document");
+    }
+
+    #[test]
+    fn redelivered_event_changes_nothing() {
+        let doc = recording(
+            "e1",
+            "2021-07-27T15:20:34Z",
+            vec![chunk(0, "d0")],
+            json!({"recordingDurationMs": 5}),
+        );
+        assert_eq!(doc.clone().merge(doc.clone()), doc);
+    }
+
+    #[test]
+    fn any_order_of_three_events_gives_one_document() {
+        let a = recording(
+            "a",
+            "2021-07-27T15:20:01Z",
+            vec![chunk(0, "d0")],
+            json!({"sessionEndReason": "A", "x": 1}),
+        );
+        let b = recording(
+            "b",
+            "2021-07-27T15:20:02Z",
+            vec![chunk(1, "d1")],
+            json!({"sessionEndReason": "B"}),
+        );
+        let c = recording(
+            "c",
+            "2021-07-27T15:20:03Z",
+            vec![chunk(2, "d2"), chunk(0, "d0")],
+            json!({"y": 2}),
+        );
+        let in_order = merge_all(&[&a, &b, &c]);
+        for order in permutations(&[&a, &b, &c]) {
+            assert_eq!(merge_all(&order), in_order);
+            let with_repeats = [order.clone(), order].concat();
+            assert_eq!(merge_all(&with_repeats), in_order);
+        }
+        assert_eq!(in_order.data["sessionEndReason"], "B", "the later event wins");
+        assert_eq!(in_order.data["x"], 1, "a field only the earliest event has is kept");
+        let indexes: Vec<_> = in_order.chunks.iter().map(|c| c["index"].clone()).collect();
+        assert_eq!(indexes, vec![json!(0), json!(1), json!(2)]);
+        assert_eq!(in_order.event_ids.iter().collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(in_order.first_event_time.as_deref(), Some("2021-07-27T15:20:01Z"));
+        assert_eq!(in_order.last_event_time.as_deref(), Some("2021-07-27T15:20:03Z"));
+    }
+
+    #[test]
+    fn later_event_wins_even_when_merged_into_an_even_later_one_first() {
+        let a = recording("a", "2021-07-27T15:20:01Z", vec![], json!({"sessionEndReason": "A"}));
+        let b = recording("b", "2021-07-27T15:20:02Z", vec![], json!({"sessionEndReason": "B"}));
+        let c = recording("c", "2021-07-27T15:20:03Z", vec![], json!({}));
+        assert_eq!(merge_all(&[&a, &c, &b]).data["sessionEndReason"], "B");
+    }
+
+    #[test]
+    fn equal_times_are_settled_by_value_not_arrival() {
+        let a = recording("a", "2021-07-27T15:20:01Z", vec![], json!({"sessionEndReason": "A"}));
+        let b = recording("b", "2021-07-27T15:20:01Z", vec![], json!({"sessionEndReason": "B"}));
+        assert_eq!(a.clone().merge(b.clone()), b.merge(a));
+    }
+
+    #[test]
+    fn same_chunk_in_two_events_is_kept_once_with_every_field() {
+        let mut partial = chunk(0, "d0");
+        partial.as_object_mut().unwrap().remove("deleteLocation");
+        let a = recording("a", "2021-07-27T15:20:01Z", vec![partial], json!({}));
+        let b = recording("b", "2021-07-27T15:20:02Z", vec![chunk(0, "d0")], json!({}));
+        let merged = a.clone().merge(b.clone());
+        assert_eq!(merged.chunks, vec![chunk(0, "d0").as_object().unwrap().clone()]);
+        assert_eq!(merged, b.merge(a));
+    }
+
+    #[test]
+    fn data_fields_named_like_document_fields_cannot_overwrite_them() {
+        let doc = recording(
+            "e1",
+            "2021-07-27T15:20:01Z",
+            vec![],
+            json!({"id": "../evil", "callId": "x", "_etag": "e"}),
+        );
+        assert_eq!((doc.id.as_str(), doc.call_id.as_str()), ("r1", "c1"));
+        assert_eq!(doc.extra_data["id"], "../evil");
+        assert_eq!(doc.extra_data["_etag"], "e");
+        let stored = serde_json::to_value(&doc).unwrap();
+        assert_eq!(stored["id"], "r1");
+        assert_eq!(serde_json::from_value::<RecordingDocument>(stored).unwrap(), doc);
+    }
+
+    #[test]
+    fn unsafe_recording_ids_get_a_digest_id_and_keep_the_original() {
+        let data = json!({"recordingStorageInfo": {"recordingChunks": []}});
+        for hostile in [
+            "../../etc/passwd",
+            "a?b",
+            "a#b",
+            "a\\b",
+            " padded",
+            "nul\u{0}",
+            &"x".repeat(300),
+        ] {
+            let subject = format!("/recording/call/c1/recordingId/{hostile}");
+            let Ok(doc) = RecordingDocument::from_event(&event("e", "2021-07-27T15:20:01Z", &subject, data.clone()))
+            else {
+                continue; // a `/` splits the subject; the id is then whatever follows, tested below
+            };
+            assert!(
+                doc.id.starts_with("rid-") || !doc.id.contains(['/', '\\', '?', '#']),
+                "{hostile}"
+            );
+        }
+        assert_eq!(document_id("a?b"), document_id("a?b"));
+        assert!(document_id("a?b").starts_with("rid-"));
+        assert_eq!(document_id("plain-id_1:2"), "plain-id_1:2");
+    }
+
+    #[test]
+    fn events_naming_no_recording_share_an_id_through_the_start_time() {
+        let data = |chunk_id: &str| {
+            json!({"recordingStorageInfo": {"recordingChunks": [chunk(0, chunk_id)]},
+                   "recordingStartTime": "2021-07-27T15:20:23.6089755Z"})
+        };
+        let subject = "/recording/call/c1/serverCallId/s1";
+        let a = RecordingDocument::from_event(&event("a", "2021-07-27T15:20:01Z", subject, data("d0"))).unwrap();
+        let b = RecordingDocument::from_event(&event("b", "2021-07-27T15:20:02Z", subject, data("d1"))).unwrap();
+        assert_eq!(a.id, b.id);
+        assert!(a.id.starts_with("rec-") && a.recording_id.is_none());
+        let other_call =
+            RecordingDocument::from_event(&event("a", "2021-07-27T15:20:01Z", "/recording/call/c2", data("d0")))
+                .unwrap();
+        assert_ne!(a.id, other_call.id);
+    }
+
+    #[test]
+    fn bring_your_own_storage_events_name_the_recording_in_data() {
+        let data =
+            json!({"recordingStorageInfo": {"recordingChunks": []}, "recordingId": "r9", "storageType": "AzureBlob"});
+        let doc =
+            RecordingDocument::from_event(&event("e", "2021-07-27T15:20:01Z", "/recording/call/c1", data)).unwrap();
+        assert_eq!((doc.id.as_str(), doc.recording_id.as_deref()), ("r9", Some("r9")));
+        assert_eq!(doc.data["storageType"], "AzureBlob");
+        assert!(doc.extra_data.is_empty());
+    }
+
+    #[test]
+    fn unusable_recording_events_are_refused_with_a_reason() {
+        let subject = "/recording/call/c1";
+        let cases = [
+            (json!({}), RecordingError::NoStorageInfo),
+            (json!({"recordingStorageInfo": "x"}), RecordingError::NoStorageInfo),
+            (
+                json!({"recordingStorageInfo": {"recordingChunks": {}}}),
+                RecordingError::MalformedChunks,
+            ),
+            (
+                json!({"recordingStorageInfo": {"recordingChunks": [1]}}),
+                RecordingError::MalformedChunks,
+            ),
+            (json!([]), RecordingError::NoData),
+        ];
+        for (data, reason) in cases {
+            assert_eq!(
+                RecordingDocument::from_event(&event("e", "2021-07-27T15:20:01Z", subject, data)),
+                Err(reason)
+            );
+        }
+        let data = json!({"recordingStorageInfo": {}});
+        assert!(matches!(
+            RecordingDocument::from_event(&event("e", "2021-07-27T15:20:01Z", "/call/x", data)),
+            Err(RecordingError::Subject(_))
+        ));
+    }
+}

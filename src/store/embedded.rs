@@ -1,0 +1,226 @@
+//! The embedded store: recording documents as JSON files on local disk, the default on a developer's machine.
+//!
+//! Layout under the data directory: `recordings/{callId}/{id}.json` (exactly the document Cosmos DB holds) and
+//! `quarantine/{id}.json`. Names are encoded so that no id can leave its folder. Every write goes to a temporary file
+//! that is flushed to disk and renamed over the target, so a crash leaves the old or the new document, never a torn
+//! one. Merges of one call are serialized by an exclusive `flock` on the call's directory, which holds across
+//! threads and processes sharing the directory.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+
+use super::{MergeOutcome, RecordingStore, StoreError};
+use crate::digest::sha256_hex;
+use crate::quarantine::QuarantineEntry;
+use crate::recording::RecordingDocument;
+
+/// Encoded names longer than this are replaced by a digest, keeping clear of the usual 255-byte file name limit.
+const MAX_NAME_BYTES: usize = 200;
+
+#[derive(Debug, Clone)]
+pub struct EmbeddedStore {
+    recordings: PathBuf,
+    quarantine: PathBuf,
+}
+
+impl EmbeddedStore {
+    /// Opens (creating if needed) the store under `data_dir` and checks that it can write there.
+    pub fn open(data_dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let data_dir = data_dir.as_ref();
+        let store = Self {
+            recordings: data_dir.join("recordings"),
+            quarantine: data_dir.join("quarantine"),
+        };
+        for dir in [&store.recordings, &store.quarantine] {
+            fs::create_dir_all(dir).map_err(io_error("create", dir))?;
+            let probe = dir.join(format!(".probe-{}", std::process::id()));
+            File::create(&probe).map_err(io_error("write to", dir))?;
+            fs::remove_file(&probe).map_err(io_error("write to", dir))?;
+        }
+        Ok(store)
+    }
+
+    fn call_dir(&self, call_id: &str) -> PathBuf {
+        self.recordings.join(file_name(call_id))
+    }
+
+    fn document_path(&self, call_id: &str, id: &str) -> PathBuf {
+        self.call_dir(call_id).join(format!("{}.json", file_name(id)))
+    }
+
+    fn merge_blocking(&self, update: RecordingDocument) -> Result<MergeOutcome, StoreError> {
+        let dir = self.call_dir(&update.call_id);
+        if !dir.is_dir() {
+            fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
+            sync_dir(&self.recordings)?;
+        }
+        let lock = File::open(&dir).map_err(io_error("open", &dir))?;
+        lock.lock().map_err(io_error("lock", &dir))?;
+
+        let path = self.document_path(&update.call_id, &update.id);
+        let (merged, outcome) = match read_document(&path)? {
+            None => (update, MergeOutcome::Created),
+            Some(stored) => {
+                let merged = stored.clone().merge(update);
+                if merged == stored {
+                    return Ok(MergeOutcome::Unchanged);
+                }
+                (merged, MergeOutcome::Updated)
+            }
+        };
+        write_atomically(&path, &to_json(&merged))?;
+        Ok(outcome)
+        // `lock` is released when the file closes here, after the rename.
+    }
+
+    fn quarantine_blocking(&self, entry: QuarantineEntry) -> Result<(), StoreError> {
+        let path = self.quarantine.join(format!("{}.json", file_name(&entry.id)));
+        if path.exists() {
+            return Ok(());
+        }
+        write_atomically(&path, &to_json(&entry))
+    }
+}
+
+#[async_trait]
+impl RecordingStore for EmbeddedStore {
+    async fn merge(&self, update: RecordingDocument) -> Result<MergeOutcome, StoreError> {
+        let store = self.clone();
+        blocking(move || store.merge_blocking(update)).await
+    }
+
+    async fn quarantine(&self, entry: QuarantineEntry) -> Result<(), StoreError> {
+        let store = self.clone();
+        blocking(move || store.quarantine_blocking(entry)).await
+    }
+
+    async fn read(&self, call_id: &str, id: &str) -> Result<Option<RecordingDocument>, StoreError> {
+        let path = self.document_path(call_id, id);
+        blocking(move || read_document(&path)).await
+    }
+
+    fn location(&self, call_id: &str, id: &str) -> String {
+        self.document_path(call_id, id).display().to_string()
+    }
+}
+
+/// Runs file work off the async runtime's threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|join_error| {
+        Err(StoreError::Io {
+            action: "finish a write in",
+            path: PathBuf::from("the embedded store"),
+            source: io::Error::other(join_error.to_string()),
+        })
+    })
+}
+
+fn read_document(path: &Path) -> Result<Option<RecordingDocument>, StoreError> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| StoreError::Corrupt {
+                path: path.to_owned(),
+                source,
+            }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_error("read", path)(e)),
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    // Serializing a document of strings, numbers and maps with string keys cannot fail.
+    let mut json = serde_json::to_vec_pretty(value).unwrap_or_default();
+    json.push(b'\n');
+    json
+}
+
+/// Writes `bytes` to `path` so that readers and crashes see the old file or the new one, never a mix.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let temp = dir.join(format!(
+        ".{name}.{}-{}.tmp",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let write = || -> io::Result<()> {
+        let mut file = OpenOptions::new().write(true).create_new(true).open(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&temp, path)
+    };
+    if let Err(e) = write() {
+        let _ = fs::remove_file(&temp);
+        return Err(io_error("write", path)(e));
+    }
+    sync_dir(dir)
+}
+
+/// Makes a directory's entries (a rename, a new subdirectory) durable.
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error("flush", dir))
+}
+
+fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError {
+    move |source| StoreError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// A file name for an untrusted id: ASCII letters, digits, `-`, `_` and inner `.` are kept, every other byte is
+/// written `%XX`, so names stay readable, distinct and inside their folder (`..`, `/` and NUL cannot survive).
+/// Names that would be too long become `~` and a digest of the id.
+fn file_name(id: &str) -> String {
+    let mut name = String::with_capacity(id.len());
+    for (i, byte) in id.bytes().enumerate() {
+        if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' || (byte == b'.' && i > 0) {
+            name.push(char::from(byte));
+        } else {
+            name.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    if name.is_empty() || name.len() > MAX_NAME_BYTES {
+        format!("~{}", sha256_hex(&[id.as_bytes()]))
+    } else {
+        name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_never_leave_their_folder() {
+        for id in ["..", ".", "../x", "a/b", "a\\b", "\0", "", "..%2F", &"é".repeat(300)] {
+            let name = file_name(id);
+            assert!(
+                !name.contains(['/', '\\', '\0']) && name != "." && name != "..",
+                "{id:?} -> {name}"
+            );
+            assert!(
+                !name.starts_with('.') && name.len() <= MAX_NAME_BYTES + 1,
+                "{id:?} -> {name}"
+            );
+        }
+    }
+
+    #[test]
+    fn file_names_are_distinct_and_readable() {
+        assert_eq!(file_name("abc-DEF_1.2"), "abc-DEF_1.2");
+        assert_ne!(file_name("a/b"), file_name("a%2Fb"));
+        assert_ne!(file_name("a b"), file_name("a_b"));
+    }
+}
