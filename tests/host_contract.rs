@@ -1,0 +1,182 @@
+//! The handler behind the stand-in Functions host: the app's files, startup, replies, limits, failures, shutdown.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::events::{call_ended, chunk, recording_event};
+use support::{EventGrid, FunctionApp, Host, app_root, documents, free_port, read_json, run_handler};
+
+#[test]
+fn function_app_files_follow_the_host_contract() {
+    let app = FunctionApp::load();
+    assert_eq!(app.binding_name, "eventGridEvent");
+    let host = read_json(app_root().join("host.json"));
+    assert_eq!(
+        host["extensionBundle"]["id"],
+        "Microsoft.Azure.Functions.ExtensionBundle"
+    );
+    assert_eq!(host["extensionBundle"]["version"], "[4.*, 5.0.0)");
+    assert!(host["logging"].is_object());
+
+    let settings = read_json(app_root().join("local.settings.json.example"));
+    let values = &settings["Values"];
+    assert_eq!(values["FUNCTIONS_WORKER_RUNTIME"], "Custom");
+    assert!(
+        values["AzureWebJobsStorage"].is_string(),
+        "Core Tools needs AzureWebJobsStorage"
+    );
+    for ours in ["RECORDINGS_DATA_DIR", "RECORDINGS_LOG_FORMAT", "RUST_LOG"] {
+        assert!(values[ours].is_string(), "{ours} is listed with a placeholder");
+    }
+}
+
+#[tokio::test]
+async fn invocation_gets_the_hosts_json_reply_with_a_summary_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::start(dir.path(), &[]).await;
+    let answer = host
+        .invoke(&recording_event(
+            "e1",
+            "call-1",
+            "rec-1",
+            "2026-11-27T15:20:34Z",
+            &[chunk(0, "d0")],
+        ))
+        .await;
+    assert!(answer.succeeded(), "{answer:?}");
+    let reply = answer.reply();
+    assert_eq!(reply["Outputs"], json!({}));
+    assert_eq!(reply["ReturnValue"], Value::Null);
+    assert_eq!(answer.log(), "stored recording rec-1 of call call-1 (created)");
+}
+
+#[tokio::test]
+async fn readiness_poll_and_unknown_routes_get_json_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::start(dir.path(), &[]).await;
+    let client = reqwest::Client::new();
+    let ready = client.get(host.url("")).send().await.unwrap();
+    assert!(ready.status().is_success());
+    for path in ["api/RecordingEvent", "recordingevent", "Other"] {
+        let answer = client.post(host.url(path)).body("{}").send().await.unwrap();
+        assert_eq!(answer.status().as_u16(), 404, "{path}");
+        let reply: Value = serde_json::from_str(&answer.text().await.unwrap()).unwrap();
+        assert!(reply["Logs"].is_array());
+    }
+    let wrong_method = client.get(host.url("RecordingEvent")).send().await.unwrap();
+    assert_eq!(wrong_method.status().as_u16(), 405);
+}
+
+#[tokio::test]
+async fn handler_listens_on_the_loopback_address_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::start(dir.path(), &[]).await;
+    // 127.0.0.2 is this machine too: a server bound to all interfaces would answer there.
+    let elsewhere = tokio::net::TcpStream::connect(("127.0.0.2", host.port)).await;
+    assert!(elsewhere.is_err(), "the handler answered on 127.0.0.2");
+    assert!(tokio::net::TcpStream::connect(("127.0.0.1", host.port)).await.is_ok());
+}
+
+#[tokio::test]
+async fn older_hosts_port_variable_is_honoured() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let port_text = port.to_string();
+    let host = Host::start_with_env(dir.path(), &[("FUNCTIONS_HTTPWORKER_PORT", &port_text)], port).await;
+    assert!(host.invoke(&call_ended("e1")).await.succeeded());
+}
+
+#[tokio::test]
+async fn sigterm_finishes_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::start(dir.path(), &[]).await;
+    assert!(host.invoke(&call_ended("e1")).await.succeeded());
+    let (status, output) = host.terminate();
+    assert!(status.success(), "exit status {status}:\n{output}");
+    assert!(output.contains("shutting down"), "{output}");
+}
+
+#[test]
+fn bad_configuration_is_reported_at_once_and_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (status, _, stderr) = run_handler(
+        dir.path(),
+        &[("RECORDINGS_LOG_FORMAT", "xml"), ("WEBSITE_INSTANCE_ID", "abc123")],
+        &[],
+    );
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("FUNCTIONS_CUSTOMHANDLER_PORT is not set"), "{stderr}");
+    assert!(stderr.contains("RECORDINGS_LOG_FORMAT"), "{stderr}");
+    assert!(stderr.contains("WEBSITE_INSTANCE_ID"), "{stderr}");
+    assert!(
+        !dir.path().join(".data").exists(),
+        "nothing written before the configuration is valid"
+    );
+}
+
+#[tokio::test]
+async fn default_data_directory_is_dot_data_in_the_working_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::start(dir.path(), &[]).await;
+    let event = recording_event("e1", "call-1", "rec-1", "2026-11-27T15:20:34Z", &[chunk(0, "d0")]);
+    assert!(host.invoke(&event).await.succeeded());
+    assert!(dir.path().join(".data/recordings/call-1/rec-1.json").is_file());
+}
+
+#[tokio::test]
+async fn oversized_body_fails_the_invocation_with_a_log_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::start(dir.path(), &[]).await;
+    let huge = format!(
+        r#"{{"Data":{{"eventGridEvent":{{"id":"x","padding":"{}"}}}}}}"#,
+        "a".repeat(5 << 20)
+    );
+    let answer = host.post(huge).await;
+    assert_eq!(answer.status, 413);
+    assert!(!answer.succeeded());
+    assert!(host.output().contains("larger than the limit"), "{}", host.output());
+    assert!(documents(&dir.path().join(".data")).is_empty());
+}
+
+#[tokio::test]
+async fn store_failure_fails_the_invocation_and_redelivery_stores_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let host = Host::start(dir.path(), &[("RECORDINGS_DATA_DIR", data.to_str().unwrap())]).await;
+    // Break the store: the recordings folder becomes a file, so no call folder can be made in it.
+    std::fs::remove_dir(data.join("recordings")).unwrap();
+    std::fs::write(data.join("recordings"), b"").unwrap();
+
+    let event = recording_event("e1", "call-1", "rec-1", "2026-11-27T15:20:34Z", &[chunk(0, "d0")]);
+    let failed = host.invoke(&event).await;
+    assert_eq!(failed.status, 503, "{failed:?}");
+    assert!(!failed.succeeded());
+    assert!(
+        !failed.body.contains("recordings"),
+        "no internal detail in the reply: {}",
+        failed.body
+    );
+    assert!(host.output().contains("Event Grid will retry"), "{}", host.output());
+
+    // The store is repaired while Event Grid waits; its next attempt stores the event.
+    let grid = EventGrid {
+        host: &host,
+        schedule: vec![Duration::from_millis(300); 5],
+    };
+    let repair = {
+        let data = data.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            std::fs::remove_file(data.join("recordings")).unwrap();
+            std::fs::create_dir(data.join("recordings")).unwrap();
+        })
+    };
+    let delivery = grid.deliver(&event).await;
+    repair.await.unwrap();
+    assert!(delivery.delivered, "{delivery:?}");
+    assert!(delivery.attempts >= 2, "the first attempt met the broken store");
+    assert_eq!(documents(&data).len(), 1);
+}
