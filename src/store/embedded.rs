@@ -62,7 +62,7 @@ impl EmbeddedStore {
         lock.lock().map_err(io_error("lock", &dir))?;
 
         let path = self.document_path(&update.call_id, &update.id);
-        let (merged, outcome) = match read_document(&path)? {
+        let (merged, outcome) = match read_json::<RecordingDocument>(&path)? {
             None => (update, MergeOutcome::Created),
             Some(stored) => {
                 let merged = stored.clone().merge(update);
@@ -77,8 +77,12 @@ impl EmbeddedStore {
         // `lock` is released when the file closes here, after the rename.
     }
 
+    fn quarantine_path(&self, id: &str) -> PathBuf {
+        self.quarantine.join(format!("{}.json", file_name(id)))
+    }
+
     fn quarantine_blocking(&self, entry: QuarantineEntry) -> Result<(), StoreError> {
-        let path = self.quarantine.join(format!("{}.json", file_name(&entry.id)));
+        let path = self.quarantine_path(&entry.id);
         if path.exists() {
             return Ok(());
         }
@@ -100,7 +104,12 @@ impl RecordingStore for EmbeddedStore {
 
     async fn read(&self, call_id: &str, id: &str) -> Result<Option<RecordingDocument>, StoreError> {
         let path = self.document_path(call_id, id);
-        blocking(move || read_document(&path)).await
+        blocking(move || read_json(&path)).await
+    }
+
+    async fn read_quarantined(&self, id: &str) -> Result<Option<QuarantineEntry>, StoreError> {
+        let path = self.quarantine_path(id);
+        blocking(move || read_json(&path)).await
     }
 
     fn location(&self, call_id: &str, id: &str) -> String {
@@ -121,7 +130,7 @@ async fn blocking<T: Send + 'static>(
     })
 }
 
-fn read_document(path: &Path) -> Result<Option<RecordingDocument>, StoreError> {
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, StoreError> {
     match fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)

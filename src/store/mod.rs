@@ -49,6 +49,9 @@ pub trait RecordingStore: Send + Sync {
     /// Reads a stored document, for tools and tests.
     async fn read(&self, call_id: &str, id: &str) -> Result<Option<RecordingDocument>, StoreError>;
 
+    /// Reads a quarantined entry, for tools and tests.
+    async fn read_quarantined(&self, id: &str) -> Result<Option<QuarantineEntry>, StoreError>;
+
     /// Where a document is kept, in an operator's words (a path, a container).
     fn location(&self, call_id: &str, id: &str) -> String;
 }
@@ -64,7 +67,7 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    #[error("stored document {path} is not a valid recording document; repair or remove it")]
+    #[error("stored file {path} is not valid; repair or remove it")]
     Corrupt {
         path: PathBuf,
         #[source]

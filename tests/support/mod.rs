@@ -8,6 +8,7 @@
 //! retrying failures on Event Grid's schedule compressed in time.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod contract;
 pub mod events;
 
 use std::io::{BufRead, BufReader};
