@@ -4,6 +4,10 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use base64::Engine;
+
+use crate::secret::Secret;
+
 /// The port variable set by current Functions hosts, and the one older hosts set.
 pub const PORT_VARIABLES: [&str; 2] = ["FUNCTIONS_CUSTOMHANDLER_PORT", "FUNCTIONS_HTTPWORKER_PORT"];
 /// The connection settings that select Cosmos DB, following the Functions Cosmos DB binding's conventions.
@@ -23,8 +27,41 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreConfig {
     /// Documents as files under this directory.
-    Embedded { data_dir: PathBuf },
+    Embedded {
+        data_dir: PathBuf,
+    },
+    Cosmos(CosmosConfig),
 }
+
+/// Where and how to reach Cosmos DB.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CosmosConfig {
+    /// The account URL, e.g. `https://contoso.documents.azure.com:443/`.
+    pub endpoint: String,
+    pub auth: CosmosAuth,
+    pub database: String,
+    pub container: String,
+    pub quarantine_container: String,
+    /// Create the database and containers at startup when missing (key auth only: control-plane calls need a key).
+    pub create_if_not_exists: bool,
+    /// The Azure region the app runs in (`REGION_NAME`, set by Azure Functions): the SDK prefers the account's
+    /// regions closest to it. Outside Azure, the account's own region order applies.
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CosmosAuth {
+    /// The account key of a connection string (local development, the emulator).
+    Key(Secret),
+    /// A managed identity: the system-assigned one, or the user-assigned one with this client id.
+    ManagedIdentity { client_id: Option<String> },
+    /// The developer's own sign-in (Azure CLI), outside Azure.
+    DeveloperCredential,
+}
+
+pub const DEFAULT_DATABASE: &str = "recordings";
+pub const DEFAULT_CONTAINER: &str = "recordings";
+pub const DEFAULT_QUARANTINE_CONTAINER: &str = "quarantine";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -93,20 +130,23 @@ impl Config {
             }
         };
 
-        if let Some(name) = COSMOS_VARIABLES.iter().find(|name| get(name).is_some()) {
-            problems.push(format!(
-                "{name} is set, but this version of the handler keeps recordings only in the embedded store; \
-                 unset it to use the embedded store"
-            ));
-        }
-        if get("WEBSITE_INSTANCE_ID").is_some() {
-            problems.push(
-                "the handler is running in Azure (WEBSITE_INSTANCE_ID is set) without a Cosmos DB connection: the \
-                 embedded store would keep recordings on the instance's temporary disk, where they would be lost"
-                    .to_owned(),
-            );
-        }
-        let data_dir = PathBuf::from(get("RECORDINGS_DATA_DIR").unwrap_or_else(|| ".data".to_owned()));
+        let in_azure = get("WEBSITE_INSTANCE_ID").is_some();
+        let cosmos = cosmos_config(&get, in_azure, &mut problems);
+        let store = match cosmos {
+            Some(cosmos) => StoreConfig::Cosmos(cosmos),
+            None => {
+                if in_azure {
+                    problems.push(format!(
+                        "the handler is running in Azure (WEBSITE_INSTANCE_ID is set) without a Cosmos DB \
+                         connection: the embedded store would keep recordings on the instance's temporary disk, \
+                         where they would be lost; set {} or {}",
+                        COSMOS_VARIABLES[0], COSMOS_VARIABLES[1]
+                    ));
+                }
+                let data_dir = PathBuf::from(get("RECORDINGS_DATA_DIR").unwrap_or_else(|| ".data".to_owned()));
+                StoreConfig::Embedded { data_dir }
+            }
+        };
 
         let log_format = match get("RECORDINGS_LOG_FORMAT").as_deref() {
             None | Some("text") => LogFormat::Text,
@@ -132,11 +172,111 @@ impl Config {
         }
         Ok(Config {
             port,
-            store: StoreConfig::Embedded { data_dir },
+            store,
             log_format,
             log_filter,
         })
     }
+}
+
+/// Reads the Cosmos DB settings, `None` when no connection is configured (problems are still reported).
+fn cosmos_config(
+    get: &impl Fn(&str) -> Option<String>,
+    in_azure: bool,
+    problems: &mut Vec<String>,
+) -> Option<CosmosConfig> {
+    let connection_string = get(COSMOS_VARIABLES[0]);
+    let account_endpoint = get(COSMOS_VARIABLES[1]);
+    let (endpoint, auth) = match (connection_string, account_endpoint) {
+        (None, None) => return None,
+        (Some(_), Some(_)) => {
+            problems.push(format!(
+                "both {} and {} are set; set only one: the connection string for key authentication, the \
+                 account endpoint for Microsoft Entra ID",
+                COSMOS_VARIABLES[0], COSMOS_VARIABLES[1]
+            ));
+            return None;
+        }
+        (Some(connection_string), None) => match parse_connection_string(&connection_string) {
+            Ok((endpoint, key)) => (endpoint, CosmosAuth::Key(key)),
+            Err(problem) => {
+                problems.push(format!("{} {problem}", COSMOS_VARIABLES[0]));
+                return None;
+            }
+        },
+        (None, Some(endpoint)) => {
+            let credential = get("CosmosDbConnection__credential");
+            let client_id = get("CosmosDbConnection__clientId");
+            let auth = match credential.as_deref().map(str::to_ascii_lowercase).as_deref() {
+                Some("managedidentity") => CosmosAuth::ManagedIdentity { client_id },
+                None if in_azure => CosmosAuth::ManagedIdentity { client_id },
+                None => CosmosAuth::DeveloperCredential,
+                Some(other) => {
+                    problems.push(format!(
+                        "CosmosDbConnection__credential must be \"managedidentity\" or unset, not {other:?}"
+                    ));
+                    CosmosAuth::DeveloperCredential
+                }
+            };
+            (endpoint, auth)
+        }
+    };
+    if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
+        problems.push(format!(
+            "the Cosmos DB account endpoint must be an http(s) URL, not {endpoint:?}"
+        ));
+    }
+    let create_if_not_exists = match get("RECORDINGS_CREATE_IF_NOT_EXISTS").map(|v| v.to_ascii_lowercase()) {
+        None => false,
+        Some(v) if v == "true" => true,
+        Some(v) if v == "false" => false,
+        Some(v) => {
+            problems.push(format!(
+                "RECORDINGS_CREATE_IF_NOT_EXISTS must be \"true\" or \"false\", not {v:?}"
+            ));
+            false
+        }
+    };
+    if create_if_not_exists && !matches!(auth, CosmosAuth::Key(_)) {
+        problems.push(
+            "RECORDINGS_CREATE_IF_NOT_EXISTS=true needs key authentication (a CosmosDbConnection connection \
+             string): Cosmos DB accepts database and container creation only with an account key; create them \
+             with the Azure CLI or Bicep instead"
+                .to_owned(),
+        );
+    }
+    let name = |variable: &str, default: &str| get(variable).unwrap_or_else(|| default.to_owned());
+    Some(CosmosConfig {
+        endpoint,
+        auth,
+        database: name("RECORDINGS_DATABASE", DEFAULT_DATABASE),
+        container: name("RECORDINGS_CONTAINER", DEFAULT_CONTAINER),
+        quarantine_container: name("RECORDINGS_QUARANTINE_CONTAINER", DEFAULT_QUARANTINE_CONTAINER),
+        create_if_not_exists,
+        region: get("REGION_NAME"),
+    })
+}
+
+/// Splits `AccountEndpoint=…;AccountKey=…;` into the endpoint and the key. Problems never quote the key.
+fn parse_connection_string(text: &str) -> Result<(String, Secret), &'static str> {
+    let mut endpoint = None;
+    let mut key = None;
+    for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((name, value)) = part.split_once('=') else {
+            return Err("is not a connection string of the form AccountEndpoint=…;AccountKey=…;");
+        };
+        if name.trim().eq_ignore_ascii_case("AccountEndpoint") {
+            endpoint = Some(value.trim().to_owned());
+        } else if name.trim().eq_ignore_ascii_case("AccountKey") {
+            key = Some(value.trim().to_owned());
+        }
+    }
+    let endpoint = endpoint.ok_or("has no AccountEndpoint")?;
+    let key = key.ok_or("has no AccountKey")?;
+    if base64::engine::general_purpose::STANDARD.decode(&key).is_err() {
+        return Err("has an AccountKey that is not valid base64");
+    }
+    Ok((endpoint, Secret::new(key)))
 }
 
 #[cfg(test)]
@@ -189,6 +329,77 @@ mod tests {
         assert_eq!(problems.len(), 4, "{problems:#?}");
         assert!(problems[0].contains("FUNCTIONS_CUSTOMHANDLER_PORT"));
         assert!(problems[1].contains("WEBSITE_INSTANCE_ID"));
+    }
+
+    const KEY: &str = "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==";
+
+    fn cosmos(vars: &[(&str, &str)]) -> Result<CosmosConfig, ConfigError> {
+        match config(Purpose::Replay, vars)?.store {
+            StoreConfig::Cosmos(cosmos) => Ok(cosmos),
+            other => panic!("not Cosmos: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn connection_string_selects_cosmos_with_key_auth_and_default_names() {
+        let connection = format!("AccountEndpoint=https://contoso.documents.azure.com:443/;AccountKey={KEY};");
+        let c = cosmos(&[("CosmosDbConnection", &connection)]).unwrap();
+        assert_eq!(c.endpoint, "https://contoso.documents.azure.com:443/");
+        assert_eq!(c.auth, CosmosAuth::Key(Secret::new(KEY)));
+        assert_eq!(
+            (c.database.as_str(), c.container.as_str()),
+            (DEFAULT_DATABASE, DEFAULT_CONTAINER)
+        );
+        assert_eq!(c.quarantine_container, DEFAULT_QUARANTINE_CONTAINER);
+        assert!(!c.create_if_not_exists);
+        assert!(!format!("{c:?}").contains(&KEY[..12]), "Debug never shows the key");
+    }
+
+    #[test]
+    fn account_endpoint_selects_entra_id() {
+        let endpoint = (
+            "CosmosDbConnection__accountEndpoint",
+            "https://contoso.documents.azure.com:443/",
+        );
+        assert_eq!(cosmos(&[endpoint]).unwrap().auth, CosmosAuth::DeveloperCredential);
+        let managed = cosmos(&[
+            endpoint,
+            ("CosmosDbConnection__credential", "managedidentity"),
+            ("CosmosDbConnection__clientId", "11111111-2222-3333-4444-555555555555"),
+        ])
+        .unwrap();
+        assert_eq!(
+            managed.auth,
+            CosmosAuth::ManagedIdentity {
+                client_id: Some("11111111-2222-3333-4444-555555555555".into())
+            }
+        );
+        let in_azure = cosmos(&[endpoint, ("WEBSITE_INSTANCE_ID", "abc")]).unwrap();
+        assert_eq!(in_azure.auth, CosmosAuth::ManagedIdentity { client_id: None });
+    }
+
+    #[test]
+    fn cosmos_problems_are_reported_without_the_key() {
+        let bad_key = "AccountEndpoint=https://x/;AccountKey=not*base64;";
+        let ConfigError(problems) = config(Purpose::Replay, &[("CosmosDbConnection", bad_key)]).unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].contains("not valid base64") && !problems[0].contains("not*base64"));
+
+        let ConfigError(problems) = config(
+            Purpose::Replay,
+            &[
+                ("CosmosDbConnection__accountEndpoint", "contoso"),
+                ("RECORDINGS_CREATE_IF_NOT_EXISTS", "true"),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(problems.len(), 2, "{problems:#?}");
+
+        let both = [
+            ("CosmosDbConnection", "AccountEndpoint=https://x/;AccountKey=a2V5;"),
+            ("CosmosDbConnection__accountEndpoint", "https://x/"),
+        ];
+        assert!(config(Purpose::Replay, &both).is_err());
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod pipeline;
 pub mod quarantine;
 pub mod recording;
 pub mod replay;
+pub mod secret;
 pub mod store;
 pub mod subject;
 pub mod telemetry;

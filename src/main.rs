@@ -8,7 +8,7 @@ use std::sync::Arc;
 use acs_recording_handler::config::{Config, Purpose, StoreConfig};
 use acs_recording_handler::http::{self, Limits};
 use acs_recording_handler::pipeline::Pipeline;
-use acs_recording_handler::store::{EmbeddedStore, RecordingStore};
+use acs_recording_handler::store::{CosmosStore, EmbeddedStore, RecordingStore};
 use acs_recording_handler::{replay, telemetry};
 use clap::{Parser, Subcommand};
 use tracing::{error, info};
@@ -54,7 +54,7 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let store = match open_store(&config.store) {
+        let store = match open_store(&config.store).await {
             Ok(store) => store,
             Err(message) => {
                 error!("{message}");
@@ -69,12 +69,25 @@ fn main() -> ExitCode {
     })
 }
 
-fn open_store(config: &StoreConfig) -> Result<Arc<dyn RecordingStore>, String> {
+async fn open_store(config: &StoreConfig) -> Result<Arc<dyn RecordingStore>, String> {
     match config {
         StoreConfig::Embedded { data_dir } => {
             let store = EmbeddedStore::open(data_dir)
                 .map_err(|e| format!("cannot open the embedded store: {}", http::error_chain(&e)))?;
             info!(data_dir = %data_dir.display(), "recordings are kept in the embedded store");
+            Ok(Arc::new(store))
+        }
+        StoreConfig::Cosmos(cosmos) => {
+            let store = CosmosStore::connect(cosmos)
+                .await
+                .map_err(|e| format!("cannot open the Cosmos DB store: {}", http::error_chain(&e)))?;
+            info!(
+                endpoint = %cosmos.endpoint,
+                database = %cosmos.database,
+                container = %cosmos.container,
+                quarantine_container = %cosmos.quarantine_container,
+                "recordings are kept in Cosmos DB"
+            );
             Ok(Arc::new(store))
         }
     }

@@ -91,7 +91,14 @@ impl Pipeline {
         };
         span.record("recording_id", document.id.as_str());
         let (call_id, id) = (document.call_id.clone(), document.id.clone());
-        let change = self.store.merge(document).await?;
+        let change = match self.store.merge(document).await {
+            Ok(change) => change,
+            Err(StoreError::Refused(reason)) => {
+                let reason = format!("the store refuses the recording document: {reason}");
+                return self.quarantine(json.as_bytes(), reason).await;
+            }
+            Err(e) => return Err(e),
+        };
         let outcome = Outcome::Stored { call_id, id, change };
         info!(%outcome);
         Ok(outcome)
@@ -111,4 +118,118 @@ impl Pipeline {
 
 fn now() -> String {
     OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use serde_json::json;
+
+    use super::*;
+
+    /// A store that records what it is asked and fails merges as told.
+    #[derive(Default)]
+    struct ScriptedStore {
+        merged: Mutex<Vec<RecordingDocument>>,
+        quarantined: Mutex<Vec<QuarantineEntry>>,
+        refuse: bool,
+        unavailable: bool,
+    }
+
+    #[async_trait]
+    impl RecordingStore for ScriptedStore {
+        async fn merge(&self, update: RecordingDocument) -> Result<MergeOutcome, StoreError> {
+            if self.refuse {
+                return Err(StoreError::Refused("larger than 2 MB".into()));
+            }
+            if self.unavailable {
+                return Err(StoreError::TimedOut(std::time::Duration::from_secs(1)));
+            }
+            self.merged.lock().unwrap().push(update);
+            Ok(MergeOutcome::Created)
+        }
+        async fn quarantine(&self, entry: QuarantineEntry) -> Result<(), StoreError> {
+            self.quarantined.lock().unwrap().push(entry);
+            Ok(())
+        }
+        async fn read(&self, _: &str, _: &str) -> Result<Option<RecordingDocument>, StoreError> {
+            Ok(None)
+        }
+        async fn read_quarantined(&self, _: &str) -> Result<Option<QuarantineEntry>, StoreError> {
+            Ok(None)
+        }
+        fn location(&self, call_id: &str, id: &str) -> String {
+            format!("{call_id}/{id}")
+        }
+    }
+
+    fn recording_event() -> String {
+        json!({"id": "e1", "subject": "/recording/call/c1/recordingId/r1", "eventType": RECORDING_EVENT_TYPE,
+               "eventTime": "2026-11-27T15:20:34Z", "data": {"recordingStorageInfo": {"recordingChunks": []}}})
+        .to_string()
+    }
+
+    async fn run(store: ScriptedStore, event: &str) -> (Result<Outcome, StoreError>, Arc<ScriptedStore>) {
+        let store = Arc::new(store);
+        let outcome = Pipeline::new(store.clone()).process_event(event).await;
+        (outcome, store)
+    }
+
+    #[tokio::test]
+    async fn recording_event_is_merged() {
+        let (outcome, store) = run(ScriptedStore::default(), &recording_event()).await;
+        assert_eq!(
+            outcome.unwrap(),
+            Outcome::Stored {
+                call_id: "c1".into(),
+                id: "r1".into(),
+                change: MergeOutcome::Created
+            }
+        );
+        assert_eq!(store.merged.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn document_the_store_refuses_is_quarantined_with_the_event() {
+        let (outcome, store) = run(
+            ScriptedStore {
+                refuse: true,
+                ..Default::default()
+            },
+            &recording_event(),
+        )
+        .await;
+        assert!(matches!(outcome.unwrap(), Outcome::Quarantined { reason, .. } if reason.contains("2 MB")));
+        let quarantined = store.quarantined.lock().unwrap();
+        assert_eq!(quarantined[0].payload.as_deref(), Some(recording_event().as_str()));
+    }
+
+    #[tokio::test]
+    async fn unavailable_store_is_an_error_not_a_quarantine() {
+        let (outcome, store) = run(
+            ScriptedStore {
+                unavailable: true,
+                ..Default::default()
+            },
+            &recording_event(),
+        )
+        .await;
+        assert!(outcome.is_err());
+        assert!(store.quarantined.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn other_event_types_touch_no_store() {
+        let event = json!({"id": "e1", "eventType": "Microsoft.Communication.CallEnded", "data": {}}).to_string();
+        let (outcome, store) = run(ScriptedStore::default(), &event).await;
+        assert_eq!(
+            outcome.unwrap(),
+            Outcome::Ignored {
+                event_type: "Microsoft.Communication.CallEnded".into()
+            }
+        );
+        assert!(store.merged.lock().unwrap().is_empty() && store.quarantined.lock().unwrap().is_empty());
+    }
 }

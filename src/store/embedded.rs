@@ -134,8 +134,8 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, S
     match fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|source| StoreError::Corrupt {
-                path: path.to_owned(),
+            .map_err(|source| StoreError::Invalid {
+                what: format!("stored file {}", path.display()),
                 source,
             }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),

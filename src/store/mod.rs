@@ -3,6 +3,7 @@
 //! Every backend passes the same contract tests (`tests/store_contract.rs`): the same deliveries give the same
 //! documents, concurrent merges of one recording never lose a chunk, and quarantining is idempotent.
 
+pub mod cosmos;
 pub mod embedded;
 
 use std::path::PathBuf;
@@ -12,6 +13,7 @@ use async_trait::async_trait;
 use crate::quarantine::QuarantineEntry;
 use crate::recording::RecordingDocument;
 
+pub use cosmos::CosmosStore;
 pub use embedded::EmbeddedStore;
 
 /// What a merge did to the stored document.
@@ -56,10 +58,14 @@ pub trait RecordingStore: Send + Sync {
     fn location(&self, call_id: &str, id: &str) -> String;
 }
 
-/// A store operation that failed. Every variant is worth a retry: the payload was not kept, so the invocation
-/// must fail for Event Grid to deliver it again; [`StoreError::needs_operator`] says whether someone must act first.
+/// A store operation that failed. Every variant but [`StoreError::Refused`] is worth a retry: the payload was not
+/// kept, so the invocation must fail for Event Grid to deliver it again; [`StoreError::needs_operator`] says whether
+/// someone must act first.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The store will never accept this document (it is too large, say); the event is quarantined instead.
+    #[error("the store refuses the recording document: {0}")]
+    Refused(String),
     #[error("cannot {action} {path}")]
     Io {
         action: &'static str,
@@ -67,19 +73,37 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    #[error("stored file {path} is not valid; repair or remove it")]
-    Corrupt {
-        path: PathBuf,
+    #[error("{what} is not valid; repair or remove it")]
+    Invalid {
+        what: String,
         #[source]
         source: serde_json::Error,
     },
     #[error("the store did not answer within {0:?}")]
     TimedOut(std::time::Duration),
+    #[error("cannot {action}: Cosmos DB answered {status}")]
+    Cosmos {
+        action: &'static str,
+        status: u16,
+        /// Authorization, a missing container, a request Cosmos DB calls malformed: someone must fix the account
+        /// or the settings before a retry can succeed.
+        needs_operator: bool,
+        #[source]
+        source: azure_data_cosmos::CosmosError,
+    },
+    #[error("other writers kept changing the document; gave up after {attempts} attempts")]
+    Contended { attempts: usize },
+    #[error("{0}")]
+    Configuration(String),
 }
 
 impl StoreError {
     /// True when retries alone will not help: an operator must fix the store or its configuration.
     pub fn needs_operator(&self) -> bool {
-        matches!(self, StoreError::Corrupt { .. })
+        match self {
+            StoreError::Invalid { .. } | StoreError::Configuration(_) => true,
+            StoreError::Cosmos { needs_operator, .. } => *needs_operator,
+            _ => false,
+        }
     }
 }

@@ -1,0 +1,276 @@
+//! The Cosmos DB store: recording documents in a container partitioned by `/callId`, quarantine entries in a
+//! container partitioned by `/id`, through the official `azure_data_cosmos` SDK.
+//!
+//! Many Function instances write at once, so a merge is optimistic: the first delivery of a new recording is one
+//! create; when the document exists, it is read, merged in memory, and replaced only if the merge changed it, with
+//! `If-Match` on the ETag that was read — a 412 means another instance wrote first, and the merge starts over from
+//! a fresh read. No instance ever overwrites another's chunks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use azure_core::credentials::{Secret as AzureSecret, TokenCredential};
+use azure_data_cosmos::clients::ContainerClient;
+use azure_data_cosmos::models::{ContainerProperties, PartitionKeyDefinition};
+use azure_data_cosmos::options::{
+    EndToEndOperationLatencyPolicy, ItemWriteOptions, OperationOptions, Precondition, Region,
+    ThrottlingRetryOptionsBuilder,
+};
+use azure_data_cosmos::{AccountEndpoint, AccountReference, CosmosClient, CosmosError, RoutingStrategy};
+use azure_identity::{AzureCliCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use tracing::debug;
+
+use super::{MergeOutcome, RecordingStore, StoreError};
+use crate::config::{CosmosAuth, CosmosConfig};
+use crate::quarantine::QuarantineEntry;
+use crate::recording::RecordingDocument;
+
+/// Merge attempts before giving up on a recording under heavy contention (the invocation then fails and Event Grid
+/// retries later). Each lost race costs one read and one failed replace.
+const MERGE_ATTEMPTS: usize = 16;
+
+/// Limits on the SDK's own retries, so that an invocation answers well inside Event Grid's 30 s: by default the SDK
+/// retries throttling for up to 9 times and 30 s of waiting per operation.
+const THROTTLE_RETRIES: u32 = 3;
+const THROTTLE_WAIT: Duration = Duration::from_secs(4);
+const OPERATION_DEADLINE: Duration = Duration::from_secs(8);
+
+#[derive(Clone)]
+pub struct CosmosStore {
+    recordings: ContainerClient,
+    quarantine: ContainerClient,
+    /// `endpoint database/container`, for operators.
+    place: String,
+}
+
+impl CosmosStore {
+    /// Builds the one client of the process from the configuration, then opens the containers.
+    pub async fn connect(config: &CosmosConfig) -> Result<Self, StoreError> {
+        let client = client(config).await?;
+        Self::open(&client, config).await
+    }
+
+    /// Opens the containers with an existing client, creating them first when configured to. A missing database
+    /// or container, or one partitioned on another path, is reported here rather than on the first event.
+    pub async fn open(client: &CosmosClient, config: &CosmosConfig) -> Result<Self, StoreError> {
+        if config.create_if_not_exists {
+            ignore_conflict(client.create_database(&config.database, None).await)
+                .map_err(|e| cosmos_error("create the database", e))?;
+        }
+        let database = client.database_client(config.database.as_str());
+        let mut containers = Vec::new();
+        for (name, partition_key) in [(&config.container, "/callId"), (&config.quarantine_container, "/id")] {
+            if config.create_if_not_exists {
+                let properties =
+                    ContainerProperties::new(name.clone(), PartitionKeyDefinition::from(partition_key.to_owned()));
+                ignore_conflict(database.create_container(properties, None).await)
+                    .map_err(|e| cosmos_error("create a container", e))?;
+            }
+            let container = database.container_client(name.as_str(), None).await.map_err(|e| {
+                if e.status().status_code() == azure_core::http::StatusCode::NotFound {
+                    StoreError::Configuration(format!(
+                        "Cosmos DB container {name:?} in database {:?} does not exist; create it (partition key \
+                         {partition_key}) or set RECORDINGS_CREATE_IF_NOT_EXISTS=true with key authentication",
+                        config.database
+                    ))
+                } else {
+                    cosmos_error("open a container", e)
+                }
+            })?;
+            let properties: ContainerProperties = container
+                .read(None)
+                .await
+                .and_then(|r| r.into_model())
+                .map_err(|e| cosmos_error("read a container's properties", e))?;
+            let paths = properties.partition_key.paths();
+            if paths.len() != 1 || paths[0] != partition_key {
+                return Err(StoreError::Configuration(format!(
+                    "Cosmos DB container {name:?} is partitioned by {paths:?}; it must be partitioned by {partition_key}"
+                )));
+            }
+            containers.push(container);
+        }
+        let quarantine = containers.pop();
+        let recordings = containers.pop();
+        let (Some(recordings), Some(quarantine)) = (recordings, quarantine) else {
+            return Err(StoreError::Configuration(
+                "the Cosmos DB containers could not be opened".to_owned(),
+            ));
+        };
+        Ok(Self {
+            recordings,
+            quarantine,
+            place: format!("{} {}/{}", config.endpoint, config.database, config.container),
+        })
+    }
+
+    /// Reads a document without Cosmos DB's system properties (`_rid`, `_etag`, `_ts`, …), with its ETag.
+    async fn read_item<T: DeserializeOwned>(
+        container: &ContainerClient,
+        partition_key: &str,
+        id: &str,
+    ) -> Result<Option<(T, Option<azure_core::http::Etag>)>, StoreError> {
+        let response = match container.read_item(partition_key.to_owned(), id, None).await {
+            Ok(response) => response,
+            Err(e) if e.status().is_not_found() => return Ok(None),
+            Err(e) => return Err(cosmos_error("read a document", e)),
+        };
+        let etag = response.headers().etag().cloned();
+        let mut fields: Map<String, Value> = response.into_model().map_err(|e| cosmos_error("read a document", e))?;
+        fields.retain(|name, _| !name.starts_with('_'));
+        let item = serde_json::from_value(Value::Object(fields)).map_err(|e| StoreError::Invalid {
+            what: format!("Cosmos DB document {id:?} of partition {partition_key:?}"),
+            source: e,
+        })?;
+        Ok(Some((item, etag)))
+    }
+}
+
+#[async_trait]
+impl RecordingStore for CosmosStore {
+    async fn merge(&self, update: RecordingDocument) -> Result<MergeOutcome, StoreError> {
+        let (call_id, id) = (update.call_id.clone(), update.id.clone());
+        let mut try_create = true;
+        for _ in 0..MERGE_ATTEMPTS {
+            if try_create {
+                match self.recordings.create_item(call_id.clone(), &id, &update, None).await {
+                    Ok(_) => return Ok(MergeOutcome::Created),
+                    Err(e) if e.status().is_conflict() => {}
+                    Err(e) => return Err(write_error(e)),
+                }
+            }
+            let Some((stored, etag)) = Self::read_item::<RecordingDocument>(&self.recordings, &call_id, &id).await?
+            else {
+                try_create = true; // deleted since the create failed: start over
+                continue;
+            };
+            let merged = stored.clone().merge(update.clone());
+            if merged == stored {
+                return Ok(MergeOutcome::Unchanged);
+            }
+            let mut options = ItemWriteOptions::default();
+            if let Some(etag) = etag {
+                options = options.with_precondition(Precondition::if_match(etag));
+            }
+            match self
+                .recordings
+                .replace_item(call_id.clone(), &id, &merged, Some(options))
+                .await
+            {
+                Ok(_) => return Ok(MergeOutcome::Updated),
+                Err(e) if e.status().is_precondition_failed() => {
+                    debug!(recording_id = %id, "another writer updated the recording first; merging again");
+                    try_create = false;
+                }
+                Err(e) if e.status().is_not_found() => try_create = true,
+                Err(e) => return Err(write_error(e)),
+            }
+        }
+        Err(StoreError::Contended {
+            attempts: MERGE_ATTEMPTS,
+        })
+    }
+
+    async fn quarantine(&self, entry: QuarantineEntry) -> Result<(), StoreError> {
+        match self
+            .quarantine
+            .create_item(entry.id.clone(), &entry.id, &entry, None)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.status().is_conflict() => Ok(()), // already kept: a redelivery
+            Err(e) => Err(cosmos_error("quarantine a payload", e)),
+        }
+    }
+
+    async fn read(&self, call_id: &str, id: &str) -> Result<Option<RecordingDocument>, StoreError> {
+        Ok(Self::read_item(&self.recordings, call_id, id)
+            .await?
+            .map(|(doc, _)| doc))
+    }
+
+    async fn read_quarantined(&self, id: &str) -> Result<Option<QuarantineEntry>, StoreError> {
+        Ok(Self::read_item(&self.quarantine, id, id).await?.map(|(entry, _)| entry))
+    }
+
+    fn location(&self, call_id: &str, id: &str) -> String {
+        format!("{} (partition {call_id:?}, id {id:?})", self.place)
+    }
+}
+
+/// The process's one Cosmos DB client. The SDK's own environment settings (binary encoding, HTTP/2, …) still apply.
+async fn client(config: &CosmosConfig) -> Result<CosmosClient, StoreError> {
+    let endpoint: AccountEndpoint = config
+        .endpoint
+        .parse()
+        .map_err(|_| StoreError::Configuration(format!("{:?} is not a Cosmos DB account endpoint", config.endpoint)))?;
+    let account = match &config.auth {
+        CosmosAuth::Key(key) => {
+            AccountReference::with_authentication_key(endpoint, AzureSecret::new(key.expose().to_owned()))
+        }
+        CosmosAuth::ManagedIdentity { client_id } => {
+            let options = ManagedIdentityCredentialOptions {
+                user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
+                ..Default::default()
+            };
+            let credential: Arc<dyn TokenCredential> = ManagedIdentityCredential::new(Some(options))
+                .map_err(|e| StoreError::Configuration(format!("cannot use the managed identity: {e}")))?;
+            AccountReference::with_credential(endpoint, credential)
+        }
+        CosmosAuth::DeveloperCredential => {
+            let credential: Arc<dyn TokenCredential> = AzureCliCredential::new(None)
+                .map_err(|e| StoreError::Configuration(format!("cannot use the Azure CLI sign-in: {e}")))?;
+            AccountReference::with_credential(endpoint, credential)
+        }
+    };
+    let mut operation = OperationOptions::default();
+    operation.throttling_retry_options = Some(
+        ThrottlingRetryOptionsBuilder::new()
+            .with_max_retry_count(THROTTLE_RETRIES)
+            .with_max_retry_wait_time(THROTTLE_WAIT)
+            .build(),
+    );
+    operation.max_failover_retry_count = Some(1);
+    operation.end_to_end_latency_policy = Some(EndToEndOperationLatencyPolicy::new(OPERATION_DEADLINE));
+    let routing = match &config.region {
+        Some(region) => RoutingStrategy::ProximityTo(Region::from(region.clone())),
+        None => RoutingStrategy::PreferredRegions(Vec::new()),
+    };
+    CosmosClient::builder()
+        .with_default_operation_options(operation)
+        .build(account, routing)
+        .await
+        .map_err(|e| cosmos_error("connect to the account", e))
+}
+
+fn ignore_conflict<T>(result: Result<T, CosmosError>) -> Result<(), CosmosError> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if e.status().is_conflict() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A failed write of a recording document: too large means never (quarantine), anything else means retry.
+fn write_error(e: CosmosError) -> StoreError {
+    if u16::from(e.status().status_code()) == 413 {
+        StoreError::Refused("it is larger than Cosmos DB's 2 MB item limit".to_owned())
+    } else {
+        cosmos_error("write a document", e)
+    }
+}
+
+fn cosmos_error(action: &'static str, source: CosmosError) -> StoreError {
+    let status = u16::from(source.status().status_code());
+    StoreError::Cosmos {
+        action,
+        status,
+        // Authorization, a missing database or container, or a request Cosmos DB calls malformed: retries alone
+        // will not help until the account or the settings are fixed.
+        needs_operator: matches!(status, 400 | 401 | 403 | 404),
+        source,
+    }
+}

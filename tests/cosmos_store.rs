@@ -1,0 +1,212 @@
+//! The Cosmos DB store over a real connection: the store contract, hostile ids, request counts, refusals, and the
+//! handler end to end behind the stand-in host, including the server going away mid-test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use acs_recording_handler::store::RecordingStore;
+use serde_json::{Value, json};
+use support::contract;
+use support::cosmos::{CosmosTarget, unique_database};
+use support::events::{chunk, event_grid, recording_data, recording_event};
+use support::proxy::Proxy;
+use support::{EventGrid, Host, documents};
+
+const T1: &str = "2026-11-27T15:20:34.2199328Z";
+
+async fn store(target: &CosmosTarget) -> Arc<dyn RecordingStore> {
+    Arc::new(target.store(&unique_database()).await)
+}
+
+fn settings(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
+    pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+#[tokio::test]
+async fn cosmos_first_delivery_creates_and_redelivery_changes_nothing() {
+    let target = CosmosTarget::start();
+    contract::first_delivery_creates_and_redelivery_changes_nothing(store(&target).await).await;
+}
+
+#[tokio::test]
+async fn cosmos_any_delivery_order_gives_the_same_document() {
+    let target = CosmosTarget::start();
+    contract::any_delivery_order_gives_the_same_document(store(&target).await, store(&target).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cosmos_concurrent_merges_from_two_instances_lose_no_chunk() {
+    let target = CosmosTarget::start();
+    let database = unique_database();
+    // Two clients, as two Function instances would have.
+    let first: Arc<dyn RecordingStore> = Arc::new(target.store(&database).await);
+    let second: Arc<dyn RecordingStore> = Arc::new(target.store(&database).await);
+    contract::concurrent_merges_lose_no_chunk(vec![first, second], 24).await;
+}
+
+#[tokio::test]
+async fn cosmos_quarantine_keeps_each_payload_once() {
+    let target = CosmosTarget::start();
+    contract::quarantine_keeps_each_payload_once(store(&target).await).await;
+}
+
+#[tokio::test]
+async fn recording_ids_cosmos_refuses_are_stored_under_a_digest_id() {
+    let target = CosmosTarget::start();
+    let store = store(&target).await;
+    let mut event = event_grid("e1", "/recording/call/call-1", T1, recording_data(&[chunk(0, "d0")]));
+    event["data"]["recordingId"] = json!("a/b\\c?d#e");
+    let update = contract::document(&event);
+    assert!(update.id.starts_with("rid-"), "{}", update.id);
+    store.merge(update.clone()).await.unwrap();
+    let stored = store.read("call-1", &update.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.recording_id.as_deref(),
+        Some("a/b\\c?d#e"),
+        "the original id is kept"
+    );
+    assert_eq!(stored, update);
+}
+
+#[tokio::test]
+async fn first_delivery_costs_one_request_and_redelivery_writes_nothing() {
+    let target = CosmosTarget::start();
+    if !target.is_local() {
+        return; // requests are counted by the local server
+    }
+    let store = store(&target).await;
+    let update = contract::document(&recording_event("e1", "call-1", "rec-1", T1, &[chunk(0, "d0")]));
+    let document_requests =
+        |requests: Vec<String>| -> Vec<String> { requests.into_iter().filter(|r| r.contains("/docs")).collect() };
+
+    let before = target.requests_since(0).await.len();
+    store.merge(update.clone()).await.unwrap();
+    let first = document_requests(target.requests_since(before).await);
+    assert_eq!(first.len(), 1, "{first:#?}");
+    assert!(
+        first[0].starts_with("POST ") && first[0].ends_with("-> 201"),
+        "{first:#?}"
+    );
+
+    let before = target.request_count();
+    store.merge(update).await.unwrap();
+    let again = document_requests(target.requests_since(before).await);
+    let written: Vec<_> = again
+        .iter()
+        .filter(|r| (r.starts_with("POST ") || r.starts_with("PUT ")) && r.contains("-> 20"))
+        .collect();
+    assert!(written.is_empty(), "a redelivery wrote: {again:#?}");
+    assert!(again.len() <= 2, "{again:#?}");
+}
+
+#[tokio::test]
+async fn document_too_large_for_cosmos_is_quarantined() {
+    let target = CosmosTarget::start();
+    let dir = tempfile::tempdir().unwrap();
+    let database = unique_database();
+    let pairs = target.handler_settings(&database, None);
+    let host = Host::start(dir.path(), &settings(&pairs)).await;
+    // Each event is under Event Grid's 1 MB, but three of one recording merge into more than Cosmos DB's 2 MB.
+    let big_event = |n: u64| {
+        let chunks: Vec<Value> = (n * 900..(n + 1) * 900)
+            .map(|i| chunk(i, &format!("{i:0>200}")))
+            .collect();
+        recording_event(&format!("e{n}"), "call-1", "rec-1", T1, &chunks)
+    };
+    for n in 0..2 {
+        let answer = host.invoke(&big_event(n)).await;
+        assert!(answer.succeeded() && answer.log().starts_with("stored"), "{answer:?}");
+    }
+    let answer = host.invoke(&big_event(2)).await;
+    assert!(answer.succeeded(), "{answer:?}");
+    assert!(
+        answer.log().contains("larger than Cosmos DB's 2 MB item limit"),
+        "{}",
+        answer.log()
+    );
+    let store = target.store(&database).await;
+    let kept = store.read("call-1", "rec-1").await.unwrap().unwrap();
+    assert_eq!(kept.chunks.len(), 1800, "the stored document is untouched");
+}
+
+#[tokio::test]
+async fn handler_on_cosmos_stores_the_same_documents_as_on_the_embedded_store() {
+    let events = [
+        recording_event("e2", "call-1", "rec-1", "2026-11-27T15:21:00Z", &[chunk(1, "d1")]),
+        recording_event("e1", "call-1", "rec-1", T1, &[chunk(0, "d0")]),
+        event_grid(
+            "e3",
+            "/recording/call/call-2/serverCallId/srv-2",
+            T1,
+            recording_data(&[chunk(0, "x0")]),
+        ),
+        support::events::call_ended("e4"),
+    ];
+    let embedded_dir = tempfile::tempdir().unwrap();
+    let embedded = Host::start(embedded_dir.path(), &[]).await;
+    EventGrid::new(&embedded).deliver_all(&events).await;
+
+    let target = CosmosTarget::start();
+    let database = unique_database();
+    let dir = tempfile::tempdir().unwrap();
+    let pairs = target.handler_settings(&database, None);
+    let host = Host::start(dir.path(), &settings(&pairs)).await;
+    EventGrid::new(&host).deliver_all(&events).await;
+    assert!(
+        !dir.path().join(".data").exists(),
+        "the embedded store is never used with Cosmos DB"
+    );
+
+    let store = target.store(&database).await;
+    let expected = documents(&embedded_dir.path().join(".data"));
+    assert_eq!(expected.len(), 2);
+    for document in expected {
+        let call_id = document["callId"].as_str().unwrap();
+        let id = document["id"].as_str().unwrap();
+        let stored = store.read(call_id, id).await.unwrap().unwrap();
+        assert_eq!(serde_json::to_value(stored).unwrap(), document);
+    }
+}
+
+#[tokio::test]
+async fn invocation_fails_fast_while_cosmos_is_away_and_succeeds_on_redelivery() {
+    let target = CosmosTarget::start();
+    if !target.is_local() {
+        return;
+    }
+    let proxy = Proxy::start(([127, 0, 0, 1], target.port()).into()).await;
+    let database = unique_database();
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = format!("http://127.0.0.1:{}/", proxy.port);
+    let pairs = target.handler_settings(&database, Some(&endpoint));
+    let host = Host::start(dir.path(), &settings(&pairs)).await;
+    let event = recording_event("e1", "call-1", "rec-1", T1, &[chunk(0, "d0")]);
+
+    proxy.stop();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let failed = host.invoke(&event).await;
+    assert!(!failed.succeeded(), "{failed:?}");
+    assert_eq!(failed.status, 503);
+    assert!(host.output().contains("Event Grid will retry"), "{}", host.output());
+
+    proxy.resume().await;
+    let delivery = EventGrid::new(&host).deliver(&event).await;
+    assert!(delivery.delivered, "{delivery:?}\n{}", host.output());
+    let stored = target.store(&database).await.read("call-1", "rec-1").await.unwrap();
+    assert_eq!(stored.unwrap().event_ids.len(), 1);
+}
+
+#[tokio::test]
+async fn missing_container_is_reported_at_startup() {
+    let target = CosmosTarget::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut pairs = target.handler_settings(&unique_database(), None);
+    pairs.retain(|(k, _)| k != "RECORDINGS_CREATE_IF_NOT_EXISTS");
+    pairs.push(("FUNCTIONS_CUSTOMHANDLER_PORT".into(), support::free_port().to_string()));
+    let (status, _, stderr) = support::run_handler(dir.path(), &settings(&pairs), &[]);
+    assert!(!status.success());
+    assert!(stderr.contains("does not exist"), "{stderr}");
+}

@@ -1,0 +1,221 @@
+//! A Cosmos DB NoSQL API endpoint for tests: by default a local server (`tests/cosmos-server`, installed with npm on
+//! first use and started on a free loopback port, one per test); with `COSMOS_TEST_ENDPOINT` (and
+//! `COSMOS_TEST_KEY`, the emulator's well-known key by default) a real account or emulator instead.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use acs_recording_handler::config::{CosmosAuth, CosmosConfig};
+use acs_recording_handler::secret::Secret;
+use acs_recording_handler::store::CosmosStore;
+use azure_core::credentials::Secret as AzureSecret;
+use azure_data_cosmos::options::{BinaryEncodingOptions, ConnectionPoolOptions};
+use azure_data_cosmos::{AccountEndpoint, AccountReference, CosmosClient, CosmosRuntime, RoutingStrategy};
+
+/// The Cosmos DB emulator's documented key; the local server accepts any valid base64 key.
+pub const EMULATOR_KEY: &str =
+    "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==";
+
+/// The SDK settings the local server needs: it speaks neither Cosmos binary JSON nor HTTP/2.
+pub const LOCAL_SERVER_ENV: [(&str, &str); 2] = [
+    ("AZURE_COSMOS_BINARY_ENCODING_ENABLED", "false"),
+    ("AZURE_COSMOS_CONNECTION_POOL_IS_HTTP2_ALLOWED", "false"),
+];
+
+pub struct CosmosTarget {
+    server: Option<(Child, ChildStdin)>,
+    pub endpoint: String,
+    key: String,
+    /// One line per request the local server answered: `METHOD URL -> STATUS` (other server output is dropped).
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl CosmosTarget {
+    pub fn start() -> CosmosTarget {
+        if let Ok(endpoint) = std::env::var("COSMOS_TEST_ENDPOINT") {
+            return CosmosTarget {
+                server: None,
+                endpoint,
+                key: std::env::var("COSMOS_TEST_KEY").unwrap_or_else(|_| EMULATOR_KEY.to_owned()),
+                requests: Arc::default(),
+            };
+        }
+        let dir = server_dir();
+        install(&dir);
+        let mut child = Command::new("node")
+            .arg("start.js")
+            .arg("0")
+            .current_dir(&dir)
+            .env("COSMOS_SERVER_DEBUG", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the Cosmos DB test server: Node.js 20 or newer must be installed");
+        let stdin = child.stdin.take().expect("stdin");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("the test server's address");
+        let address = line
+            .trim()
+            .strip_prefix("listening ")
+            .unwrap_or_else(|| panic!("unexpected output from the Cosmos DB test server: {line:?}"))
+            .to_owned();
+        let requests: Arc<Mutex<Vec<String>>> = Arc::default();
+        let stderr = child.stderr.take().expect("stderr");
+        let log = requests.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains(" -> ") {
+                    log.lock().unwrap().push(line);
+                }
+            }
+        });
+        CosmosTarget {
+            server: Some((child, stdin)),
+            endpoint: format!("http://{address}/"),
+            key: EMULATOR_KEY.to_owned(),
+            requests,
+        }
+    }
+
+    pub fn is_local(&self) -> bool {
+        self.server.is_some()
+    }
+
+    /// The local server's port (panics for a remote target).
+    pub fn port(&self) -> u16 {
+        let address = self.endpoint.trim_start_matches("http://").trim_end_matches('/');
+        address.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    /// The handler's settings for this target, with a database of its own; `endpoint` overrides the address (to
+    /// put a proxy in the path).
+    pub fn handler_settings(&self, database: &str, endpoint: Option<&str>) -> Vec<(String, String)> {
+        let endpoint = endpoint.unwrap_or(&self.endpoint);
+        let mut settings = vec![
+            (
+                "CosmosDbConnection".to_owned(),
+                format!("AccountEndpoint={endpoint};AccountKey={};", self.key),
+            ),
+            ("RECORDINGS_DATABASE".to_owned(), database.to_owned()),
+            ("RECORDINGS_CREATE_IF_NOT_EXISTS".to_owned(), "true".to_owned()),
+        ];
+        if self.is_local() {
+            settings.extend(LOCAL_SERVER_ENV.map(|(k, v)| (k.to_owned(), v.to_owned())));
+        }
+        settings
+    }
+
+    pub fn config(&self, database: &str) -> CosmosConfig {
+        CosmosConfig {
+            endpoint: self.endpoint.clone(),
+            auth: CosmosAuth::Key(Secret::new(self.key.clone())),
+            database: database.to_owned(),
+            container: "recordings".to_owned(),
+            quarantine_container: "quarantine".to_owned(),
+            create_if_not_exists: true,
+            region: None,
+        }
+    }
+
+    /// A client for this target built in code (tests cannot set the process environment), with the options the
+    /// local server needs; the handler binary gets the same through the SDK's environment variables.
+    pub async fn client(&self) -> CosmosClient {
+        let account = AccountReference::with_authentication_key(
+            self.endpoint.parse::<AccountEndpoint>().unwrap(),
+            AzureSecret::new(self.key.clone()),
+        );
+        let mut builder = CosmosClient::builder();
+        if self.is_local() {
+            let pool = ConnectionPoolOptions::builder()
+                .with_is_http2_allowed(false)
+                .build()
+                .unwrap();
+            let runtime = CosmosRuntime::builder()
+                .with_connection_pool(pool)
+                .build()
+                .await
+                .unwrap();
+            builder = builder
+                .with_runtime(runtime)
+                .with_binary_encoding_options(BinaryEncodingOptions::new().with_enabled(false));
+        }
+        builder
+            .build(account, RoutingStrategy::PreferredRegions(Vec::new()))
+            .await
+            .unwrap()
+    }
+
+    /// A store on a fresh database of this target.
+    pub async fn store(&self, database: &str) -> CosmosStore {
+        CosmosStore::open(&self.client().await, &self.config(database))
+            .await
+            .unwrap()
+    }
+
+    /// The number of requests the local server has answered so far.
+    pub fn request_count(&self) -> usize {
+        self.requests.lock().unwrap().len()
+    }
+
+    /// The requests answered after the first `from`, once the server's log has been quiet for a moment (it logs
+    /// a request just after answering it).
+    pub async fn requests_since(&self, from: usize) -> Vec<String> {
+        let mut seen = usize::MAX;
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+            let count = self.request_count();
+            if count == seen {
+                return self.requests.lock().unwrap()[from..].to_vec();
+            }
+            seen = count;
+        }
+    }
+}
+
+impl Drop for CosmosTarget {
+    fn drop(&mut self) {
+        if let Some((mut child, stdin)) = self.server.take() {
+            drop(stdin);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A database name no other test uses.
+pub fn unique_database() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "test-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn server_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/cosmos-server")
+}
+
+/// Installs the pinned server from its lockfile once; test processes running at the same time wait for each other.
+fn install(dir: &std::path::Path) {
+    let installed = || dir.join("node_modules/@vercel/cosmosdb-server/package.json").is_file();
+    if installed() {
+        return;
+    }
+    let lock = std::fs::File::create(dir.join(".install.lock")).unwrap();
+    lock.lock().unwrap();
+    if installed() {
+        return;
+    }
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(dir)
+        .status()
+        .expect("run npm: Node.js 20 or newer and npm must be installed");
+    assert!(status.success(), "npm ci in {} failed", dir.display());
+}
