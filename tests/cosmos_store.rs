@@ -210,3 +210,31 @@ async fn missing_container_is_reported_at_startup() {
     assert!(!status.success());
     assert!(stderr.contains("does not exist"), "{stderr}");
 }
+
+#[tokio::test]
+async fn account_key_never_appears_in_any_output_even_at_trace_level() {
+    let target = CosmosTarget::start();
+    if !target.is_local() {
+        return;
+    }
+    let proxy = Proxy::start(([127, 0, 0, 1], target.port()).into()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = format!("http://127.0.0.1:{}/", proxy.port);
+    let mut pairs = target.handler_settings(&unique_database(), Some(&endpoint));
+    pairs.push(("RUST_LOG".into(), "trace".into()));
+    let host = Host::start(dir.path(), &settings(&pairs)).await;
+    let grid = EventGrid::new(&host);
+    grid.deliver_all(&[recording_event("e1", "call-1", "rec-1", T1, &[chunk(0, "d0")])])
+        .await;
+    assert!(host.post(b"not json".to_vec()).await.succeeded());
+    proxy.stop();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!host.invoke(&recording_event("e2", "call-1", "rec-1", T1, &[])).await.succeeded());
+    let (_, output) = host.terminate();
+
+    let key = support::cosmos::EMULATOR_KEY;
+    assert!(output.len() > 1000, "trace logging produced output: {output}");
+    for fragment in [key, &key[..16], &key[key.len() - 20..]] {
+        assert!(!output.contains(fragment), "the account key leaked into the output");
+    }
+}
