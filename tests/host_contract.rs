@@ -28,7 +28,19 @@ fn function_app_files_follow_the_host_contract() {
         values["AzureWebJobsStorage"].is_string(),
         "Core Tools needs AzureWebJobsStorage"
     );
-    for ours in ["RECORDINGS_DATA_DIR", "RECORDINGS_LOG_FORMAT", "RUST_LOG"] {
+    for ours in [
+        "CosmosDbConnection",
+        "CosmosDbConnection__accountEndpoint",
+        "CosmosDbConnection__credential",
+        "CosmosDbConnection__clientId",
+        "RECORDINGS_DATABASE",
+        "RECORDINGS_CONTAINER",
+        "RECORDINGS_QUARANTINE_CONTAINER",
+        "RECORDINGS_CREATE_IF_NOT_EXISTS",
+        "RECORDINGS_DATA_DIR",
+        "RECORDINGS_LOG_FORMAT",
+        "RUST_LOG",
+    ] {
         assert!(values[ours].is_string(), "{ours} is listed with a placeholder");
     }
 }
