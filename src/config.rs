@@ -19,6 +19,8 @@ pub struct Config {
     pub port: Option<u16>,
     pub store: StoreConfig,
     pub log_format: LogFormat,
+    /// The ACS resource ids whose events are accepted (`RECORDINGS_ALLOWED_SOURCES`); `None` accepts every source.
+    pub allowed_sources: Option<Vec<String>>,
     /// A `tracing` filter directive (`RUST_LOG`): `info` by default when serving, `warn` when replaying (whose
     /// report already says what happened to each event).
     pub log_filter: String,
@@ -148,6 +150,22 @@ impl Config {
             }
         };
 
+        let allowed_sources = get("RECORDINGS_ALLOWED_SOURCES").map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        });
+        if let Some(sources) = &allowed_sources {
+            for source in sources.iter().filter(|s| !s.starts_with('/')) {
+                problems.push(format!(
+                    "RECORDINGS_ALLOWED_SOURCES must list resource ids such as /subscriptions/…/communicationServices/NAME, \
+                     not {source:?}"
+                ));
+            }
+        }
+
         let log_format = match get("RECORDINGS_LOG_FORMAT").as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -173,6 +191,7 @@ impl Config {
         Ok(Config {
             port,
             store,
+            allowed_sources,
             log_format,
             log_filter,
         })
@@ -400,6 +419,24 @@ mod tests {
             ("CosmosDbConnection__accountEndpoint", "https://x/"),
         ];
         assert!(config(Purpose::Replay, &both).is_err());
+    }
+
+    #[test]
+    fn allowed_sources_are_a_comma_separated_list_of_resource_ids() {
+        let c = config(
+            Purpose::Replay,
+            &[(
+                "RECORDINGS_ALLOWED_SOURCES",
+                " /subscriptions/a/x , /subscriptions/b/y,",
+            )],
+        )
+        .unwrap();
+        assert_eq!(
+            c.allowed_sources,
+            Some(vec!["/subscriptions/a/x".to_owned(), "/subscriptions/b/y".to_owned()])
+        );
+        assert!(config(Purpose::Replay, &[("RECORDINGS_ALLOWED_SOURCES", "contoso-acs")]).is_err());
+        assert_eq!(config(Purpose::Replay, &[]).unwrap().allowed_sources, None);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use acs_recording_handler::config::{Config, Purpose, StoreConfig};
 use acs_recording_handler::http::{self, Limits};
-use acs_recording_handler::pipeline::Pipeline;
+use acs_recording_handler::pipeline::{AllowedSources, Pipeline};
 use acs_recording_handler::store::{CosmosStore, EmbeddedStore, RecordingStore};
 use acs_recording_handler::{replay, telemetry};
 use clap::{Parser, Subcommand};
@@ -61,7 +61,8 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let pipeline = Pipeline::new(store);
+        let pipeline =
+            Pipeline::new(store).with_allowed_sources(config.allowed_sources.clone().map(AllowedSources::new));
         match cli.command {
             Some(Command::Replay { files }) => run_replay(&pipeline, &files).await,
             _ => run_server(pipeline, config.port.unwrap_or_default()).await,

@@ -49,11 +49,41 @@ impl fmt::Display for Outcome {
 #[derive(Clone)]
 pub struct Pipeline {
     store: Arc<dyn RecordingStore>,
+    allowed_sources: Option<AllowedSources>,
+}
+
+/// The ACS resources whose events are accepted (`RECORDINGS_ALLOWED_SOURCES`), compared case-insensitively, since
+/// Event Grid and ARM spell resource ids in varying case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowedSources(Vec<String>);
+
+impl AllowedSources {
+    pub fn new(sources: impl IntoIterator<Item = String>) -> Self {
+        Self(sources.into_iter().map(|s| normalize_source(&s)).collect())
+    }
+
+    fn allows(&self, source: &str) -> bool {
+        let source = normalize_source(source);
+        self.0.iter().any(|allowed| *allowed == source)
+    }
+}
+
+fn normalize_source(source: &str) -> String {
+    source.trim().trim_end_matches('/').to_ascii_lowercase()
 }
 
 impl Pipeline {
     pub fn new(store: Arc<dyn RecordingStore>) -> Self {
-        Self { store }
+        Self {
+            store,
+            allowed_sources: None,
+        }
+    }
+
+    /// Accepts events from these resources only; events from any other are quarantined.
+    pub fn with_allowed_sources(mut self, allowed: Option<AllowedSources>) -> Self {
+        self.allowed_sources = allowed;
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn RecordingStore> {
@@ -76,6 +106,18 @@ impl Pipeline {
         };
         let span = tracing::Span::current();
         span.record("event_id", event.id.as_str());
+        if let Some(allowed) = &self.allowed_sources {
+            let reason = match event.source.as_deref() {
+                None => Some("the event names no source, and RECORDINGS_ALLOWED_SOURCES is set".to_owned()),
+                Some(source) if !allowed.allows(source) => Some(format!(
+                    "the event's source {source} is not in RECORDINGS_ALLOWED_SOURCES"
+                )),
+                Some(_) => None,
+            };
+            if let Some(reason) = reason {
+                return self.quarantine(json.as_bytes(), reason).await;
+            }
+        }
         if !event.event_type.eq_ignore_ascii_case(RECORDING_EVENT_TYPE) {
             info!(event_type = %event.event_type, "not a recording event; acknowledged without storing");
             return Ok(Outcome::Ignored {
@@ -218,6 +260,42 @@ mod tests {
         .await;
         assert!(outcome.is_err());
         assert!(store.quarantined.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn events_from_resources_outside_the_allow_list_are_quarantined() {
+        let store = Arc::new(ScriptedStore::default());
+        let allowed = AllowedSources::new([
+            "/subscriptions/S/resourceGroups/RG/providers/Microsoft.Communication/communicationServices/ACS/"
+                .to_owned(),
+        ]);
+        let pipeline = Pipeline::new(store.clone()).with_allowed_sources(Some(allowed));
+        let event = |source: &str| {
+            json!({"id": "e1", "topic": source, "subject": "/recording/call/c1/recordingId/r1",
+                   "eventType": RECORDING_EVENT_TYPE, "data": {"recordingStorageInfo": {"recordingChunks": []}}})
+            .to_string()
+        };
+        let same_in_other_case =
+            event("/SUBSCRIPTIONS/s/resourcegroups/rg/providers/microsoft.communication/communicationservices/acs");
+        assert!(matches!(
+            pipeline.process_event(&same_in_other_case).await.unwrap(),
+            Outcome::Stored { .. }
+        ));
+        let other = pipeline
+            .process_event(&event(
+                "/subscriptions/S/resourceGroups/RG/providers/Microsoft.Communication/communicationServices/OTHER",
+            ))
+            .await;
+        assert!(
+            matches!(other.unwrap(), Outcome::Quarantined { reason, .. } if reason.contains("not in RECORDINGS_ALLOWED_SOURCES"))
+        );
+        let unsourced = json!({"id": "e2", "eventType": "Microsoft.Communication.CallEnded"}).to_string();
+        assert!(matches!(
+            pipeline.process_event(&unsourced).await.unwrap(),
+            Outcome::Quarantined { .. }
+        ));
+        assert_eq!(store.merged.lock().unwrap().len(), 1);
+        assert_eq!(store.quarantined.lock().unwrap().len(), 2);
     }
 
     #[tokio::test]

@@ -229,7 +229,12 @@ async fn account_key_never_appears_in_any_output_even_at_trace_level() {
     assert!(host.post(b"not json".to_vec()).await.succeeded());
     proxy.stop();
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(!host.invoke(&recording_event("e2", "call-1", "rec-1", T1, &[])).await.succeeded());
+    assert!(
+        !host
+            .invoke(&recording_event("e2", "call-1", "rec-1", T1, &[]))
+            .await
+            .succeeded()
+    );
     let (_, output) = host.terminate();
 
     let key = support::cosmos::EMULATOR_KEY;

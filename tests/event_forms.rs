@@ -361,3 +361,46 @@ async fn hostile_ids_never_leave_the_data_directory() {
     assert_eq!(top, [".data"], "nothing written beside the data directory");
     assert!(!Path::new("/tmp/escaped.json").exists());
 }
+
+#[tokio::test]
+async fn events_from_resources_outside_the_allow_list_are_quarantined() {
+    let dir = tempfile::tempdir().unwrap();
+    let allowed = format!("{},/subscriptions/other", TOPIC.to_uppercase());
+    let host = Host::start(dir.path(), &[("RECORDINGS_ALLOWED_SOURCES", &allowed)]).await;
+    let ours = recording_event("e1", "call-1", "rec-1", T1, &[chunk(0, "d0")]);
+    let mut foreign = recording_event("e2", "call-2", "rec-2", T1, &[chunk(0, "d0")]);
+    foreign["topic"] = json!(
+        "/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/x/providers/microsoft.communication/communicationservices/intruder"
+    );
+    EventGrid::new(&host).deliver_all(&[ours, foreign]).await;
+    assert_eq!(only_document(&data_dir(&dir))["callId"], "call-1");
+    let entries = quarantined(&data_dir(&dir));
+    assert_eq!(entries.len(), 1);
+    assert!(
+        entries[0]["reason"].as_str().unwrap().contains("intruder"),
+        "{}",
+        entries[0]
+    );
+}
+
+#[tokio::test]
+async fn chunk_locations_are_never_fetched() {
+    // Every location of the event points at a listener of ours; the handler must never connect to it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let trap = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let (dir, host) = start().await;
+    let mut c = chunk(0, "d0");
+    for field in ["contentLocation", "metadataLocation", "deleteLocation"] {
+        c[field] = json!(format!("{trap}/{field}"));
+    }
+    EventGrid::new(&host)
+        .deliver_all(&[recording_event("e1", "call-1", "rec-1", T1, &[c])])
+        .await;
+    assert_eq!(
+        only_document(&data_dir(&dir))["chunks"][0]["deleteLocation"],
+        format!("{trap}/deleteLocation")
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(listener.accept().is_err(), "the handler connected to a chunk location");
+}

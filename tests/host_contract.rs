@@ -37,6 +37,7 @@ fn function_app_files_follow_the_host_contract() {
         "RECORDINGS_CONTAINER",
         "RECORDINGS_QUARANTINE_CONTAINER",
         "RECORDINGS_CREATE_IF_NOT_EXISTS",
+        "RECORDINGS_ALLOWED_SOURCES",
         "RECORDINGS_DATA_DIR",
         "RECORDINGS_LOG_FORMAT",
         "RUST_LOG",
