@@ -64,7 +64,7 @@ impl AllowedSources {
 
     fn allows(&self, source: &str) -> bool {
         let source = normalize_source(source);
-        self.0.iter().any(|allowed| *allowed == source)
+        self.0.contains(&source)
     }
 }
 
