@@ -150,7 +150,7 @@ async fn oversized_body_fails_the_invocation_with_a_log_line() {
     let answer = host.post(huge).await;
     assert_eq!(answer.status, 413);
     assert!(!answer.succeeded());
-    assert!(host.output().contains("larger than the limit"), "{}", host.output());
+    assert!(host.logged("larger than the limit").await, "{}", host.output());
     assert!(documents(&dir.path().join(".data")).is_empty());
 }
 
@@ -172,7 +172,7 @@ async fn store_failure_fails_the_invocation_and_redelivery_stores_it() {
         "no internal detail in the reply: {}",
         failed.body
     );
-    assert!(host.output().contains("Event Grid will retry"), "{}", host.output());
+    assert!(host.logged("Event Grid will retry").await, "{}", host.output());
 
     // The store is repaired while Event Grid waits; its next attempt stores the event.
     let grid = EventGrid {

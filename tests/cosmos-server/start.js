@@ -20,6 +20,32 @@ const documentWrites = [H('create-document'), H('replace-document'), H('upsert-d
 const MAX_ITEM_BYTES = 2 * 1024 * 1024;
 
 const HOST = '127.0.0.1';
+
+// Faults for the tests' fault campaign, off by default. POST /_test/faults with rates in [0, 1] for
+// {"throttle": 429, "unavailable": 503, "timeout": 408, "lostResponse": the write happens, the answer is lost};
+// GET /_test/faults returns the rates and how many of each were injected.
+const faults = { rates: { throttle: 0, unavailable: 0, timeout: 0, lostResponse: 0 }, injected: {} };
+const FAULT_STATUS = { throttle: [429, 'TooManyRequests'], unavailable: [503, 'ServiceUnavailable'], timeout: [408, 'RequestTimeout'] };
+async function faultsHandler(account, req, res) {
+  if (req.method === 'POST') {
+    const chunks = [];
+    for await (const chunk of req) chunks.push(chunk);
+    Object.assign(faults.rates, JSON.parse(Buffer.concat(chunks).toString() || '{}'));
+  }
+  return { rates: faults.rates, injected: faults.injected };
+}
+function injectFault(req, res) {
+  for (const [kind, [status, code]] of Object.entries(FAULT_STATUS)) {
+    if (Math.random() < faults.rates[kind]) {
+      faults.injected[kind] = (faults.injected[kind] || 0) + 1;
+      req.resume();
+      res.statusCode = status;
+      if (status === 429) res.setHeader('x-ms-retry-after-ms', '20');
+      return { code, message: `injected ${kind}` };
+    }
+  }
+  return undefined;
+}
 const PORT = Number(process.argv[2] || process.env.COSMOS_PORT || 0);
 const DEBUG = !!process.env.COSMOS_SERVER_DEBUG;
 const NOT_FOUND = { code: 'NotFound', message: 'Entity with the specified id does not exist in the system.' };
@@ -44,6 +70,26 @@ Documents.prototype.query = function (params, opts) {
 };
 
 function wrap(handler) {
+  const inner = wrapGap(handler);
+  if (!isDocumentOperation(handler)) return inner;
+  return async (account, req, res, params) => {
+    const fault = injectFault(req, res);
+    if (fault) return fault;
+    const body = await inner(account, req, res, params);
+    if (req.method !== 'GET' && Math.random() < faults.rates.lostResponse) {
+      faults.injected.lostResponse = (faults.injected.lostResponse || 0) + 1;
+      req.socket.destroy(); // the operation happened; the client never hears of it
+    }
+    return body;
+  };
+}
+
+const documentHandlers = new Set([readDocument, queryDocuments, ...documentWrites, H('delete-document'), H('read-documents'), H('patch-document')]);
+function isDocumentOperation(handler) {
+  return documentHandlers.has(handler);
+}
+
+function wrapGap(handler) {
   if (handler === readMeta) {
     // Gap 2: account document advertises https:// locations; SDK follows them. Advertise the address the
     // client used (its Host header), so that a test proxy in front of the server stays in the path.
@@ -99,6 +145,7 @@ function wrap(handler) {
 
 const origRoute = routes.default;
 routes.default = (req) => {
+  if (req.url.startsWith('/_test/faults')) return [{}, faultsHandler];
   const r = origRoute(req);
   return r ? [r[0], wrap(r[1])] : r;
 };

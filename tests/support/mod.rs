@@ -83,7 +83,8 @@ pub fn free_port() -> u16 {
 /// One run of the handler under the stand-in host. Dropping it kills the process.
 pub struct Host {
     app: FunctionApp,
-    child: Option<Child>,
+    child: Mutex<Option<Child>>,
+    env: Vec<(String, String)>,
     pub port: u16,
     pub workdir: PathBuf,
     output: Arc<Mutex<String>>,
@@ -132,10 +133,12 @@ impl Host {
     /// Starts the handler with exactly these variables (plus PATH), for tests of the port variables themselves.
     pub async fn start_with_env(workdir: &Path, env: &[(&str, &str)], port: u16) -> Host {
         let app = FunctionApp::load();
-        let (child, output) = spawn(&app.executable, workdir, env, &[]);
-        let mut host = Host {
+        let output = Arc::new(Mutex::new(String::new()));
+        let child = spawn(&app.executable, workdir, env, &[], &output);
+        let host = Host {
             app,
-            child: Some(child),
+            child: Mutex::new(Some(child)),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             port,
             workdir: workdir.to_owned(),
             output,
@@ -148,13 +151,33 @@ impl Host {
         host
     }
 
-    async fn wait_until_ready(&mut self) {
+    /// Kills the handler with SIGKILL, as a crash would, and starts it again as the host restarts a dead worker.
+    pub async fn kill_and_restart(&self) {
+        {
+            let mut child = self.child.lock().unwrap();
+            if let Some(mut old) = child.take() {
+                let _ = old.kill();
+                let _ = old.wait();
+            }
+            let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            *child = Some(spawn(&self.app.executable, &self.workdir, &env, &[], &self.output));
+        }
+        self.wait_until_ready().await;
+    }
+
+    async fn wait_until_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if self.client.get(self.url("")).send().await.is_ok() {
                 return;
             }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            let exited = self
+                .child
+                .lock()
+                .unwrap()
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            if let Some(status) = exited {
                 panic!("the handler exited with {status} before answering:\n{}", self.output());
             }
             assert!(
@@ -173,6 +196,18 @@ impl Host {
     /// Everything the handler wrote to stdout and stderr so far.
     pub fn output(&self) -> String {
         self.output.lock().unwrap().clone()
+    }
+
+    /// Whether the handler writes `needle` within a few seconds (its log lines arrive just after its answers).
+    pub async fn logged(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if self.output().contains(needle) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
     }
 
     /// Invokes the function with an event given as the host gives an object.
@@ -224,25 +259,33 @@ impl Host {
     }
 
     /// Sends SIGTERM, as the host does when it stops a worker, and waits for the exit.
-    pub fn terminate(mut self) -> (ExitStatus, String) {
-        let mut child = self.child.take().expect("running");
+    pub fn terminate(self) -> (ExitStatus, String) {
+        let mut child = self.child.lock().unwrap().take().expect("running");
         signal(&child, "TERM");
         let status = wait_with_deadline(&mut child, Duration::from_secs(20));
+        // The output readers finish once the pipes close, just after the exit.
+        std::thread::sleep(Duration::from_millis(200));
         (status, self.output())
     }
 }
 
 impl Drop for Host {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
+        if let Some(mut child) = self.child.lock().ok().and_then(|mut c| c.take()) {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 }
 
-/// Starts the handler binary with exactly `env` (plus PATH), capturing its output.
-pub fn spawn(executable: &Path, workdir: &Path, env: &[(&str, &str)], args: &[&str]) -> (Child, Arc<Mutex<String>>) {
+/// Starts the handler binary with exactly `env` (plus PATH), appending its output to `output`.
+pub fn spawn(
+    executable: &Path,
+    workdir: &Path,
+    env: &[(&str, &str)],
+    args: &[&str],
+    output: &Arc<Mutex<String>>,
+) -> Child {
     let mut command = Command::new(executable);
     command
         .args(args)
@@ -256,7 +299,6 @@ pub fn spawn(executable: &Path, workdir: &Path, env: &[(&str, &str)], args: &[&s
         command.env(name, value);
     }
     let mut child = command.spawn().expect("start the handler");
-    let output = Arc::new(Mutex::new(String::new()));
     let stdout = child.stdout.take().expect("stdout");
     let stderr = child.stderr.take().expect("stderr");
     for stream in [Box::new(stdout) as Box<dyn std::io::Read + Send>, Box::new(stderr)] {
@@ -269,7 +311,7 @@ pub fn spawn(executable: &Path, workdir: &Path, env: &[(&str, &str)], args: &[&s
             }
         });
     }
-    (child, output)
+    child
 }
 
 /// Runs the handler binary to completion (e.g. `replay`), returning its status, stdout and stderr.
