@@ -157,6 +157,10 @@ impl Config {
                 .map(str::to_owned)
                 .collect::<Vec<_>>()
         });
+        if allowed_sources.as_ref().is_some_and(Vec::is_empty) {
+            problems
+                .push("RECORDINGS_ALLOWED_SOURCES lists no resource id; unset it to accept every source".to_owned());
+        }
         if let Some(sources) = &allowed_sources {
             for source in sources.iter().filter(|s| !s.starts_with('/')) {
                 problems.push(format!(
@@ -240,7 +244,13 @@ fn cosmos_config(
             (endpoint, auth)
         }
     };
-    if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
+    if endpoint.to_ascii_lowercase().contains("accountkey") {
+        // Never echo it: it holds a key.
+        problems.push(format!(
+            "{} looks like a connection string; put connection strings in {}",
+            COSMOS_VARIABLES[1], COSMOS_VARIABLES[0]
+        ));
+    } else if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
         problems.push(format!(
             "the Cosmos DB account endpoint must be an http(s) URL, not {endpoint:?}"
         ));
@@ -414,6 +424,15 @@ mod tests {
         .unwrap_err();
         assert_eq!(problems.len(), 2, "{problems:#?}");
 
+        let pasted = format!("AccountEndpoint=https://x/;AccountKey={KEY};");
+        let ConfigError(problems) =
+            config(Purpose::Replay, &[("CosmosDbConnection__accountEndpoint", &pasted)]).unwrap_err();
+        assert!(
+            problems.concat().contains("looks like a connection string"),
+            "{problems:?}"
+        );
+        assert!(!problems.concat().contains(&KEY[..12]), "the key is never echoed");
+
         let both = [
             ("CosmosDbConnection", "AccountEndpoint=https://x/;AccountKey=a2V5;"),
             ("CosmosDbConnection__accountEndpoint", "https://x/"),
@@ -436,6 +455,7 @@ mod tests {
             Some(vec!["/subscriptions/a/x".to_owned(), "/subscriptions/b/y".to_owned()])
         );
         assert!(config(Purpose::Replay, &[("RECORDINGS_ALLOWED_SOURCES", "contoso-acs")]).is_err());
+        assert!(config(Purpose::Replay, &[("RECORDINGS_ALLOWED_SOURCES", " , ")]).is_err());
         assert_eq!(config(Purpose::Replay, &[]).unwrap().allowed_sources, None);
     }
 

@@ -42,6 +42,21 @@ pub fn event_json(body: &[u8]) -> Result<Cow<'_, str>, InvocationError> {
     unwrap_event(event).ok_or(InvocationError::EventNotAnObject)
 }
 
+/// What to keep of a body that holds no usable event: its `Data`, without the host's per-delivery `Metadata`
+/// (a fresh `RandGuid` and `UtcNow` each time), so that a redelivery lands on the same quarantine entry; or the whole
+/// body when it has no `Data`.
+pub fn quarantine_payload(body: &[u8]) -> &[u8] {
+    #[derive(Deserialize)]
+    struct DataOnly<'a> {
+        #[serde(rename = "Data", borrow)]
+        data: &'a RawValue,
+    }
+    match serde_json::from_slice::<DataOnly<'_>>(body) {
+        Ok(invocation) => invocation.data.get().as_bytes(),
+        Err(_) => body,
+    }
+}
+
 /// The host passes an event object through, but turns other values into a JSON string holding the JSON; dead-letter
 /// tools do the same. Returns the object's text in either case, `None` for anything else.
 pub fn unwrap_event(event: &RawValue) -> Option<Cow<'_, str>> {
@@ -136,6 +151,15 @@ mod tests {
                 "{event}"
             );
         }
+    }
+
+    #[test]
+    fn quarantine_keeps_the_data_without_the_hosts_metadata() {
+        let a = br#"{"Data":{"other":{"x":1}},"Metadata":{"sys":{"RandGuid":"1"}}}"#;
+        let b = br#"{"Data":{"other":{"x":1}},"Metadata":{"sys":{"RandGuid":"2"}}}"#;
+        assert_eq!(quarantine_payload(a), br#"{"other":{"x":1}}"#);
+        assert_eq!(quarantine_payload(a), quarantine_payload(b));
+        assert_eq!(quarantine_payload(b"garbage"), b"garbage");
     }
 
     #[test]

@@ -4,14 +4,15 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use acs_recording_handler::config::{Config, Purpose, StoreConfig};
+use acs_recording_handler::config::{Config, CosmosConfig, Purpose, StoreConfig};
 use acs_recording_handler::http::{self, Limits};
 use acs_recording_handler::pipeline::{AllowedSources, Pipeline};
 use acs_recording_handler::store::{CosmosStore, EmbeddedStore, RecordingStore};
 use acs_recording_handler::{replay, telemetry};
 use clap::{Parser, Subcommand};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 /// Persists Azure Communication Services recording events delivered by Event Grid through Azure Functions.
 #[derive(Parser)]
@@ -79,9 +80,7 @@ async fn open_store(config: &StoreConfig) -> Result<Arc<dyn RecordingStore>, Str
             Ok(Arc::new(store))
         }
         StoreConfig::Cosmos(cosmos) => {
-            let store = CosmosStore::connect(cosmos)
-                .await
-                .map_err(|e| format!("cannot open the Cosmos DB store: {}", http::error_chain(&e)))?;
+            let store = connect_cosmos(cosmos).await?;
             info!(
                 endpoint = %cosmos.endpoint,
                 database = %cosmos.database,
@@ -90,6 +89,28 @@ async fn open_store(config: &StoreConfig) -> Result<Arc<dyn RecordingStore>, Str
                 "recordings are kept in Cosmos DB"
             );
             Ok(Arc::new(store))
+        }
+    }
+}
+
+/// How long startup keeps trying to reach Cosmos DB through transient failures; the host waits about 30–60 s for a
+/// new worker to answer, and Event Grid keeps the events meanwhile.
+const COSMOS_STARTUP_PATIENCE: Duration = Duration::from_secs(20);
+
+/// Connects to Cosmos DB, retrying transient failures (throttling, an outage) for a while; a configuration problem
+/// (authorization, a missing container) stops at once.
+async fn connect_cosmos(config: &CosmosConfig) -> Result<CosmosStore, String> {
+    let started = Instant::now();
+    let mut wait = Duration::from_millis(250);
+    loop {
+        match CosmosStore::connect(config).await {
+            Ok(store) => return Ok(store),
+            Err(e) if !e.needs_operator() && started.elapsed() + wait < COSMOS_STARTUP_PATIENCE => {
+                warn!(error = %http::error_chain(&e), "cannot reach Cosmos DB yet; trying again");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(4));
+            }
+            Err(e) => return Err(format!("cannot open the Cosmos DB store: {}", http::error_chain(&e))),
         }
     }
 }

@@ -94,7 +94,10 @@ impl Pipeline {
     pub async fn process_invocation(&self, body: &[u8]) -> Result<Outcome, StoreError> {
         match invocation::event_json(body) {
             Ok(event) => self.process_event(&event).await,
-            Err(error) => self.quarantine(body, error.to_string()).await,
+            Err(error) => {
+                self.quarantine(invocation::quarantine_payload(body), error.to_string())
+                    .await
+            }
         }
     }
 

@@ -20,6 +20,9 @@ pub struct QuarantineEntry {
     /// The payload as it arrived, base64-encoded, when it is not UTF-8 text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload_base64: Option<String>,
+    /// Set when only the start of the payload could be kept (a store's item size limit): its full size in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated_from_bytes: Option<usize>,
 }
 
 impl QuarantineEntry {
@@ -35,6 +38,25 @@ impl QuarantineEntry {
             received_at: received_at.into(),
             payload,
             payload_base64,
+            truncated_from_bytes: None,
+        }
+    }
+
+    /// The same entry keeping only the first `max_bytes` of the payload (at a character boundary), for a store
+    /// that cannot hold it whole; the id still names the whole payload.
+    pub fn truncated(&self, max_bytes: usize) -> Self {
+        let cut = |text: &str| {
+            let mut end = max_bytes.min(text.len());
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text[..end].to_owned()
+        };
+        Self {
+            payload: self.payload.as_deref().map(cut),
+            payload_base64: self.payload_base64.as_deref().map(cut),
+            truncated_from_bytes: Some(self.payload_bytes().len()),
+            ..self.clone()
         }
     }
 
@@ -61,6 +83,14 @@ mod tests {
         assert_eq!(a.id, b.id);
         assert_eq!(a.payload.as_deref(), Some("{\"x\": 1}"));
         assert_ne!(a.id, QuarantineEntry::new(b"{\"x\":1}", "reason", "t").id);
+    }
+
+    #[test]
+    fn truncation_keeps_the_start_the_id_and_the_full_size() {
+        let entry = QuarantineEntry::new("é".repeat(10).as_bytes(), "too large", "t");
+        let short = entry.truncated(5);
+        assert_eq!(short.payload.as_deref(), Some("éé"));
+        assert_eq!((short.id, short.truncated_from_bytes), (entry.id, Some(20)));
     }
 
     #[test]

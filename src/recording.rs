@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use time::format_description::well_known::Rfc3339;
 
 use crate::digest::sha256_hex;
 use crate::event::{Event, EventTime};
@@ -234,7 +235,7 @@ impl RecordingDocument {
 const EXTRA_PREFIX: &str = "extraData.";
 
 fn is_reserved(name: &str) -> bool {
-    name.starts_with('_') || RESERVED_NAMES.contains(&name)
+    name.starts_with('_') || name.starts_with(EXTRA_PREFIX) || RESERVED_NAMES.contains(&name)
 }
 
 /// The document id for a recording id: verbatim when safe in every store, else a digest of it.
@@ -254,6 +255,13 @@ pub fn document_id(recording_id: &str) -> String {
 
 fn derived_id(call_id: &str, start_time: Option<&Value>, event_id: &str) -> String {
     let digest = match start_time {
+        Some(Value::String(text)) => {
+            // The instant, not its spelling: a tool that re-serializes the time must not split the recording.
+            let start = EventTime::parse(text)
+                .and_then(|t| t.instant.to_offset(time::UtcOffset::UTC).format(&Rfc3339).ok())
+                .unwrap_or_else(|| text.clone());
+            sha256_hex(&[b"start", call_id.as_bytes(), start.as_bytes()])
+        }
         Some(start) if !start.is_null() => sha256_hex(&[b"start", call_id.as_bytes(), start.to_string().as_bytes()]),
         _ => sha256_hex(&[b"event", call_id.as_bytes(), event_id.as_bytes()]),
     };
@@ -558,6 +566,24 @@ mod tests {
     }
 
     #[test]
+    fn data_field_named_like_an_extra_data_time_key_stays_apart() {
+        let a = recording(
+            "a",
+            "2021-07-27T15:20:01Z",
+            vec![],
+            json!({"id": "x", "extraData.id": "y"}),
+        );
+        let b = recording("b", "2021-07-27T15:20:02Z", vec![], json!({"id": "x2"}));
+        let c = recording("c", "2021-07-27T15:20:03Z", vec![], json!({"extraData.id": "y3"}));
+        let in_order = merge_all(&[&a, &b, &c]);
+        for order in permutations(&[&a, &b, &c]) {
+            assert_eq!(merge_all(&order), in_order);
+        }
+        assert_eq!(in_order.extra_data["id"], "x2");
+        assert_eq!(in_order.extra_data["extraData.id"], "y3");
+    }
+
+    #[test]
     fn unsafe_recording_ids_get_a_digest_id_and_keep_the_original() {
         let data = json!({"recordingStorageInfo": {"recordingChunks": []}});
         for hostile in [
@@ -595,6 +621,18 @@ mod tests {
         let b = RecordingDocument::from_event(&event("b", "2021-07-27T15:20:02Z", subject, data("d1"))).unwrap();
         assert_eq!(a.id, b.id);
         assert!(a.id.starts_with("rec-") && a.recording_id.is_none());
+        let respelled = |start: &str| {
+            let data = json!({"recordingStorageInfo": {"recordingChunks": []}, "recordingStartTime": start});
+            RecordingDocument::from_event(&event("c", "2021-07-27T15:20:03Z", subject, data))
+                .unwrap()
+                .id
+        };
+        assert_eq!(respelled("2021-07-27T15:20:23.6089755Z"), a.id);
+        assert_eq!(
+            respelled("2021-07-27T17:20:23.60897550+02:00"),
+            a.id,
+            "the same instant, spelled otherwise"
+        );
         let other_call =
             RecordingDocument::from_event(&event("a", "2021-07-27T15:20:01Z", "/recording/call/c2", data("d0")))
                 .unwrap();

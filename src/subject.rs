@@ -1,8 +1,9 @@
 //! The recording event's `subject`: the call and recording ids ACS puts there.
 //!
 //! ACS has published several forms over the years, all starting with `/recording/call/{callId}` and followed by
-//! any of the `serverCallId/{id}`, `recordingId/{id}` and `callConnectionId/{id}` pairs, in any order. Parsing them
-//! as key/value pairs accepts every published form and any future pair without a code change.
+//! any of the `serverCallId/{id}`, `recordingId/{id}` and `callConnectionId/{id}` pairs, in any order. A server call
+//! id is base64 and may itself contain `/`, so the pairs are found by their keys, not by counting slashes: each value
+//! runs to the next known key.
 
 /// The ids named by a recording event's subject.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,33 +25,45 @@ pub enum SubjectError {
 
 impl RecordingSubject {
     /// Parses `/recording/call/{callId}[/{key}/{value}]…`. Keys are matched case-insensitively, the first of a
-    /// repeated key wins, empty values count as absent, and unknown keys or a trailing lone segment are ignored
-    /// (the raw subject is kept in the document anyway).
+    /// repeated key wins, and empty values count as absent. The call id is one segment; anything between it and the
+    /// first known key is ignored (the raw subject is kept in the document anyway).
     pub fn parse(subject: &str) -> Result<Self, SubjectError> {
-        let mut segments = subject.strip_prefix('/').unwrap_or(subject).split('/');
+        let rest = subject.strip_prefix('/').unwrap_or(subject);
+        let mut prefix = rest.splitn(3, '/');
         let is = |segment: Option<&str>, word: &str| segment.is_some_and(|s| s.eq_ignore_ascii_case(word));
-        if !is(segments.next(), "recording") || !is(segments.next(), "call") {
+        if !is(prefix.next(), "recording") || !is(prefix.next(), "call") {
             return Err(SubjectError::NotARecordingSubject);
         }
-        let call_id = match segments.next() {
-            Some(id) if !id.is_empty() => id.to_owned(),
-            _ => return Err(SubjectError::NoCallId),
-        };
+        let after_call = prefix.next().unwrap_or_default();
+        let (call_id, pairs) = after_call.split_once('/').unwrap_or((after_call, ""));
+        if call_id.is_empty() {
+            return Err(SubjectError::NoCallId);
+        }
         let mut parsed = RecordingSubject {
-            call_id,
+            call_id: call_id.to_owned(),
             server_call_id: None,
             recording_id: None,
             call_connection_id: None,
         };
-        while let (Some(key), Some(value)) = (segments.next(), segments.next()) {
-            let slot = if key.eq_ignore_ascii_case("serverCallId") {
-                &mut parsed.server_call_id
-            } else if key.eq_ignore_ascii_case("recordingId") {
-                &mut parsed.recording_id
-            } else if key.eq_ignore_ascii_case("callConnectionId") {
-                &mut parsed.call_connection_id
-            } else {
+        // Where each known key starts (as `key/` at the start or `/key/` further on), in order of position.
+        let pairs_with_slash = format!("/{pairs}");
+        let lower = pairs_with_slash.to_ascii_lowercase();
+        let mut starts: Vec<(usize, &str)> = Vec::new();
+        for key in KEYS {
+            let marker = format!("/{}/", key.to_ascii_lowercase());
+            starts.extend(lower.match_indices(&marker).map(|(at, _)| (at, key)));
+        }
+        starts.sort_unstable();
+        for (i, (at, key)) in starts.iter().enumerate() {
+            let value_start = at + key.len() + 2;
+            let value_end = starts.get(i + 1).map_or(pairs_with_slash.len(), |(next, _)| *next);
+            let Some(value) = pairs_with_slash.get(value_start..value_end.max(value_start)) else {
                 continue;
+            };
+            let slot = match *key {
+                "serverCallId" => &mut parsed.server_call_id,
+                "recordingId" => &mut parsed.recording_id,
+                _ => &mut parsed.call_connection_id,
             };
             if slot.is_none() && !value.is_empty() {
                 *slot = Some(value.to_owned());
@@ -59,6 +72,9 @@ impl RecordingSubject {
         Ok(parsed)
     }
 }
+
+/// The keys ACS has used in recording subjects.
+const KEYS: [&str; 3] = ["serverCallId", "recordingId", "callConnectionId"];
 
 #[cfg(test)]
 mod tests {
@@ -90,11 +106,36 @@ mod tests {
     }
 
     #[test]
-    fn pairs_are_accepted_in_any_order_with_unknown_keys() {
+    fn pairs_are_accepted_in_any_order_after_unknown_segments() {
         let s = parse("/recording/call/c1/future/x/callConnectionId/cc1/recordingId/r1/serverCallId/s1");
+        assert_eq!(s.call_id, "c1");
         assert_eq!(s.call_connection_id.as_deref(), Some("cc1"));
         assert_eq!(s.recording_id.as_deref(), Some("r1"));
         assert_eq!(s.server_call_id.as_deref(), Some("s1"));
+    }
+
+    #[test]
+    fn base64_server_call_id_may_contain_slashes() {
+        let server_call_id =
+            "aHR0cHM6Ly9hcGkuZmxpZ2h0cHJveHkuc2t5cGUuY29tL2FwaS92Mi9jcC9jb252/dXMtMDE/P2k9MTAmZT02Mzg=";
+        let s = parse(&format!(
+            "/recording/call/c1/serverCallId/{server_call_id}/recordingId/r1"
+        ));
+        assert_eq!(s.server_call_id.as_deref(), Some(server_call_id));
+        assert_eq!(s.recording_id.as_deref(), Some("r1"));
+        let s = parse(&format!(
+            "/recording/call/c1/recordingId/r1/serverCallId/{server_call_id}"
+        ));
+        assert_eq!(s.server_call_id.as_deref(), Some(server_call_id));
+    }
+
+    #[test]
+    fn keys_are_matched_in_any_case() {
+        let s = parse("/Recording/Call/c1/SERVERCALLID/s1/recordingid/r1");
+        assert_eq!(
+            (s.server_call_id.as_deref(), s.recording_id.as_deref()),
+            (Some("s1"), Some("r1"))
+        );
     }
 
     #[test]

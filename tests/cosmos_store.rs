@@ -133,6 +133,27 @@ async fn document_too_large_for_cosmos_is_quarantined() {
 }
 
 #[tokio::test]
+async fn payload_too_large_for_a_quarantine_item_keeps_its_start_and_size() {
+    let target = CosmosTarget::start();
+    let dir = tempfile::tempdir().unwrap();
+    let database = unique_database();
+    let pairs = target.handler_settings(&database, None);
+    let host = Host::start(dir.path(), &settings(&pairs)).await;
+    let filler = "x".repeat(3 << 20);
+    let answer = host.post(format!(r#"{{"Data":{{"unexpected":"{filler}"}}}}"#)).await;
+    assert!(answer.succeeded(), "{answer:?}");
+    let entries = target.all_items(&database, "quarantine").await;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["truncatedFromBytes"], (3 << 20) + 17);
+    assert!(
+        entries[0]["payload"]
+            .as_str()
+            .unwrap()
+            .starts_with(r#"{"unexpected":"xxx"#)
+    );
+}
+
+#[tokio::test]
 async fn handler_on_cosmos_stores_the_same_documents_as_on_the_embedded_store() {
     let events = [
         recording_event("e2", "call-1", "rec-1", "2026-11-27T15:21:00Z", &[chunk(1, "d1")]),

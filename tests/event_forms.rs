@@ -276,7 +276,11 @@ async fn unprocessable_payloads_are_quarantined_verbatim_and_acknowledged() {
             "not a JSON object with a Data object",
             None,
         ),
-        (br#"{"Data":{"other":{}}}"#.to_vec(), "no eventGridEvent", None),
+        (
+            br#"{"Data":{"other":{}},"Metadata":{"sys":{"RandGuid":"a"}}}"#.to_vec(),
+            "no eventGridEvent",
+            Some(r#"{"other":{}}"#.to_owned()),
+        ),
         (
             support::envelope("eventGridEvent", no_storage_info.clone(), &no_storage_info),
             "no recordingStorageInfo",
@@ -309,8 +313,10 @@ async fn unprocessable_payloads_are_quarantined_verbatim_and_acknowledged() {
     assert_eq!(quarantined(&data_dir(&dir)).len(), cases.len());
     assert!(documents(&data_dir(&dir)).is_empty());
 
-    // A redelivered unprocessable event lands on the same entry.
+    // A redelivered unprocessable payload lands on the same entry, though the host's metadata differs.
     assert!(host.post(cases[0].0.clone()).await.succeeded());
+    let redelivered = br#"{"Data":{"other":{}},"Metadata":{"sys":{"RandGuid":"b"}}}"#.to_vec();
+    assert!(host.post(redelivered).await.succeeded());
     assert_eq!(quarantined(&data_dir(&dir)).len(), cases.len());
 }
 

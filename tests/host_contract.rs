@@ -112,6 +112,33 @@ async fn sigterm_finishes_and_exits_cleanly() {
     assert!(output.contains("shutting down"), "{output}");
 }
 
+#[tokio::test]
+async fn sigterm_lets_an_invocation_in_flight_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::start(dir.path(), &[]).await;
+    let event = recording_event("e1", "call-1", "rec-1", "2026-11-27T15:20:34Z", &[chunk(0, "d0")]);
+    let body = support::envelope("eventGridEvent", event.clone(), &event);
+    let (send, receive) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let stream = futures_util::stream::unfold(receive, |mut r| async { r.recv().await.map(|item| (item, r)) });
+    let request = reqwest::Client::new()
+        .post(host.url("RecordingEvent"))
+        .header("Content-Type", "application/json; charset=utf-8")
+        .body(reqwest::Body::wrap_stream(stream))
+        .send();
+    let in_flight = tokio::spawn(request);
+    send.send(Ok(body[..20].to_vec())).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    host.signal("TERM"); // while the body is still arriving
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    send.send(Ok(body[20..].to_vec())).await.unwrap();
+    drop(send);
+    let response = in_flight.await.unwrap().unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let (status, output) = host.wait_for_exit();
+    assert!(status.success(), "exit status {status}:\n{output}");
+    assert_eq!(documents(&dir.path().join(".data")).len(), 1);
+}
+
 #[test]
 fn bad_configuration_is_reported_at_once_and_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();

@@ -21,7 +21,7 @@ use azure_data_cosmos::{AccountEndpoint, AccountReference, CosmosClient, CosmosE
 use azure_identity::{AzureCliCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-use tracing::debug;
+use tracing::{debug, error};
 
 use super::{MergeOutcome, RecordingStore, StoreError};
 use crate::config::{CosmosAuth, CosmosConfig};
@@ -29,14 +29,19 @@ use crate::quarantine::QuarantineEntry;
 use crate::recording::RecordingDocument;
 
 /// Merge attempts before giving up on a recording under heavy contention (the invocation then fails and Event Grid
-/// retries later). Each lost race costs one read and one failed replace.
-const MERGE_ATTEMPTS: usize = 16;
+/// retries later). Each lost race costs one read and one failed replace, and a short random pause so that the
+/// writers of one recording spread out.
+const MERGE_ATTEMPTS: usize = 32;
+const MAX_CONTENTION_PAUSE_MS: u64 = 50;
 
 /// Limits on the SDK's own retries, so that an invocation answers well inside Event Grid's 30 s: by default the SDK
 /// retries throttling for up to 9 times and 30 s of waiting per operation.
 const THROTTLE_RETRIES: u32 = 3;
 const THROTTLE_WAIT: Duration = Duration::from_secs(4);
 const OPERATION_DEADLINE: Duration = Duration::from_secs(8);
+
+/// How much of a quarantined payload too large for one item is kept (items are at most 2 MB, JSON-escaped).
+const QUARANTINE_KEPT_BYTES: usize = 1024 * 1024;
 
 #[derive(Clone)]
 pub struct CosmosStore {
@@ -134,7 +139,7 @@ impl RecordingStore for CosmosStore {
     async fn merge(&self, update: RecordingDocument) -> Result<MergeOutcome, StoreError> {
         let (call_id, id) = (update.call_id.clone(), update.id.clone());
         let mut try_create = true;
-        for _ in 0..MERGE_ATTEMPTS {
+        for attempt in 0..MERGE_ATTEMPTS {
             if try_create {
                 match self.recordings.create_item(call_id.clone(), &id, &update, None).await {
                     Ok(_) => return Ok(MergeOutcome::Created),
@@ -151,10 +156,13 @@ impl RecordingStore for CosmosStore {
             if merged == stored {
                 return Ok(MergeOutcome::Unchanged);
             }
-            let mut options = ItemWriteOptions::default();
-            if let Some(etag) = etag {
-                options = options.with_precondition(Precondition::if_match(etag));
-            }
+            // Without an ETag the replace would be last-writer-wins and could drop another instance's chunks.
+            let Some(etag) = etag else {
+                return Err(StoreError::Configuration(
+                    "Cosmos DB returned a document without an ETag; cannot merge safely".to_owned(),
+                ));
+            };
+            let options = ItemWriteOptions::default().with_precondition(Precondition::if_match(etag));
             match self
                 .recordings
                 .replace_item(call_id.clone(), &id, &merged, Some(options))
@@ -164,6 +172,7 @@ impl RecordingStore for CosmosStore {
                 Err(e) if e.status().is_precondition_failed() => {
                     debug!(recording_id = %id, "another writer updated the recording first; merging again");
                     try_create = false;
+                    tokio::time::sleep(contention_pause(attempt)).await;
                 }
                 Err(e) if e.status().is_not_found() => try_create = true,
                 Err(e) => return Err(write_error(e)),
@@ -175,14 +184,25 @@ impl RecordingStore for CosmosStore {
     }
 
     async fn quarantine(&self, entry: QuarantineEntry) -> Result<(), StoreError> {
-        match self
-            .quarantine
-            .create_item(entry.id.clone(), &entry.id, &entry, None)
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.status().is_conflict() => Ok(()), // already kept: a redelivery
-            Err(e) => Err(cosmos_error("quarantine a payload", e)),
+        let mut entry = entry;
+        loop {
+            let created = self
+                .quarantine
+                .create_item(entry.id.clone(), &entry.id, &entry, None)
+                .await;
+            match created {
+                Ok(_) => return Ok(()),
+                Err(e) if e.status().is_conflict() => return Ok(()), // already kept: a redelivery
+                Err(e) if is_too_large(&e) && entry.truncated_from_bytes.is_none() => {
+                    error!(
+                        quarantine_id = %entry.id,
+                        kept_bytes = QUARANTINE_KEPT_BYTES,
+                        "the quarantined payload exceeds Cosmos DB's item limit; keeping only its start"
+                    );
+                    entry = entry.truncated(QUARANTINE_KEPT_BYTES);
+                }
+                Err(e) => return Err(cosmos_error("quarantine a payload", e)),
+            }
         }
     }
 
@@ -246,6 +266,14 @@ async fn client(config: &CosmosConfig) -> Result<CosmosClient, StoreError> {
         .map_err(|e| cosmos_error("connect to the account", e))
 }
 
+/// A random pause that grows with the attempts, up to [`MAX_CONTENTION_PAUSE_MS`].
+fn contention_pause(attempt: usize) -> Duration {
+    use std::hash::BuildHasher;
+    let random = std::collections::hash_map::RandomState::new().hash_one(attempt);
+    let ceiling = (5 * (attempt as u64 + 1)).min(MAX_CONTENTION_PAUSE_MS);
+    Duration::from_millis(random % (ceiling + 1))
+}
+
 fn ignore_conflict<T>(result: Result<T, CosmosError>) -> Result<(), CosmosError> {
     match result {
         Ok(_) => Ok(()),
@@ -254,9 +282,13 @@ fn ignore_conflict<T>(result: Result<T, CosmosError>) -> Result<(), CosmosError>
     }
 }
 
+fn is_too_large(e: &CosmosError) -> bool {
+    u16::from(e.status().status_code()) == 413
+}
+
 /// A failed write of a recording document: too large means never (quarantine), anything else means retry.
 fn write_error(e: CosmosError) -> StoreError {
-    if u16::from(e.status().status_code()) == 413 {
+    if is_too_large(&e) {
         StoreError::Refused("it is larger than Cosmos DB's 2 MB item limit".to_owned())
     } else {
         cosmos_error("write a document", e)

@@ -18,6 +18,9 @@ use crate::digest::sha256_hex;
 use crate::quarantine::QuarantineEntry;
 use crate::recording::RecordingDocument;
 
+/// How old a temporary file of a vanished process must be before it is removed.
+const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Encoded names longer than this are replaced by a digest, keeping clear of the usual 255-byte file name limit.
 const MAX_NAME_BYTES: usize = 200;
 
@@ -41,7 +44,35 @@ impl EmbeddedStore {
             File::create(&probe).map_err(io_error("write to", dir))?;
             fs::remove_file(&probe).map_err(io_error("write to", dir))?;
         }
+        store.remove_abandoned_temp_files();
         Ok(store)
+    }
+
+    /// Removes temporary files left by writers that crashed: their process is gone and the file is older than
+    /// [`ABANDONED_AFTER`] (a process id means nothing to another machine sharing the folder). They were never renamed
+    /// over a document, so nothing is lost.
+    fn remove_abandoned_temp_files(&self) {
+        let call_dirs = fs::read_dir(&self.recordings)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| path.is_dir());
+        for dir in call_dirs.chain([self.quarantine.clone()]) {
+            for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let name = entry.file_name();
+                let stale = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|modified| modified.elapsed().unwrap_or_default() > ABANDONED_AFTER);
+                if let Some(pid) = temp_file_owner(&name.to_string_lossy())
+                    && stale
+                    && !Path::new(&format!("/proc/{pid}")).exists()
+                {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
     }
 
     fn call_dir(&self, call_id: &str) -> PathBuf {
@@ -54,10 +85,7 @@ impl EmbeddedStore {
 
     fn merge_blocking(&self, update: RecordingDocument) -> Result<MergeOutcome, StoreError> {
         let dir = self.call_dir(&update.call_id);
-        if !dir.is_dir() {
-            fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
-            sync_dir(&self.recordings)?;
-        }
+        fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
         let lock = File::open(&dir).map_err(io_error("open", &dir))?;
         lock.lock().map_err(io_error("lock", &dir))?;
 
@@ -67,12 +95,18 @@ impl EmbeddedStore {
             Some(stored) => {
                 let merged = stored.clone().merge(update);
                 if merged == stored {
+                    // Already recorded, perhaps by a writer that crashed before flushing its rename: flush it now,
+                    // since the answer tells Event Grid the event is kept.
+                    sync_dir(&dir)?;
+                    sync_dir(&self.recordings)?;
                     return Ok(MergeOutcome::Unchanged);
                 }
                 (merged, MergeOutcome::Updated)
             }
         };
         write_atomically(&path, &to_json(&merged))?;
+        // The call's folder may be new, made by this writer or by another that has not flushed it yet.
+        sync_dir(&self.recordings)?;
         Ok(outcome)
         // `lock` is released when the file closes here, after the rename.
     }
@@ -180,6 +214,13 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
         .map_err(io_error("flush", dir))
 }
 
+/// The process id in a temporary file's name, `.{name}.{pid}-{n}.tmp` (see [`write_atomically`]).
+fn temp_file_owner(file_name: &str) -> Option<u32> {
+    let stem = file_name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let (_, owner) = stem.rsplit_once('.')?;
+    owner.split_once('-')?.0.parse().ok()
+}
+
 fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError {
     move |source| StoreError::Io {
         action,
@@ -224,6 +265,30 @@ mod tests {
                 "{id:?} -> {name}"
             );
         }
+    }
+
+    #[test]
+    fn temporary_files_of_crashed_writers_are_removed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let call = dir.path().join("recordings/call-1");
+        fs::create_dir_all(&call).unwrap();
+        let dead = call.join(".rec-1.json.4000000-0.tmp"); // no such process: pids stay below 2^22
+        let alive = call.join(format!(".rec-1.json.{}-7.tmp", std::process::id()));
+        fs::write(&dead, b"{\"torn").unwrap();
+        fs::write(&alive, b"{").unwrap();
+        let long_ago = std::time::SystemTime::now() - ABANDONED_AFTER * 2;
+        for path in [&dead, &alive] {
+            File::options()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_modified(long_ago)
+                .unwrap();
+        }
+        EmbeddedStore::open(dir.path()).unwrap();
+        assert!(!dead.exists() && alive.exists());
+        assert_eq!(temp_file_owner(".a.b.json.12-3.tmp"), Some(12));
+        assert_eq!(temp_file_owner("rec.json"), None);
     }
 
     #[test]

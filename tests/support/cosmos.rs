@@ -157,6 +157,42 @@ impl CosmosTarget {
             .unwrap()
     }
 
+    /// Every item of a container (system properties removed), through a cross-partition query.
+    pub async fn all_items(&self, database: &str, container: &str) -> Vec<serde_json::Value> {
+        use futures_util::TryStreamExt;
+        let client = self.client().await;
+        let container = client
+            .database_client(database)
+            .container_client(container, None)
+            .await
+            .unwrap();
+        let items: Vec<serde_json::Map<String, serde_json::Value>> = container
+            .query_items("SELECT * FROM c", azure_data_cosmos::FeedScope::full_container(), None)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        items
+            .into_iter()
+            .map(|mut item| {
+                item.retain(|name, _| !name.starts_with('_'));
+                serde_json::Value::Object(item)
+            })
+            .collect()
+    }
+
+    /// Sets the local server's fault rates (see `tests/cosmos-server/start.js`) and returns what it has injected.
+    pub async fn faults(&self, rates: serde_json::Value) -> serde_json::Value {
+        let response = reqwest::Client::new()
+            .post(format!("{}_test/faults", self.endpoint))
+            .body(rates.to_string())
+            .send()
+            .await
+            .unwrap();
+        serde_json::from_str(&response.text().await.unwrap()).unwrap()
+    }
+
     /// The number of requests the local server has answered so far.
     pub fn request_count(&self) -> usize {
         self.requests.lock().unwrap().len()

@@ -11,7 +11,9 @@
 pub mod contract;
 pub mod cosmos;
 pub mod events;
+pub mod grid;
 pub mod proxy;
+pub mod rng;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -153,20 +155,24 @@ impl Host {
 
     /// Kills the handler with SIGKILL, as a crash would, and starts it again as the host restarts a dead worker.
     pub async fn kill_and_restart(&self) {
-        {
-            let mut child = self.child.lock().unwrap();
-            if let Some(mut old) = child.take() {
-                let _ = old.kill();
-                let _ = old.wait();
-            }
-            let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            *child = Some(spawn(&self.app.executable, &self.workdir, &env, &[], &self.output));
-        }
+        self.respawn();
         self.wait_until_ready().await;
     }
 
+    fn respawn(&self) {
+        let mut child = self.child.lock().unwrap();
+        if let Some(mut old) = child.take() {
+            let _ = old.kill();
+            let _ = old.wait();
+        }
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        *child = Some(spawn(&self.app.executable, &self.workdir, &env, &[], &self.output));
+    }
+
+    /// Polls `GET /` until any answer. Like the host, it starts a worker that exits again, a few times.
     async fn wait_until_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut restarts = 0;
         loop {
             if self.client.get(self.url("")).send().await.is_ok() {
                 return;
@@ -178,7 +184,13 @@ impl Host {
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten());
             if let Some(status) = exited {
-                panic!("the handler exited with {status} before answering:\n{}", self.output());
+                assert!(
+                    restarts < 5,
+                    "the handler exited with {status} before answering:\n{}",
+                    self.output()
+                );
+                restarts += 1;
+                self.respawn();
             }
             assert!(
                 Instant::now() < deadline,
@@ -228,6 +240,14 @@ impl Host {
 
     /// Posts a raw body to the function, chunked, with the host's headers.
     pub async fn post(&self, body: impl Into<Vec<u8>>) -> Invocation {
+        match self.try_post(body).await {
+            Ok(invocation) => invocation,
+            Err(e) => panic!("the handler did not answer: {e}\n{}", self.output()),
+        }
+    }
+
+    /// Posts like [`Host::post`]; an error means no answer at all (the host counts it as a failed invocation).
+    pub async fn try_post(&self, body: impl Into<Vec<u8>>) -> Result<Invocation, reqwest::Error> {
         let body: Vec<u8> = body.into();
         // The host streams the body: no Content-Length, Transfer-Encoding: chunked, in several chunks.
         let third = body.len().div_ceil(3).max(1);
@@ -242,26 +262,35 @@ impl Host {
             .header("Content-Type", "application/json; charset=utf-8")
             .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
             .send()
-            .await
-            .unwrap_or_else(|e| panic!("the handler did not answer: {e}\n{}", self.output()));
+            .await?;
         let status = response.status().as_u16();
         let content_type = response
             .headers()
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = response.text().await.unwrap_or_default();
-        Invocation {
+        let body = response.text().await?;
+        Ok(Invocation {
             status,
             content_type,
             body,
-        }
+        })
+    }
+
+    /// Sends a signal to the handler (`TERM`, `INT`, …).
+    pub fn signal(&self, name: &str) {
+        signal(self.child.lock().unwrap().as_ref().expect("running"), name);
     }
 
     /// Sends SIGTERM, as the host does when it stops a worker, and waits for the exit.
     pub fn terminate(self) -> (ExitStatus, String) {
+        self.signal("TERM");
+        self.wait_for_exit()
+    }
+
+    /// Waits for the handler to exit by itself.
+    pub fn wait_for_exit(self) -> (ExitStatus, String) {
         let mut child = self.child.lock().unwrap().take().expect("running");
-        signal(&child, "TERM");
         let status = wait_with_deadline(&mut child, Duration::from_secs(20));
         // The output readers finish once the pipes close, just after the exit.
         std::thread::sleep(Duration::from_millis(200));
@@ -471,7 +500,8 @@ pub fn quarantined(data_dir: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// Every file under `dir` (recursively) with its parsed JSON, sorted by path; panics on a torn or invalid file.
+/// Every stored file under `dir` (recursively) with its parsed JSON, sorted by path; panics on a torn or invalid
+/// file. Hidden files — a writer's temporary files, which a crash may leave half-written — are not stored files.
 pub fn json_files(dir: &Path) -> Vec<(PathBuf, Value)> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_owned()];
@@ -481,9 +511,10 @@ pub fn json_files(dir: &Path) -> Vec<(PathBuf, Value)> {
         };
         for entry in entries {
             let path = entry.unwrap().path();
+            let hidden = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
             if path.is_dir() {
                 stack.push(path);
-            } else {
+            } else if !hidden {
                 let value = read_json(&path);
                 found.push((path, value));
             }

@@ -1,15 +1,18 @@
-//! A loopback TCP proxy that tests put between the handler and a store server, to take the server away (refuse and
-//! cut every connection) and bring it back on the same port.
+//! A loopback TCP proxy that tests put between the handler and a store server, to take the server away: refuse
+//! and cut every connection, or black-hole it (connections open, nothing answers), then bring it back.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 pub struct Proxy {
     pub port: u16,
     upstream: SocketAddr,
+    black_hole: Arc<AtomicBool>,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
@@ -21,18 +24,23 @@ impl Proxy {
         let proxy = Proxy {
             port,
             upstream,
-            tasks: Arc::new(Mutex::new(Vec::new())),
+            black_hole: Arc::default(),
+            tasks: Arc::default(),
         };
         proxy.serve(listener);
         proxy
     }
 
     fn serve(&self, listener: TcpListener) {
-        let (upstream, tasks) = (self.upstream, self.tasks.clone());
+        let (upstream, tasks, black_hole) = (self.upstream, self.tasks.clone(), self.black_hole.clone());
         let accept = tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
+                let black_hole = black_hole.load(Ordering::SeqCst);
                 let connection = tokio::spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect(upstream).await {
+                    if black_hole {
+                        let mut sink = [0u8; 4096];
+                        while matches!(client.read(&mut sink).await, Ok(n) if n > 0) {}
+                    } else if let Ok(mut server) = TcpStream::connect(upstream).await {
                         let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
                     }
                 });
@@ -51,6 +59,24 @@ impl Proxy {
 
     /// Brings the server back on the same port.
     pub async fn resume(&self) {
+        self.black_hole.store(false, Ordering::SeqCst);
+        self.resume_keeping_mode().await;
+    }
+
+    /// Cuts every connection and swallows new ones without an answer, until [`Proxy::restore`].
+    pub async fn black_hole(&self) {
+        self.stop();
+        self.black_hole.store(true, Ordering::SeqCst);
+        self.resume_keeping_mode().await;
+    }
+
+    /// Ends a black hole: held connections are cut, new ones are forwarded again.
+    pub async fn restore(&self) {
+        self.stop();
+        self.resume().await;
+    }
+
+    async fn resume_keeping_mode(&self) {
         let listener = loop {
             match TcpListener::bind(("127.0.0.1", self.port)).await {
                 Ok(listener) => break listener,

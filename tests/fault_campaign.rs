@@ -1,0 +1,371 @@
+//! The fault campaign: a few hundred recordings, announced by events split, repeated and shuffled, delivered by a
+//! simulated Event Grid while the handler is killed and restarted and — for Cosmos DB — the store throttles, fails,
+//! times out, loses answers and drops off the network. The verdict: every recording complete, every chunk once, no
+//! extra document, every unprocessable payload in quarantine. Zero lost is the only pass.
+//!
+//! `FAULT_CAMPAIGN_SEED` replays a campaign; `FAULT_CAMPAIGN_RECORDINGS` sets its size (300 by default).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::cosmos::{CosmosTarget, unique_database};
+use support::events::{call_ended, chunk, cloud_event, event_grid, recording_data, subject};
+use support::grid::{self, Subscription};
+use support::proxy::Proxy;
+use support::rng::Rng;
+use support::{Host, documents, envelope, json_files, quarantined};
+
+/// The campaign must end by itself, well inside CI's budget.
+const DEADLINE: Duration = Duration::from_secs(240);
+
+/// What the store must hold once every event is delivered.
+struct Workload {
+    payloads: Vec<Vec<u8>>,
+    /// Per recording id: its call and its chunks' documentIds.
+    recordings: BTreeMap<String, (String, BTreeSet<String>)>,
+    /// Payloads that must end in quarantine, verbatim.
+    unprocessable: BTreeSet<String>,
+    ignored: usize,
+}
+
+fn workload(rng: &mut Rng, recordings: usize) -> Workload {
+    let mut w = Workload {
+        payloads: Vec::new(),
+        recordings: BTreeMap::new(),
+        unprocessable: BTreeSet::new(),
+        ignored: 0,
+    };
+    let mut event_number = 0;
+    let mut next_event_id = || {
+        event_number += 1;
+        format!("evt-{event_number:05}")
+    };
+    for r in 0..recordings {
+        let (call_id, recording_id) = (format!("call-{:03}", r / 3), format!("rec-{r:04}"));
+        let chunk_count = rng.between(1, 7);
+        let chunk_ids: Vec<String> = (0..chunk_count).map(|i| format!("{recording_id}-chunk-{i}")).collect();
+        let event_count = rng.between(1, chunk_count.min(4) + 1);
+        let mut per_event: Vec<Vec<Value>> = vec![Vec::new(); event_count as usize];
+        for (i, id) in chunk_ids.iter().enumerate() {
+            per_event[i % event_count as usize].push(chunk(i as u64, id));
+            if rng.chance(0.15) {
+                // ACS may announce a chunk again in a later event.
+                let other = rng.below(event_count) as usize;
+                per_event[other].push(chunk(i as u64, id));
+            }
+        }
+        for (e, chunks) in per_event.iter().enumerate() {
+            let time = format!("2026-11-27T15:{:02}:{:02}.{:07}Z", r % 60, e, rng.below(10_000_000));
+            let id = next_event_id();
+            let subject = subject(&call_id, &recording_id);
+            let event = if rng.chance(0.3) {
+                cloud_event(&id, &subject, &time, recording_data(chunks))
+            } else {
+                event_grid(&id, &subject, &time, recording_data(chunks))
+            };
+            let as_string = rng.chance(0.2);
+            let value = if as_string {
+                Value::String(event.to_string())
+            } else {
+                event.clone()
+            };
+            w.payloads.push(envelope("eventGridEvent", value, &event));
+        }
+        w.recordings
+            .insert(recording_id, (call_id, chunk_ids.into_iter().collect()));
+    }
+    for _ in 0..recordings / 15 {
+        let event = call_ended(&next_event_id());
+        w.payloads.push(envelope("eventGridEvent", event.clone(), &event));
+        w.ignored += 1;
+    }
+    for u in 0..recordings / 30 {
+        let id = next_event_id();
+        let broken = event_grid(
+            &id,
+            &subject("call-x", &format!("broken-{u}")),
+            "2026-11-27T15:00:00Z",
+            json!({}),
+        );
+        w.unprocessable.insert(broken.to_string());
+        w.payloads.push(envelope("eventGridEvent", broken.clone(), &broken));
+        let garbage = format!("not an invocation #{u}");
+        w.unprocessable.insert(garbage.clone());
+        w.payloads.push(garbage.into_bytes());
+    }
+    w
+}
+
+/// Checks the stored documents and quarantine against the workload; returns the lines of the verdict.
+fn judge(w: &Workload, documents: &[Value], quarantined: &[Value]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut seen = BTreeSet::new();
+    for doc in documents {
+        let id = doc["id"].as_str().unwrap_or_default().to_owned();
+        let Some((call_id, expected)) = w.recordings.get(&id) else {
+            problems.push(format!("extra document {id}"));
+            continue;
+        };
+        seen.insert(id.clone());
+        let chunk_ids: Vec<String> = support::chunk_ids(doc);
+        let unique: BTreeSet<String> = chunk_ids.iter().cloned().collect();
+        if doc["callId"] != call_id.as_str() {
+            problems.push(format!("{id}: wrong call {}", doc["callId"]));
+        }
+        if unique.len() != chunk_ids.len() {
+            problems.push(format!("{id}: a chunk is stored twice: {chunk_ids:?}"));
+        }
+        if &unique != expected {
+            problems.push(format!("{id}: chunks {unique:?}, expected {expected:?}"));
+        }
+    }
+    for id in w.recordings.keys().filter(|id| !seen.contains(*id)) {
+        problems.push(format!("recording {id} is missing"));
+    }
+    let kept: BTreeSet<String> = quarantined
+        .iter()
+        .filter_map(|q| q["payload"].as_str().map(str::to_owned))
+        .collect();
+    for payload in w.unprocessable.difference(&kept) {
+        problems.push(format!("not in quarantine: {payload}"));
+    }
+    for payload in kept.difference(&w.unprocessable) {
+        problems.push(format!("quarantined but processable: {payload}"));
+    }
+    problems
+}
+
+fn print_verdict(
+    store: &str,
+    seed: u64,
+    w: &Workload,
+    report: &grid::Report,
+    faults: &[(&str, usize)],
+    problems: &[String],
+) {
+    let chunks: usize = w.recordings.values().map(|(_, c)| c.len()).sum();
+    println!("\nfault campaign on the {store} store (seed {seed})");
+    println!("  {:<34} {:>7}", "recordings", w.recordings.len());
+    println!("  {:<34} {:>7}", "chunks", chunks);
+    println!("  {:<34} {:>7}", "events sent", report.events);
+    println!("  {:<34} {:>7}", "  of which unrelated (ignored)", w.ignored);
+    println!("  {:<34} {:>7}", "  of which unprocessable", w.unprocessable.len());
+    println!("  {:<34} {:>7}", "deliveries", report.deliveries);
+    println!("  {:<34} {:>7}", "retries after a failed delivery", report.retries);
+    println!("  {:<34} {:>7}", "duplicate deliveries", report.duplicates);
+    for (fault, count) in faults {
+        println!("  {:<34} {:>7}", format!("faults: {fault}"), count);
+    }
+    println!("  {:<34} {:>7}", "dead-lettered", report.dead_lettered.len());
+    println!("  {:<34} {:>7}", "lost or wrong", problems.len());
+    for problem in problems.iter().take(20) {
+        println!("    {problem}");
+    }
+}
+
+fn size() -> usize {
+    std::env::var("FAULT_CAMPAIGN_RECORDINGS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300)
+}
+
+/// Kills and restarts the handler at random moments until `done`, counting restarts.
+async fn chaos_kills(host: &Host, seed: u64, done: &AtomicBool, restarts: &AtomicUsize, every_ms: (u64, u64)) {
+    let mut rng = Rng::new(seed);
+    while !done.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(rng.between(every_ms.0, every_ms.1))).await;
+        if done.load(Ordering::SeqCst) {
+            break;
+        }
+        host.kill_and_restart().await;
+        restarts.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embedded_store_loses_nothing_through_crashes_duplicates_and_disorder() {
+    let seed = Rng::seed_from_env();
+    let mut rng = Rng::new(seed);
+    let w = workload(&mut rng, size());
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::start(dir.path(), &[("RUST_LOG", "warn")]).await;
+    let (done, restarts) = (AtomicBool::new(false), AtomicUsize::new(0));
+    let started = Instant::now();
+    let chaos_seed = rng.next_u64();
+    let run = async {
+        let report = grid::deliver(&host, &w.payloads, &Subscription::default(), &mut rng).await;
+        done.store(true, Ordering::SeqCst);
+        report
+    };
+    let (report, ()) = tokio::time::timeout(DEADLINE, async {
+        tokio::join!(run, chaos_kills(&host, chaos_seed, &done, &restarts, (100, 400)))
+    })
+    .await
+    .expect("the campaign ended within its deadline");
+
+    let data = dir.path().join(".data");
+    // Every file must be a whole, valid document (json_files fails on a torn one); temporary files aside.
+    let files = json_files(&data.join("recordings"));
+    let problems = judge(&w, &documents(&data), &quarantined(&data));
+    let faults = [("handler killed (SIGKILL)", restarts.load(Ordering::SeqCst))];
+    print_verdict("embedded", seed, &w, &report, &faults, &problems);
+    println!("  {:<34} {:>7.1}", "seconds", started.elapsed().as_secs_f64());
+    assert!(
+        report.dead_lettered.is_empty(),
+        "dead-lettered: {:?}",
+        report.dead_lettered
+    );
+    assert!(problems.is_empty(), "seed {seed}: {problems:#?}");
+    assert_eq!(files.len(), w.recordings.len());
+    assert!(
+        restarts.load(Ordering::SeqCst) > 0,
+        "the campaign killed the handler at least once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cosmos_store_loses_nothing_through_faults_crashes_duplicates_and_disorder() {
+    let target = CosmosTarget::start();
+    if !target.is_local() {
+        return; // faults are injected by the local server
+    }
+    let seed = Rng::seed_from_env();
+    let mut rng = Rng::new(seed);
+    let w = workload(&mut rng, size());
+    let proxy = Proxy::start(([127, 0, 0, 1], target.port()).into()).await;
+    let database = unique_database();
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = format!("http://127.0.0.1:{}/", proxy.port);
+    let mut settings = target.handler_settings(&database, Some(&endpoint));
+    settings.push(("RUST_LOG".into(), "warn".into()));
+    let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let host = Host::start(dir.path(), &settings).await;
+    target
+        .faults(json!({"throttle": 0.04, "unavailable": 0.02, "timeout": 0.02, "lostResponse": 0.02}))
+        .await;
+
+    let (done, restarts, cuts, black_holes) = (
+        AtomicBool::new(false),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    );
+    let started = Instant::now();
+    let (kill_seed, net_seed) = (rng.next_u64(), rng.next_u64());
+    let network = async {
+        let mut rng = Rng::new(net_seed);
+        while !done.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(rng.between(300, 900))).await;
+            if rng.chance(0.7) {
+                proxy.stop();
+                tokio::time::sleep(Duration::from_millis(rng.between(20, 200))).await;
+                proxy.resume().await;
+                cuts.fetch_add(1, Ordering::SeqCst);
+            } else {
+                proxy.black_hole().await;
+                tokio::time::sleep(Duration::from_millis(rng.between(200, 800))).await;
+                proxy.restore().await;
+                black_holes.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    };
+    let run = async {
+        let report = grid::deliver(&host, &w.payloads, &Subscription::default(), &mut rng).await;
+        done.store(true, Ordering::SeqCst);
+        report
+    };
+    let (report, (), ()) = tokio::time::timeout(DEADLINE, async {
+        tokio::join!(
+            run,
+            chaos_kills(&host, kill_seed, &done, &restarts, (800, 2000)),
+            network
+        )
+    })
+    .await
+    .expect("the campaign ended within its deadline");
+    let injected = target
+        .faults(json!({"throttle": 0, "unavailable": 0, "timeout": 0, "lostResponse": 0}))
+        .await;
+
+    let documents = target.all_items(&database, "recordings").await;
+    let quarantined = target.all_items(&database, "quarantine").await;
+    let problems = judge(&w, &documents, &quarantined);
+    let count = |kind: &str| injected["injected"][kind].as_u64().unwrap_or(0) as usize;
+    let faults = [
+        ("429 throttled", count("throttle")),
+        ("503 unavailable", count("unavailable")),
+        ("408 timeout", count("timeout")),
+        ("answer lost after the write", count("lostResponse")),
+        ("connections cut", cuts.load(Ordering::SeqCst)),
+        ("black holes", black_holes.load(Ordering::SeqCst)),
+        ("handler killed (SIGKILL)", restarts.load(Ordering::SeqCst)),
+    ];
+    print_verdict("Cosmos DB", seed, &w, &report, &faults, &problems);
+    println!("  {:<34} {:>7.1}", "seconds", started.elapsed().as_secs_f64());
+    assert!(
+        report.dead_lettered.is_empty(),
+        "dead-lettered: {:?}",
+        report.dead_lettered
+    );
+    assert!(problems.is_empty(), "seed {seed}: {problems:#?}");
+    assert!(faults.iter().map(|(_, n)| n).sum::<usize>() > 0, "faults were injected");
+}
+
+/// Delivers every event at once, alternating between two handler processes, each with Event Grid's retries.
+async fn deliver_through_both(first: &Host, second: &Host, events: &[Value]) {
+    let deliveries = futures_util::future::join_all(events.iter().enumerate().map(|(i, event)| {
+        let host = if i % 2 == 0 { first } else { second };
+        async move { support::EventGrid::new(host).deliver(event).await }
+    }))
+    .await;
+    assert!(deliveries.iter().all(|d| d.delivered), "{deliveries:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_handler_processes_sharing_one_embedded_store_lose_no_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("shared");
+    let data_text = data.to_str().unwrap();
+    let first = Host::start(dir.path(), &[("RECORDINGS_DATA_DIR", data_text)]).await;
+    let second = Host::start(dir.path(), &[("RECORDINGS_DATA_DIR", data_text)]).await;
+    let events: Vec<Value> = (0..60u64)
+        .map(|i| {
+            let chunks = [chunk(i, &format!("d{i:03}"))];
+            support::events::recording_event(&format!("e{i}"), "call-1", "rec-1", "2026-11-27T15:20:34Z", &chunks)
+        })
+        .collect();
+    deliver_through_both(&first, &second, &events).await;
+    let docs = documents(&data);
+    assert_eq!(docs.len(), 1);
+    assert_eq!(support::chunk_ids(&docs[0]).len(), 60);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_handler_processes_sharing_one_cosmos_database_lose_no_chunk() {
+    let target = CosmosTarget::start();
+    let database = unique_database();
+    let dir = tempfile::tempdir().unwrap();
+    let settings = target.handler_settings(&database, None);
+    let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let first = Host::start(dir.path(), &settings).await;
+    let second = Host::start(dir.path(), &settings).await;
+    let events: Vec<Value> = (0..40u64)
+        .map(|i| {
+            let chunks = [chunk(i, &format!("d{i:03}"))];
+            support::events::recording_event(&format!("e{i}"), "call-1", "rec-1", "2026-11-27T15:20:34Z", &chunks)
+        })
+        .collect();
+    deliver_through_both(&first, &second, &events).await;
+    let store = Arc::new(target.store(&database).await);
+    use acs_recording_handler::store::RecordingStore;
+    let doc = store.read("call-1", "rec-1").await.unwrap().unwrap();
+    assert_eq!(doc.chunks.len(), 40);
+    assert_eq!(doc.event_ids.len(), 40);
+}
