@@ -43,6 +43,8 @@ pub struct Report {
     pub duplicates: usize,
     /// Indexes of payloads that were never accepted.
     pub dead_lettered: Vec<usize>,
+    /// For each payload, the `Logs` line of every accepted delivery.
+    pub accepted: Vec<Vec<String>>,
 }
 
 struct Pending {
@@ -69,6 +71,7 @@ pub async fn deliver(host: &Host, payloads: &[Vec<u8>], subscription: &Subscript
     let outstanding = AtomicUsize::new(payloads.len());
     let report = Mutex::new(Report {
         events: payloads.len(),
+        accepted: vec![Vec::new(); payloads.len()],
         ..Report::default()
     });
     let seeds: Vec<u64> = (0..subscription.concurrency).map(|_| rng.next_u64()).collect();
@@ -89,12 +92,13 @@ pub async fn deliver(host: &Host, payloads: &[Vec<u8>], subscription: &Subscript
                     tokio::time::sleep(Duration::from_millis(5)).await;
                     continue;
                 };
-                let accepted = host
-                    .try_post(payloads[pending.payload].clone())
-                    .await
-                    .is_ok_and(|answer| answer.succeeded());
+                let answer = host.try_post(payloads[pending.payload].clone()).await;
+                let accepted = answer.as_ref().is_ok_and(|answer| answer.succeeded());
                 let mut report = report.lock().unwrap();
                 report.deliveries += 1;
+                if accepted && let Ok(answer) = answer {
+                    report.accepted[pending.payload].push(answer.log());
+                }
                 if accepted {
                     if pending.attempt > 0 && rng.chance(subscription.duplicate_rate) {
                         // At least once: the same event again, a little later (attempt 0 marks a duplicate).
