@@ -148,6 +148,26 @@ fn judge(w: &Workload, documents: &[Value], quarantined: &[Value]) -> Vec<String
     problems
 }
 
+/// Prints the verdict table and fails the test unless nothing was lost.
+fn verdict(
+    store: &str,
+    seed: u64,
+    w: &Workload,
+    report: &grid::Report,
+    faults: &[(&str, usize)],
+    problems: &[String],
+    started: Instant,
+) {
+    print_verdict(store, seed, w, report, faults, problems);
+    println!("  {:<34} {:>7.1}", "seconds", started.elapsed().as_secs_f64());
+    assert!(
+        report.dead_lettered.is_empty(),
+        "dead-lettered: {:?}",
+        report.dead_lettered
+    );
+    assert!(problems.is_empty(), "seed {seed}: {problems:#?}");
+}
+
 fn print_verdict(
     store: &str,
     seed: u64,
@@ -239,14 +259,7 @@ async fn embedded_store_loses_nothing_through_crashes_duplicates_and_disorder() 
     let files = json_files(&data.join("recordings"));
     let problems = judge(&w, &documents(&data), &quarantined(&data));
     let faults = [("handler killed (SIGKILL)", restarts.load(Ordering::SeqCst))];
-    print_verdict("embedded", seed, &w, &report, &faults, &problems);
-    println!("  {:<34} {:>7.1}", "seconds", started.elapsed().as_secs_f64());
-    assert!(
-        report.dead_lettered.is_empty(),
-        "dead-lettered: {:?}",
-        report.dead_lettered
-    );
-    assert!(problems.is_empty(), "seed {seed}: {problems:#?}");
+    verdict("embedded", seed, &w, &report, &faults, &problems, started);
     assert_eq!(files.len(), w.recordings.len());
     assert!(
         restarts.load(Ordering::SeqCst) > 0,
@@ -333,14 +346,7 @@ async fn cosmos_store_loses_nothing_through_faults_crashes_duplicates_and_disord
         ("black holes", black_holes.load(Ordering::SeqCst)),
         ("handler killed (SIGKILL)", restarts.load(Ordering::SeqCst)),
     ];
-    print_verdict("Cosmos DB", seed, &w, &report, &faults, &problems);
-    println!("  {:<34} {:>7.1}", "seconds", started.elapsed().as_secs_f64());
-    assert!(
-        report.dead_lettered.is_empty(),
-        "dead-lettered: {:?}",
-        report.dead_lettered
-    );
-    assert!(problems.is_empty(), "seed {seed}: {problems:#?}");
+    verdict("Cosmos DB", seed, &w, &report, &faults, &problems, started);
     assert!(faults.iter().map(|(_, n)| n).sum::<usize>() > 0, "faults were injected");
 }
 
