@@ -158,24 +158,6 @@ fn verdict(
     problems: &[String],
     started: Instant,
 ) {
-    print_verdict(store, seed, w, report, faults, problems);
-    println!("  {:<34} {:>7.1}", "seconds", started.elapsed().as_secs_f64());
-    assert!(
-        report.dead_lettered.is_empty(),
-        "dead-lettered: {:?}",
-        report.dead_lettered
-    );
-    assert!(problems.is_empty(), "seed {seed}: {problems:#?}");
-}
-
-fn print_verdict(
-    store: &str,
-    seed: u64,
-    w: &Workload,
-    report: &grid::Report,
-    faults: &[(&str, usize)],
-    problems: &[String],
-) {
     let chunks: usize = w.recordings.values().map(|(_, c)| c.len()).sum();
     println!("\nfault campaign on the {store} store (seed {seed})");
     println!("  {:<34} {:>7}", "recordings", w.recordings.len());
@@ -211,6 +193,13 @@ fn print_verdict(
             );
         }
     }
+    println!("  {:<34} {:>7.1}", "seconds", started.elapsed().as_secs_f64());
+    assert!(
+        report.dead_lettered.is_empty(),
+        "dead-lettered: {:?}",
+        report.dead_lettered
+    );
+    assert!(problems.is_empty(), "seed {seed}: {problems:#?}");
 }
 
 fn size() -> usize {
