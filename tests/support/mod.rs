@@ -15,6 +15,7 @@ pub mod grid;
 pub mod proxy;
 pub mod rng;
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -74,12 +75,27 @@ impl FunctionApp {
     }
 }
 
-/// A free port on the loopback interface, as the host picks one.
+/// Ports handed out by [`free_port`] and still owned by a handler or proxy of this test process.
+static PORTS_IN_USE: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+/// A free port on the loopback interface, as the host picks one, reserved until [`release_port`]. A handler
+/// being restarted leaves its port unbound for a moment; without the reservation another test could take it, and
+/// deliveries meant for one handler would reach another's store.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free loopback port");
+        if PORTS_IN_USE.lock().unwrap().insert(port) {
+            return port;
+        }
+    }
+}
+
+/// Marks a port from [`free_port`] as free again.
+pub fn release_port(port: u16) {
+    PORTS_IN_USE.lock().unwrap().remove(&port);
 }
 
 /// One run of the handler under the stand-in host. Dropping it kills the process.
@@ -304,6 +320,7 @@ impl Drop for Host {
             let _ = child.kill();
             let _ = child.wait();
         }
+        release_port(self.port);
     }
 }
 

@@ -19,8 +19,9 @@ pub struct Proxy {
 impl Proxy {
     /// Starts forwarding a free loopback port to `upstream`.
     pub async fn start(upstream: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
+        // A reserved port: while the proxy is stopped its port is unbound, and no handler may take it.
+        let port = super::free_port();
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let proxy = Proxy {
             port,
             upstream,
@@ -90,5 +91,6 @@ impl Proxy {
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.stop();
+        super::release_port(self.port);
     }
 }
