@@ -12,6 +12,7 @@ use acs_recording_handler::pipeline::{AllowedSources, Pipeline};
 use acs_recording_handler::store::{CosmosStore, EmbeddedStore, RecordingStore};
 use acs_recording_handler::{replay, telemetry};
 use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
 use tracing::{error, info, warn};
 
 /// Persists Azure Communication Services recording events delivered by Event Grid through Azure Functions.
@@ -55,6 +56,15 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
+        // The port is taken before the store opens (which can take seconds while Cosmos DB is unreachable), so that
+        // the host's port is never free for another process meanwhile; its requests wait in the backlog.
+        let listener = match cli.command {
+            Some(Command::Replay { .. }) => None,
+            _ => match bind(config.port.unwrap_or_default()).await {
+                Some(listener) => Some(listener),
+                None => return ExitCode::FAILURE,
+            },
+        };
         let store = match open_store(&config.store).await {
             Ok(store) => store,
             Err(message) => {
@@ -64,9 +74,10 @@ fn main() -> ExitCode {
         };
         let pipeline =
             Pipeline::new(store).with_allowed_sources(config.allowed_sources.clone().map(AllowedSources::new));
-        match cli.command {
-            Some(Command::Replay { files }) => run_replay(&pipeline, &files).await,
-            _ => run_server(pipeline, config.port.unwrap_or_default()).await,
+        match (cli.command, listener) {
+            (Some(Command::Replay { files }), _) => run_replay(&pipeline, &files).await,
+            (_, Some(listener)) => run_server(listener, pipeline).await,
+            (_, None) => ExitCode::FAILURE,
         }
     })
 }
@@ -115,14 +126,18 @@ async fn connect_cosmos(config: &CosmosConfig) -> Result<CosmosStore, String> {
     }
 }
 
-async fn run_server(pipeline: Pipeline, port: u16) -> ExitCode {
-    let listener = match http::bind_loopback(port).await {
-        Ok(listener) => listener,
+async fn bind(port: u16) -> Option<TcpListener> {
+    match http::bind_loopback(port).await {
+        Ok(listener) => Some(listener),
         Err(e) => {
             error!(error = %e, port, "cannot listen on 127.0.0.1");
-            return ExitCode::FAILURE;
+            None
         }
-    };
+    }
+}
+
+async fn run_server(listener: TcpListener, pipeline: Pipeline) -> ExitCode {
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
     info!(port, "listening on 127.0.0.1 for the Functions host");
     http::serve(listener, pipeline, Limits::default(), shutdown_signal()).await;
     info!("stopped");
