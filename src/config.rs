@@ -33,6 +33,8 @@ pub enum StoreConfig {
         data_dir: PathBuf,
     },
     Cosmos(CosmosConfig),
+    /// Documents in memory, lost when the process ends: for benchmarks and tests only (`RECORDINGS_STORE=memory`).
+    Memory,
 }
 
 /// Where and how to reach Cosmos DB.
@@ -134,9 +136,29 @@ impl Config {
 
         let in_azure = get("WEBSITE_INSTANCE_ID").is_some();
         let cosmos = cosmos_config(&get, in_azure, &mut problems);
-        let store = match cosmos {
-            Some(cosmos) => StoreConfig::Cosmos(cosmos),
-            None => {
+        let chosen = get("RECORDINGS_STORE").map(|v| v.to_ascii_lowercase());
+        let store = match (chosen.as_deref(), cosmos) {
+            (None | Some("cosmos"), Some(cosmos)) => StoreConfig::Cosmos(cosmos),
+            (Some("cosmos"), None) => {
+                if !COSMOS_VARIABLES.iter().any(|name| get(name).is_some()) {
+                    problems.push(format!(
+                        "RECORDINGS_STORE is \"cosmos\" but no Cosmos DB connection is set; set {} or {}",
+                        COSMOS_VARIABLES[0], COSMOS_VARIABLES[1]
+                    ));
+                }
+                StoreConfig::Memory
+            }
+            (Some("memory"), _) => {
+                if in_azure {
+                    problems.push(
+                        "RECORDINGS_STORE is \"memory\" while running in Azure (WEBSITE_INSTANCE_ID is set): the \
+                         memory store keeps nothing and is for benchmarks only"
+                            .to_owned(),
+                    );
+                }
+                StoreConfig::Memory
+            }
+            (None | Some("embedded"), _) => {
                 if in_azure {
                     problems.push(format!(
                         "the handler is running in Azure (WEBSITE_INSTANCE_ID is set) without a Cosmos DB \
@@ -147,6 +169,13 @@ impl Config {
                 }
                 let data_dir = PathBuf::from(get("RECORDINGS_DATA_DIR").unwrap_or_else(|| ".data".to_owned()));
                 StoreConfig::Embedded { data_dir }
+            }
+            (Some(other), _) => {
+                problems.push(format!(
+                    "RECORDINGS_STORE must be \"cosmos\", \"embedded\" or \"memory\" (or unset: Cosmos DB when a \
+                     connection is set, else embedded), not {other:?}"
+                ));
+                StoreConfig::Memory
             }
         };
 
@@ -358,6 +387,29 @@ mod tests {
         assert_eq!(problems.len(), 4, "{problems:#?}");
         assert!(problems[0].contains("FUNCTIONS_CUSTOMHANDLER_PORT"));
         assert!(problems[1].contains("WEBSITE_INSTANCE_ID"));
+    }
+
+    #[test]
+    fn recordings_store_chooses_the_backend_explicitly() {
+        let store = |vars: &[(&str, &str)]| config(Purpose::Replay, vars).map(|c| c.store);
+        assert_eq!(store(&[("RECORDINGS_STORE", "memory")]).unwrap(), StoreConfig::Memory);
+        let connection = format!("AccountEndpoint=https://contoso.documents.azure.com:443/;AccountKey={KEY};");
+        let embedded = store(&[("RECORDINGS_STORE", "Embedded"), ("CosmosDbConnection", &connection)]).unwrap();
+        assert!(matches!(embedded, StoreConfig::Embedded { .. }), "{embedded:?}");
+        let ConfigError(problems) = store(&[("RECORDINGS_STORE", "cosmos")]).unwrap_err();
+        assert!(problems[0].contains("no Cosmos DB connection"), "{problems:?}");
+        let ConfigError(problems) = store(&[("RECORDINGS_STORE", "disk")]).unwrap_err();
+        assert!(problems[0].contains("\"memory\""), "{problems:?}");
+    }
+
+    #[test]
+    fn memory_store_is_refused_in_azure() {
+        let ConfigError(problems) = config(
+            Purpose::Replay,
+            &[("RECORDINGS_STORE", "memory"), ("WEBSITE_INSTANCE_ID", "abc")],
+        )
+        .unwrap_err();
+        assert!(problems[0].contains("keeps nothing"), "{problems:?}");
     }
 
     const KEY: &str = "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==";

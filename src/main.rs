@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use acs_recording_handler::config::{Config, CosmosConfig, Purpose, StoreConfig};
 use acs_recording_handler::http::{self, Limits};
 use acs_recording_handler::pipeline::{AllowedSources, Pipeline};
-use acs_recording_handler::store::{CosmosStore, EmbeddedStore, RecordingStore};
+use acs_recording_handler::store::{CosmosStore, EmbeddedStore, MemoryStore, RecordingStore};
 use acs_recording_handler::{replay, telemetry};
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
@@ -100,6 +100,13 @@ async fn open_store(config: &StoreConfig) -> Result<Arc<dyn RecordingStore>, Str
                 "recordings are kept in Cosmos DB"
             );
             Ok(Arc::new(store))
+        }
+        StoreConfig::Memory => {
+            warn!(
+                "RECORDINGS_STORE=memory: recordings are kept in memory only and LOST when the handler stops; \
+                 every event is acknowledged all the same. For benchmarks and tests only, never for real events"
+            );
+            Ok(Arc::new(MemoryStore::new()))
         }
     }
 }

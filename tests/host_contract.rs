@@ -40,6 +40,7 @@ fn function_app_files_follow_the_host_contract() {
         "RECORDINGS_ALLOWED_SOURCES",
         "RECORDINGS_DATA_DIR",
         "RECORDINGS_LOG_FORMAT",
+        "RECORDINGS_STORE",
         "RUST_LOG",
     ] {
         assert!(values[ours].is_string(), "{ours} is listed with a placeholder");
@@ -164,6 +165,27 @@ async fn default_data_directory_is_dot_data_in_the_working_directory() {
     let event = recording_event("e1", "call-1", "rec-1", "2026-11-27T15:20:34Z", &[chunk(0, "d0")]);
     assert!(host.invoke(&event).await.succeeded());
     assert!(dir.path().join(".data/recordings/call-1/rec-1.json").is_file());
+}
+
+#[tokio::test]
+async fn memory_store_warns_that_nothing_is_kept_and_writes_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::start(dir.path(), &[("RECORDINGS_STORE", "memory")]).await;
+    let event = recording_event("e1", "call-1", "rec-1", "2026-11-27T15:20:34Z", &[chunk(0, "d0")]);
+    assert_eq!(
+        host.invoke(&event).await.log(),
+        "stored recording rec-1 of call call-1 (created)"
+    );
+    assert_eq!(
+        host.invoke(&event).await.log(),
+        "stored recording rec-1 of call call-1 (unchanged)"
+    );
+    assert!(
+        host.logged("WARN").await && host.logged("LOST when the handler stops").await,
+        "{}",
+        host.output()
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no file written");
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ mod support;
 
 use std::sync::Arc;
 
-use acs_recording_handler::store::{EmbeddedStore, RecordingStore};
+use acs_recording_handler::store::{EmbeddedStore, MemoryStore, RecordingStore};
 use support::contract;
 
 fn embedded(dir: &tempfile::TempDir) -> Arc<dyn RecordingStore> {
@@ -43,4 +43,26 @@ async fn embedded_quarantine_keeps_each_payload_once() {
     let entries = support::quarantined(dir.path());
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0]["payload"], "not json");
+}
+
+#[tokio::test]
+async fn memory_first_delivery_creates_and_redelivery_changes_nothing() {
+    contract::first_delivery_creates_and_redelivery_changes_nothing(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn memory_any_delivery_order_gives_the_same_document() {
+    contract::any_delivery_order_gives_the_same_document(Arc::new(MemoryStore::new()), Arc::new(MemoryStore::new()))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_concurrent_merges_lose_no_chunk() {
+    let store: Arc<dyn RecordingStore> = Arc::new(MemoryStore::new());
+    contract::concurrent_merges_lose_no_chunk(vec![store.clone(), store], 64).await;
+}
+
+#[tokio::test]
+async fn memory_quarantine_keeps_each_payload_once() {
+    contract::quarantine_keeps_each_payload_once(Arc::new(MemoryStore::new())).await;
 }

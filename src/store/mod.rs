@@ -5,6 +5,7 @@
 
 pub mod cosmos;
 pub mod embedded;
+pub mod memory;
 
 use std::path::PathBuf;
 
@@ -15,6 +16,7 @@ use crate::recording::RecordingDocument;
 
 pub use cosmos::CosmosStore;
 pub use embedded::EmbeddedStore;
+pub use memory::MemoryStore;
 
 /// What a merge did to the stored document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,83 @@
+//! The memory store: documents in a map that dies with the process. For benchmarks and tests only — never a
+//! default, and the handler warns at startup that nothing it acknowledges is kept.
+//!
+//! It isolates the handler's own cost from the cost of a real store, so it follows the same merge rule and contract
+//! as the others (one writer at a time per process; nothing written when a merge changes nothing).
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+
+use super::{MergeOutcome, RecordingStore, StoreError};
+use crate::quarantine::QuarantineEntry;
+use crate::recording::RecordingDocument;
+
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    /// Documents by `(callId, id)`, the key Cosmos DB and the embedded store use.
+    recordings: Mutex<HashMap<(String, String), RecordingDocument>>,
+    quarantine: Mutex<HashMap<String, QuarantineEntry>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many recording documents are held, for reports.
+    pub fn len(&self) -> usize {
+        lock(&self.recordings).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A panic while holding the lock cannot leave a half-merged document (merging happens before the map is touched),
+/// so a poisoned map is still sound.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[async_trait]
+impl RecordingStore for MemoryStore {
+    async fn merge(&self, update: RecordingDocument) -> Result<MergeOutcome, StoreError> {
+        let mut recordings = lock(&self.recordings);
+        let key = (update.call_id.clone(), update.id.clone());
+        match recordings.get_mut(&key) {
+            None => {
+                recordings.insert(key, update);
+                Ok(MergeOutcome::Created)
+            }
+            Some(stored) => {
+                let merged = stored.clone().merge(update);
+                if merged == *stored {
+                    return Ok(MergeOutcome::Unchanged);
+                }
+                *stored = merged;
+                Ok(MergeOutcome::Updated)
+            }
+        }
+    }
+
+    async fn quarantine(&self, entry: QuarantineEntry) -> Result<(), StoreError> {
+        lock(&self.quarantine).entry(entry.id.clone()).or_insert(entry);
+        Ok(())
+    }
+
+    async fn read(&self, call_id: &str, id: &str) -> Result<Option<RecordingDocument>, StoreError> {
+        Ok(lock(&self.recordings)
+            .get(&(call_id.to_owned(), id.to_owned()))
+            .cloned())
+    }
+
+    async fn read_quarantined(&self, id: &str) -> Result<Option<QuarantineEntry>, StoreError> {
+        Ok(lock(&self.quarantine).get(id).cloned())
+    }
+
+    fn location(&self, call_id: &str, id: &str) -> String {
+        format!("memory (not kept): call {call_id}, recording {id}")
+    }
+}
