@@ -130,7 +130,7 @@ impl Pipeline {
         if let Some(time) = &event.unreadable_time {
             warn!(time = %time, "event time is not RFC 3339; the event is stored but ranks oldest among its recording's events");
         }
-        let document = match RecordingDocument::from_event(&event) {
+        let document = match RecordingDocument::from_event(event) {
             Ok(document) => document,
             Err(error) => return self.quarantine(json.as_bytes(), error.to_string()).await,
         };

@@ -5,6 +5,7 @@
 //! gives. Chunks are the union by `documentId`; for every single-valued field the value of the event with the later
 //! `eventTime` wins, which is why the document remembers, in `fieldTimes`, the event time each value came from.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -101,20 +102,23 @@ impl RecordingDocument {
     /// `rid-` and the SHA-256 of the recording id. An event naming no recording gets `rec-` and a digest of the call
     /// id and `recordingStartTime` — the same for every event of that recording — or, without a start time, of the
     /// call id and event id, so that a redelivery still lands on the same document.
-    pub fn from_event(event: &Event) -> Result<Self, RecordingError> {
-        let subject_text = event.subject.as_deref().ok_or(RecordingError::NoSubject)?;
-        let subject = RecordingSubject::parse(subject_text)?;
-        let Some(Value::Object(data)) = &event.data else {
+    pub fn from_event(event: Event) -> Result<Self, RecordingError> {
+        let subject_text = event.subject.ok_or(RecordingError::NoSubject)?;
+        let subject = RecordingSubject::parse(&subject_text)?;
+        let Some(Value::Object(mut data)) = event.data else {
             return Err(RecordingError::NoData);
         };
-        let Some(Value::Object(storage_info)) = data.get("recordingStorageInfo") else {
+        let Some(Value::Object(storage_info)) = data.get_mut("recordingStorageInfo") else {
             return Err(RecordingError::NoStorageInfo);
         };
-        let chunks = match storage_info.get("recordingChunks") {
+        let chunks = match storage_info.remove("recordingChunks") {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(chunks)) => chunks
-                .iter()
-                .map(|chunk| chunk.as_object().cloned().ok_or(RecordingError::MalformedChunks))
+                .into_iter()
+                .map(|chunk| match chunk {
+                    Value::Object(chunk) => Ok(chunk),
+                    _ => Err(RecordingError::MalformedChunks),
+                })
                 .collect::<Result<Vec<_>, _>>()?,
             Some(_) => return Err(RecordingError::MalformedChunks),
         };
@@ -123,57 +127,45 @@ impl RecordingDocument {
             .get("recordingId")
             .and_then(Value::as_str)
             .filter(|id| !id.is_empty());
-        let recording_id = subject
-            .recording_id
-            .clone()
-            .or_else(|| data_recording_id.map(str::to_owned));
+        let recording_id = subject.recording_id.or_else(|| data_recording_id.map(str::to_owned));
         let id = match &recording_id {
             Some(recording_id) => document_id(recording_id),
             None => derived_id(&subject.call_id, data.get("recordingStartTime"), &event.id),
         };
 
+        let time = event.time.map(|t| t.text);
         let mut document = RecordingDocument {
             id,
             call_id: subject.call_id,
             recording_id,
             server_call_id: subject.server_call_id,
             call_connection_id: subject.call_connection_id,
-            subject: subject_text.to_owned(),
-            source: event.source.clone(),
+            subject: subject_text,
+            source: event.source,
             data: BTreeMap::new(),
             extra_data: BTreeMap::new(),
             chunks: Vec::new(),
-            event_ids: BTreeSet::from([event.id.clone()]),
-            first_event_time: event.time.as_ref().map(|t| t.text.clone()),
-            last_event_time: event.time.as_ref().map(|t| t.text.clone()),
+            event_ids: BTreeSet::from([event.id]),
+            first_event_time: time.clone(),
+            last_event_time: time.clone(),
             field_times: BTreeMap::new(),
         };
         for (name, value) in data {
-            let value = match (name.as_str(), value) {
-                ("recordingStorageInfo", Value::Object(info)) => {
-                    let rest: Map<String, Value> = info
-                        .iter()
-                        .filter(|(k, _)| *k != "recordingChunks")
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect();
-                    if rest.is_empty() {
-                        continue;
-                    }
-                    Value::Object(rest)
-                }
+            match (name.as_str(), &value) {
+                ("recordingStorageInfo", Value::Object(rest)) if rest.is_empty() => continue,
                 ("recordingId", Value::String(id)) if document.recording_id.as_deref() == Some(id.as_str()) => continue,
-                _ => value.clone(),
-            };
-            if is_reserved(name) {
-                document.extra_data.insert(name.clone(), value);
+                _ => {}
+            }
+            if is_reserved(&name) {
+                document.extra_data.insert(name, value);
             } else {
-                document.data.insert(name.clone(), value);
+                document.data.insert(name, value);
             }
         }
         document.chunks = merge_chunks(Vec::new(), chunks);
-        if let Some(time) = &event.time {
+        if let Some(time) = time {
             let keys: Vec<String> = document.single_valued_keys().collect();
-            document.field_times = keys.into_iter().map(|key| (key, time.text.clone())).collect();
+            document.field_times = keys.into_iter().map(|key| (key, time.clone())).collect();
         }
         Ok(document)
     }
@@ -184,6 +176,7 @@ impl RecordingDocument {
             ours: self.field_times,
             theirs: other.field_times,
             merged: BTreeMap::new(),
+            parsed: Vec::new(),
         };
         let server_call_id = times.pick("serverCallId", self.server_call_id, other.server_call_id);
         let call_connection_id = times.pick("callConnectionId", self.call_connection_id, other.call_connection_id);
@@ -274,6 +267,8 @@ struct FieldTimes {
     ours: BTreeMap<String, String>,
     theirs: BTreeMap<String, String>,
     merged: BTreeMap<String, String>,
+    /// Each time text read once: a document's fields mostly share one or two times.
+    parsed: Vec<(String, Option<EventTime>)>,
 }
 
 impl FieldTimes {
@@ -285,7 +280,8 @@ impl FieldTimes {
             (Some(ours), Some(theirs)) => {
                 let our_time = self.ours.remove(key);
                 let their_time = self.theirs.remove(key);
-                let order = compare_times(our_time.as_deref(), their_time.as_deref())
+                let order = self
+                    .compare(our_time.as_deref(), their_time.as_deref())
                     .then_with(|| canonical(&ours).cmp(&canonical(&theirs)));
                 if order == Ordering::Less {
                     (theirs, their_time)
@@ -300,6 +296,30 @@ impl FieldTimes {
         Some(value)
     }
 
+    /// [`compare_times`], reading each time text once.
+    fn compare(&mut self, a: Option<&str>, b: Option<&str>) -> Ordering {
+        if a == b {
+            return Ordering::Equal;
+        }
+        let a = a.map(|a| self.parse(a));
+        let b = b.map(|b| self.parse(b));
+        let (a, b) = (
+            a.and_then(|i| self.parsed[i].1.as_ref()),
+            b.and_then(|i| self.parsed[i].1.as_ref()),
+        );
+        a.cmp(&b)
+    }
+
+    fn parse(&mut self, text: &str) -> usize {
+        match self.parsed.iter().position(|(known, _)| known == text) {
+            Some(index) => index,
+            None => {
+                self.parsed.push((text.to_owned(), EventTime::parse(text)));
+                self.parsed.len() - 1
+            }
+        }
+    }
+
     fn pick_each(
         &mut self,
         prefix: &str,
@@ -309,12 +329,12 @@ impl FieldTimes {
         let mut merged = BTreeMap::new();
         for (name, their_value) in theirs {
             let our_value = ours.remove(&name);
-            if let Some(value) = self.pick(&format!("{prefix}{name}"), our_value, Some(their_value)) {
+            if let Some(value) = self.pick(&field_key(prefix, &name), our_value, Some(their_value)) {
                 merged.insert(name, value);
             }
         }
         for (name, our_value) in ours {
-            if let Some(value) = self.pick(&format!("{prefix}{name}"), Some(our_value), None) {
+            if let Some(value) = self.pick(&field_key(prefix, &name), Some(our_value), None) {
                 merged.insert(name, value);
             }
         }
@@ -322,8 +342,20 @@ impl FieldTimes {
     }
 }
 
+/// The `fieldTimes` key of a `data` (no prefix) or `extraData` field.
+fn field_key<'a>(prefix: &str, name: &'a str) -> Cow<'a, str> {
+    if prefix.is_empty() {
+        Cow::Borrowed(name)
+    } else {
+        Cow::Owned(format!("{prefix}{name}"))
+    }
+}
+
 /// Orders two stored event times; a missing or unreadable time is older than any readable one.
 fn compare_times(a: Option<&str>, b: Option<&str>) -> Ordering {
+    if a == b {
+        return Ordering::Equal; // the usual case: both values came from events of the same time
+    }
     let parse = |t: Option<&str>| t.and_then(EventTime::parse);
     parse(a).cmp(&parse(b))
 }
@@ -413,7 +445,7 @@ mod tests {
         if let (Value::Object(data), Value::Object(extra)) = (&mut data, extra) {
             data.extend(extra);
         }
-        RecordingDocument::from_event(&event(
+        RecordingDocument::from_event(event(
             id,
             time,
             "/recording/call/c1/serverCallId/s1/recordingId/r1",
@@ -596,7 +628,7 @@ mod tests {
             &"x".repeat(300),
         ] {
             let subject = format!("/recording/call/c1/recordingId/{hostile}");
-            let Ok(doc) = RecordingDocument::from_event(&event("e", "2021-07-27T15:20:01Z", &subject, data.clone()))
+            let Ok(doc) = RecordingDocument::from_event(event("e", "2021-07-27T15:20:01Z", &subject, data.clone()))
             else {
                 continue; // a `/` splits the subject; the id is then whatever follows, tested below
             };
@@ -617,13 +649,13 @@ mod tests {
                    "recordingStartTime": "2021-07-27T15:20:23.6089755Z"})
         };
         let subject = "/recording/call/c1/serverCallId/s1";
-        let a = RecordingDocument::from_event(&event("a", "2021-07-27T15:20:01Z", subject, data("d0"))).unwrap();
-        let b = RecordingDocument::from_event(&event("b", "2021-07-27T15:20:02Z", subject, data("d1"))).unwrap();
+        let a = RecordingDocument::from_event(event("a", "2021-07-27T15:20:01Z", subject, data("d0"))).unwrap();
+        let b = RecordingDocument::from_event(event("b", "2021-07-27T15:20:02Z", subject, data("d1"))).unwrap();
         assert_eq!(a.id, b.id);
         assert!(a.id.starts_with("rec-") && a.recording_id.is_none());
         let respelled = |start: &str| {
             let data = json!({"recordingStorageInfo": {"recordingChunks": []}, "recordingStartTime": start});
-            RecordingDocument::from_event(&event("c", "2021-07-27T15:20:03Z", subject, data))
+            RecordingDocument::from_event(event("c", "2021-07-27T15:20:03Z", subject, data))
                 .unwrap()
                 .id
         };
@@ -634,7 +666,7 @@ mod tests {
             "the same instant, spelled otherwise"
         );
         let other_call =
-            RecordingDocument::from_event(&event("a", "2021-07-27T15:20:01Z", "/recording/call/c2", data("d0")))
+            RecordingDocument::from_event(event("a", "2021-07-27T15:20:01Z", "/recording/call/c2", data("d0")))
                 .unwrap();
         assert_ne!(a.id, other_call.id);
     }
@@ -644,7 +676,7 @@ mod tests {
         let data =
             json!({"recordingStorageInfo": {"recordingChunks": []}, "recordingId": "r9", "storageType": "AzureBlob"});
         let doc =
-            RecordingDocument::from_event(&event("e", "2021-07-27T15:20:01Z", "/recording/call/c1", data)).unwrap();
+            RecordingDocument::from_event(event("e", "2021-07-27T15:20:01Z", "/recording/call/c1", data)).unwrap();
         assert_eq!((doc.id.as_str(), doc.recording_id.as_deref()), ("r9", Some("r9")));
         assert_eq!(doc.data["storageType"], "AzureBlob");
         assert!(doc.extra_data.is_empty());
@@ -668,13 +700,13 @@ mod tests {
         ];
         for (data, reason) in cases {
             assert_eq!(
-                RecordingDocument::from_event(&event("e", "2021-07-27T15:20:01Z", subject, data)),
+                RecordingDocument::from_event(event("e", "2021-07-27T15:20:01Z", subject, data)),
                 Err(reason)
             );
         }
         let data = json!({"recordingStorageInfo": {}});
         assert!(matches!(
-            RecordingDocument::from_event(&event("e", "2021-07-27T15:20:01Z", "/call/x", data)),
+            RecordingDocument::from_event(event("e", "2021-07-27T15:20:01Z", "/call/x", data)),
             Err(RecordingError::Subject(_))
         ));
     }

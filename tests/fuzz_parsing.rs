@@ -119,7 +119,7 @@ fn classify(body: &[u8]) {
     if let Ok(event) = invocation::event_json(body)
         && let Ok(event) = Event::parse(&event)
     {
-        let _ = RecordingDocument::from_event(&event);
+        let _ = RecordingDocument::from_event(event);
     }
     let _ = invocation::quarantine_payload(body);
 }
@@ -221,7 +221,7 @@ fn recording_events() -> impl Strategy<Value = Vec<RecordingDocument>> {
             if let Some(time) = time {
                 event["eventTime"] = json!(time);
             }
-            RecordingDocument::from_event(&Event::parse(&event.to_string()).unwrap()).unwrap()
+            RecordingDocument::from_event(Event::parse(&event.to_string()).unwrap()).unwrap()
         });
     prop::collection::vec(one, 3)
 }
@@ -270,7 +270,7 @@ fn a_hundred_thousand_chunks_are_handled() {
     let event = json!({"id": "e", "subject": "/recording/call/c/recordingId/r",
                        "eventType": "Microsoft.Communication.RecordingFileStatusUpdated",
                        "data": {"recordingStorageInfo": {"recordingChunks": chunks}}});
-    let doc = RecordingDocument::from_event(&Event::parse(&event.to_string()).unwrap()).unwrap();
+    let doc = RecordingDocument::from_event(Event::parse(&event.to_string()).unwrap()).unwrap();
     assert_eq!(doc.chunks.len(), 100_000);
     assert_eq!(doc.clone().merge(doc.clone()), doc);
 }

@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::events::{chunk, recording_event};
 
 pub fn document(event: &Value) -> RecordingDocument {
-    RecordingDocument::from_event(&Event::parse(&event.to_string()).unwrap()).unwrap()
+    RecordingDocument::from_event(Event::parse(&event.to_string()).unwrap()).unwrap()
 }
 
 fn chunked(event_id: &str, call: &str, recording: &str, time: &str, indexes: &[u64]) -> RecordingDocument {
