@@ -47,7 +47,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(config.log_format, &config.log_filter);
+    let _log_writer = telemetry::init(config.log_format, &config.log_filter);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -88,6 +88,8 @@ async fn open_store(config: &StoreConfig) -> Result<Arc<dyn RecordingStore>, Str
             let store = EmbeddedStore::open(data_dir)
                 .map_err(|e| format!("cannot open the embedded store: {}", http::error_chain(&e)))?;
             info!(data_dir = %data_dir.display(), "recordings are kept in the embedded store");
+            let sweeper = store.clone();
+            tokio::task::spawn_blocking(move || sweeper.remove_abandoned_temp_files());
             Ok(Arc::new(store))
         }
         StoreConfig::Cosmos(cosmos) => {

@@ -31,7 +31,9 @@ pub struct EmbeddedStore {
 }
 
 impl EmbeddedStore {
-    /// Opens (creating if needed) the store under `data_dir` and checks that it can write there.
+    /// Opens (creating if needed) the store under `data_dir` and checks that it can write there. It reads none of the
+    /// stored documents, so opening takes the same time however many there are; see
+    /// [`EmbeddedStore::remove_abandoned_temp_files`] for the one walk over them.
     pub fn open(data_dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         let data_dir = data_dir.as_ref();
         let store = Self {
@@ -44,14 +46,14 @@ impl EmbeddedStore {
             File::create(&probe).map_err(io_error("write to", dir))?;
             fs::remove_file(&probe).map_err(io_error("write to", dir))?;
         }
-        store.remove_abandoned_temp_files();
         Ok(store)
     }
 
     /// Removes temporary files left by writers that crashed: their process is gone and the file is older than
     /// [`ABANDONED_AFTER`] (a process id means nothing to another machine sharing the folder). They were never renamed
-    /// over a document, so nothing is lost.
-    fn remove_abandoned_temp_files(&self) {
+    /// over a document, so nothing is lost. It walks every call's folder, so the handler runs it in the background,
+    /// after it starts answering; running beside writers is safe.
+    pub fn remove_abandoned_temp_files(&self) {
         let call_dirs = fs::read_dir(&self.recordings)
             .into_iter()
             .flatten()
@@ -268,7 +270,7 @@ mod tests {
     }
 
     #[test]
-    fn temporary_files_of_crashed_writers_are_removed_at_open() {
+    fn temporary_files_of_crashed_writers_are_removed() {
         let dir = tempfile::tempdir().unwrap();
         let call = dir.path().join("recordings/call-1");
         fs::create_dir_all(&call).unwrap();
@@ -285,7 +287,7 @@ mod tests {
                 .set_modified(long_ago)
                 .unwrap();
         }
-        EmbeddedStore::open(dir.path()).unwrap();
+        EmbeddedStore::open(dir.path()).unwrap().remove_abandoned_temp_files();
         assert!(!dead.exists() && alive.exists());
         assert_eq!(temp_file_owner(".a.b.json.12-3.tmp"), Some(12));
         assert_eq!(temp_file_owner("rec.json"), None);
