@@ -264,19 +264,7 @@ impl Host {
 
     /// Posts like [`Host::post`]; an error means no answer at all (the host counts it as a failed invocation).
     pub async fn try_post(&self, body: impl Into<Vec<u8>>) -> Result<Invocation, reqwest::Error> {
-        let body: Vec<u8> = body.into();
-        // The host streams the body: no Content-Length, Transfer-Encoding: chunked, in several chunks.
-        let third = body.len().div_ceil(3).max(1);
-        let chunks: Vec<Result<Vec<u8>, std::io::Error>> = body.chunks(third).map(|c| Ok(c.to_vec())).collect();
-        let response = self
-            .client
-            .post(self.url(&self.app.function_name))
-            .header("X-Azure-Functions-InvocationId", uuid_like())
-            .header("X-Azure-Functions-HostVersion", "4.1041.200.25064")
-            .header("User-Agent", "Azure-Functions-Host/4.1041.200.25064")
-            .header("traceparent", format!("00-{}-{}-01", hex(16), hex(8)))
-            .header("Content-Type", "application/json; charset=utf-8")
-            .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        let response = host_request(&self.client, &self.url(&self.app.function_name), body.into())
             .send()
             .await?;
         let status = response.status().as_u16();
@@ -401,6 +389,21 @@ pub fn wait_with_deadline(child: &mut Child, limit: Duration) -> ExitStatus {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// An invocation request as the host sends it: its headers, and the body streamed in several chunks, without
+/// Content-Length (Transfer-Encoding: chunked).
+pub fn host_request(client: &reqwest::Client, url: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
+    let third = body.len().div_ceil(3).max(1);
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = body.chunks(third).map(|c| Ok(c.to_vec())).collect();
+    client
+        .post(url)
+        .header("X-Azure-Functions-InvocationId", uuid_like())
+        .header("X-Azure-Functions-HostVersion", "4.1041.200.25064")
+        .header("User-Agent", "Azure-Functions-Host/4.1041.200.25064")
+        .header("traceparent", format!("00-{}-{}-01", hex(16), hex(8)))
+        .header("Content-Type", "application/json; charset=utf-8")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
 }
 
 /// The body the host posts for one Event Grid trigger invocation.

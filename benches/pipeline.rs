@@ -1,0 +1,99 @@
+//! The in-process cost of one invocation — body → event → recording → merged document → JSON — beside a bare
+//! `serde_json::Value` parse of the same bytes, on the sample event and on a 50-chunk event.
+//!
+//! `cargo bench --bench pipeline`. The target: the pipeline within 2× the bare parse. Its four stages are measured
+//! alone too, to show where the time goes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::hint::black_box;
+
+use acs_recording_handler::event::Event;
+use acs_recording_handler::invocation;
+use acs_recording_handler::recording::RecordingDocument;
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use serde_json::Value;
+use support::events::{chunk, recording_event};
+
+/// What the handler does with one invocation body before the store: read the envelope, the event and the recording,
+/// merge it into the stored document of its recording, and serialize the result as a store would write it.
+fn pipeline(body: &[u8], stored: RecordingDocument) -> Vec<u8> {
+    let json = invocation::event_json(body).unwrap();
+    let event = Event::parse(&json).unwrap();
+    let document = RecordingDocument::from_event(event).unwrap();
+    serde_json::to_vec(&stored.merge(document)).unwrap()
+}
+
+/// A host invocation body for a recording event with these chunk indexes, and the stored document of an earlier
+/// event of the same recording with as many other chunks.
+fn case(chunks: u64) -> (Vec<u8>, RecordingDocument) {
+    let event_of = |id: &str, time: &str, indexes: std::ops::Range<u64>| {
+        let chunks: Vec<Value> = indexes.map(|i| chunk(i, &format!("0-eus-d12-{i:032x}"))).collect();
+        recording_event(id, "4b1d8a9e-0c2f-4a6b-9a57-3f0c2d1e8b77", "rec-1", time, &chunks)
+    };
+    let event = event_of("e2", "2026-11-27T15:20:34.2199328Z", chunks..2 * chunks);
+    let earlier = event_of("e1", "2026-11-27T15:20:30.0000000Z", 0..chunks);
+    (
+        support::envelope("eventGridEvent", event.clone(), &event),
+        support::contract::document(&earlier),
+    )
+}
+
+fn sample() -> (Vec<u8>, RecordingDocument) {
+    let event = support::read_json(support::app_root().join("samples/recording-file-status-updated.json"));
+    let mut earlier = event.clone();
+    earlier["id"] = "earlier".into();
+    earlier["eventTime"] = "2026-11-27T15:20:30.0000000Z".into();
+    earlier["data"]["recordingStorageInfo"]["recordingChunks"][0]["index"] = 1.into();
+    earlier["data"]["recordingStorageInfo"]["recordingChunks"][0]["documentId"] = "earlier-chunk".into();
+    (
+        support::envelope("eventGridEvent", event.clone(), &event),
+        support::contract::document(&earlier),
+    )
+}
+
+fn benches(c: &mut Criterion) {
+    for (name, (body, stored)) in [("sample event", sample()), ("50-chunk event", case(50))] {
+        let mut group = c.benchmark_group(name);
+        group.throughput(criterion::Throughput::Bytes(body.len() as u64));
+        group.bench_function("serde_json::Value parse", |b| {
+            b.iter(|| serde_json::from_slice::<Value>(black_box(&body)).unwrap())
+        });
+        group.bench_function("pipeline", |b| {
+            b.iter_batched(
+                || stored.clone(),
+                |stored| pipeline(black_box(&body), stored),
+                BatchSize::SmallInput,
+            )
+        });
+        group.bench_function("1 envelope and event", |b| {
+            b.iter(|| Event::parse(&invocation::event_json(black_box(&body)).unwrap()).unwrap())
+        });
+        let event = Event::parse(&invocation::event_json(&body).unwrap()).unwrap();
+        group.bench_function("2 recording document", |b| {
+            b.iter_batched(
+                || event.clone(),
+                |e| RecordingDocument::from_event(e).unwrap(),
+                BatchSize::SmallInput,
+            )
+        });
+        let doc = RecordingDocument::from_event(event.clone()).unwrap();
+        group.bench_function("3 merge", |b| {
+            b.iter_batched(
+                || (stored.clone(), doc.clone()),
+                |(s, d)| s.merge(d),
+                BatchSize::SmallInput,
+            )
+        });
+        let merged = stored.clone().merge(doc.clone());
+        group.bench_function("4 serialize", |b| {
+            b.iter(|| serde_json::to_vec(black_box(&merged)).unwrap())
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(pipeline_benches, benches);
+criterion_main!(pipeline_benches);
