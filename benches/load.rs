@@ -12,7 +12,8 @@
 //! - `LOAD_TARGETS` (`floor,memory,embedded,cosmos`), `LOAD_CONCURRENCY` (`1,4,16,64`), `LOAD_SECONDS` per point (3);
 //! - the event mix: `LOAD_EVENTS_PER_RECORDING` (3), `LOAD_MAX_CHUNKS` per event (3), `LOAD_DUPLICATES`, the share of
 //!   deliveries that repeat an earlier event (0.1), `LOAD_UNRELATED`, the share of other ACS events (0.05);
-//! - `LOAD_STARTS`, cold starts measured per store (20).
+//! - `LOAD_STARTS`, cold starts measured per store (20);
+//! - `LOAD_HANDLER`, another build of the handler to measure instead of this one's (to compare two versions).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../tests/support/mod.rs"]
@@ -50,7 +51,7 @@ fn main() {
     std::fs::create_dir_all(&out).unwrap();
 
     let mut summary = String::new();
-    let executable = FunctionApp::load().executable;
+    let executable = handler_executable();
     let size = std::fs::metadata(&executable).map(|m| m.len()).unwrap_or(0);
     writeln!(
         summary,
@@ -204,7 +205,7 @@ impl Server {
                 command
             }
             store => {
-                let mut command = handler_command(&FunctionApp::load().executable, &port_text);
+                let mut command = handler_command(&handler_executable(), &port_text);
                 match store {
                     "memory" | "embedded" => {
                         command.env("RECORDINGS_STORE", store);
@@ -269,6 +270,13 @@ impl Drop for Server {
         let _ = self.child.wait();
         support::release_port(self.port);
     }
+}
+
+/// The handler built with this bench, or `LOAD_HANDLER`.
+fn handler_executable() -> PathBuf {
+    std::env::var_os("LOAD_HANDLER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| FunctionApp::load().executable)
 }
 
 fn handler_command(executable: &Path, port: &str) -> Command {

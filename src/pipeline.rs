@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tracing::{info, warn};
+use tracing::{debug, warn};
 
 use crate::event::Event;
 use crate::invocation;
@@ -122,7 +122,7 @@ impl Pipeline {
             }
         }
         if !event.event_type.eq_ignore_ascii_case(RECORDING_EVENT_TYPE) {
-            info!(event_type = %event.event_type, "not a recording event; acknowledged without storing");
+            debug!(event_type = %event.event_type, "not a recording event; acknowledged without storing");
             return Ok(Outcome::Ignored {
                 event_type: event.event_type,
             });
@@ -145,7 +145,9 @@ impl Pipeline {
             Err(e) => return Err(e),
         };
         let outcome = Outcome::Stored { call_id, id, change };
-        info!(%outcome);
+        // The reply's `Logs` line carries the outcome into the host's invocation log; repeating it on stderr would
+        // log every event twice.
+        debug!(%outcome);
         Ok(outcome)
     }
 
