@@ -201,8 +201,8 @@ impl RecordingDocument {
             extra_data,
             chunks: merge_chunks(self.chunks, other.chunks),
             event_ids,
-            first_event_time: pick_time(self.first_event_time, other.first_event_time, Ordering::Less),
-            last_event_time: pick_time(self.last_event_time, other.last_event_time, Ordering::Greater),
+            first_event_time: times.pick_time(self.first_event_time, other.first_event_time, Ordering::Less),
+            last_event_time: times.pick_time(self.last_event_time, other.last_event_time, Ordering::Greater),
             field_times: times.merged,
         }
     }
@@ -296,7 +296,8 @@ impl FieldTimes {
         Some(value)
     }
 
-    /// [`compare_times`], reading each time text once.
+    /// Orders two stored event times, a missing or unreadable one older than any readable one, reading each time
+    /// text once.
     fn compare(&mut self, a: Option<&str>, b: Option<&str>) -> Ordering {
         if a == b {
             return Ordering::Equal;
@@ -308,6 +309,20 @@ impl FieldTimes {
             b.and_then(|i| self.parsed[i].1.as_ref()),
         );
         a.cmp(&b)
+    }
+
+    /// The one of two times that sorts `wanted` (Less: the earlier, Greater: the later).
+    fn pick_time(&mut self, a: Option<String>, b: Option<String>, wanted: Ordering) -> Option<String> {
+        match (a, b) {
+            (Some(a), Some(b)) => {
+                if self.compare(Some(&b), Some(&a)).then_with(|| b.cmp(&a)) == wanted {
+                    Some(b)
+                } else {
+                    Some(a)
+                }
+            }
+            (a, b) => a.or(b),
+        }
     }
 
     fn parse(&mut self, text: &str) -> usize {
@@ -348,29 +363,6 @@ fn field_key<'a>(prefix: &str, name: &'a str) -> Cow<'a, str> {
         Cow::Borrowed(name)
     } else {
         Cow::Owned(format!("{prefix}{name}"))
-    }
-}
-
-/// Orders two stored event times; a missing or unreadable time is older than any readable one.
-fn compare_times(a: Option<&str>, b: Option<&str>) -> Ordering {
-    if a == b {
-        return Ordering::Equal; // the usual case: both values came from events of the same time
-    }
-    let parse = |t: Option<&str>| t.and_then(EventTime::parse);
-    parse(a).cmp(&parse(b))
-}
-
-/// The one of two times that sorts `wanted` (Less: the earlier, Greater: the later).
-fn pick_time(a: Option<String>, b: Option<String>, wanted: Ordering) -> Option<String> {
-    match (a, b) {
-        (Some(a), Some(b)) => {
-            if compare_times(Some(&b), Some(&a)).then_with(|| b.cmp(&a)) == wanted {
-                Some(b)
-            } else {
-                Some(a)
-            }
-        }
-        (a, b) => a.or(b),
     }
 }
 
