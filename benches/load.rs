@@ -3,8 +3,9 @@
 //!
 //! `cargo bench --bench load` starts each target in turn on 127.0.0.1, posts invocations exactly as the host does
 //! (the envelope, the host's headers, a chunked body) from `concurrency` parallel callers, and prints throughput and
-//! p50/p99/max latency per target and concurrency. It writes the figures to `target/perf/load.csv` (for
-//! `scripts/plot_performance.py`) and `target/perf/summary.txt`.
+//! p50/p99/max latency per target and concurrency. It writes the figures to `target/perf/load.csv` and
+//! `target/perf/summary.txt`, and the plot to `target/perf/performance.svg` (with `scripts/plot_performance.py`, when
+//! Python 3 is installed).
 //!
 //! Targets: `floor` (a bare hyper server answering the host's reply to every request: the cost of HTTP alone, this
 //! same executable started again), and the handler on the `memory`, `embedded` and `cosmos` stores (`cosmos`: the
@@ -137,8 +138,36 @@ fn main() {
     }
     println!("\n{summary}");
     std::fs::write(out.join("load.csv"), csv).unwrap();
-    std::fs::write(out.join("summary.txt"), summary).unwrap();
+    std::fs::write(out.join("summary.txt"), &summary).unwrap();
     println!("wrote {}", out.join("load.csv").display());
+    plot(&out, &machine());
+}
+
+/// The machine, for the plot's caption: cores and memory.
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let memory_kib: u64 = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0);
+    format!(
+        "{cores} cores, {:.0} GiB; load generator, server and store on the same machine",
+        memory_kib as f64 / (1024.0 * 1024.0)
+    )
+}
+
+/// Draws `performance.svg` beside the CSV with `scripts/plot_performance.py`, when Python 3 is installed.
+fn plot(out: &Path, caption: &str) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/plot_performance.py");
+    let status = Command::new("python3")
+        .arg(script)
+        .arg(out.join("load.csv"))
+        .arg(out.join("performance.svg"))
+        .arg(caption)
+        .status();
+    if !status.is_ok_and(|s| s.success()) {
+        println!("no plot: python3 scripts/plot_performance.py did not run");
+    }
 }
 
 struct Settings {
