@@ -140,12 +140,10 @@ impl Config {
         let store = match (chosen.as_deref(), cosmos) {
             (None | Some("cosmos"), Some(cosmos)) => StoreConfig::Cosmos(cosmos),
             (Some("cosmos"), None) => {
-                if !COSMOS_VARIABLES.iter().any(|name| get(name).is_some()) {
-                    problems.push(format!(
-                        "RECORDINGS_STORE is \"cosmos\" but no Cosmos DB connection is set; set {} or {}",
-                        COSMOS_VARIABLES[0], COSMOS_VARIABLES[1]
-                    ));
-                }
+                problems.push(format!(
+                    "RECORDINGS_STORE is \"cosmos\" but no usable Cosmos DB connection is set; set {} or {}",
+                    COSMOS_VARIABLES[0], COSMOS_VARIABLES[1]
+                ));
                 StoreConfig::Memory
             }
             (Some("memory"), _) => {
@@ -161,9 +159,9 @@ impl Config {
             (None | Some("embedded"), _) => {
                 if in_azure {
                     problems.push(format!(
-                        "the handler is running in Azure (WEBSITE_INSTANCE_ID is set) without a Cosmos DB \
-                         connection: the embedded store would keep recordings on the instance's temporary disk, \
-                         where they would be lost; set {} or {}",
+                        "the handler is running in Azure (WEBSITE_INSTANCE_ID is set) on the embedded store, which \
+                         would keep recordings on the instance's temporary disk, where they would be lost; set {} or \
+                         {}, and leave RECORDINGS_STORE unset or \"cosmos\"",
                         COSMOS_VARIABLES[0], COSMOS_VARIABLES[1]
                     ));
                 }
@@ -397,7 +395,7 @@ mod tests {
         let embedded = store(&[("RECORDINGS_STORE", "Embedded"), ("CosmosDbConnection", &connection)]).unwrap();
         assert!(matches!(embedded, StoreConfig::Embedded { .. }), "{embedded:?}");
         let ConfigError(problems) = store(&[("RECORDINGS_STORE", "cosmos")]).unwrap_err();
-        assert!(problems[0].contains("no Cosmos DB connection"), "{problems:?}");
+        assert!(problems[0].contains("no usable Cosmos DB connection"), "{problems:?}");
         let ConfigError(problems) = store(&[("RECORDINGS_STORE", "disk")]).unwrap_err();
         assert!(problems[0].contains("\"memory\""), "{problems:?}");
     }

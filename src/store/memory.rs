@@ -13,6 +13,8 @@ use super::{MergeOutcome, RecordingStore, StoreError};
 use crate::quarantine::QuarantineEntry;
 use crate::recording::RecordingDocument;
 
+/// Documents and quarantined payloads in maps guarded by a lock each; a merge holds the lock from read to write, so
+/// concurrent merges of one recording are serialized.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     /// Documents by `(callId, id)`, the key Cosmos DB and the embedded store use.
@@ -23,15 +25,6 @@ pub struct MemoryStore {
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// How many recording documents are held, for reports.
-    pub fn len(&self) -> usize {
-        lock(&self.recordings).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
