@@ -502,6 +502,20 @@ mod tests {
     }
 
     #[test]
+    fn storage_info_fields_besides_the_chunks_are_kept_without_them() {
+        let data = json!({"recordingStorageInfo": {"recordingChunks": [chunk(0, "d0")], "container": "c"}});
+        let doc = RecordingDocument::from_event(event(
+            "e1",
+            "2021-07-27T15:20:34Z",
+            "/recording/call/c1/recordingId/r1",
+            data,
+        ))
+        .unwrap();
+        assert_eq!(doc.data["recordingStorageInfo"], json!({"container": "c"}));
+        assert_eq!(doc.chunks.len(), 1);
+    }
+
+    #[test]
     fn redelivered_event_changes_nothing() {
         let doc = recording(
             "e1",

@@ -189,6 +189,28 @@ async fn memory_store_warns_that_nothing_is_kept_and_writes_no_file() {
 }
 
 #[tokio::test]
+async fn temporary_files_of_a_crashed_writer_are_swept_after_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let call = dir.path().join(".data/recordings/call-1");
+    std::fs::create_dir_all(&call).unwrap();
+    let abandoned = call.join(".rec-1.json.4000000-0.tmp"); // no such process: pids stay below 2^22
+    std::fs::write(&abandoned, b"{\"torn").unwrap();
+    let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&abandoned)
+        .unwrap()
+        .set_modified(long_ago)
+        .unwrap();
+    let _host = Host::start(dir.path(), &[]).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while abandoned.exists() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(!abandoned.exists(), "the background sweep removed the abandoned file");
+}
+
+#[tokio::test]
 async fn oversized_body_fails_the_invocation_with_a_log_line() {
     let dir = tempfile::tempdir().unwrap();
     let host = Host::start(dir.path(), &[]).await;
