@@ -21,10 +21,6 @@ async fn store(target: &CosmosTarget) -> Arc<dyn RecordingStore> {
     Arc::new(target.store(&unique_database()).await)
 }
 
-fn settings(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
-    pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
-}
-
 #[tokio::test]
 async fn cosmos_first_delivery_creates_and_redelivery_changes_nothing() {
     let target = CosmosTarget::start();
@@ -108,7 +104,7 @@ async fn document_too_large_for_cosmos_is_quarantined() {
     let dir = tempfile::tempdir().unwrap();
     let database = unique_database();
     let pairs = target.handler_settings(&database, None);
-    let host = Host::start(dir.path(), &settings(&pairs)).await;
+    let host = Host::start(dir.path(), &support::str_pairs(&pairs)).await;
     // Each event is under Event Grid's 1 MB, but three of one recording merge into more than Cosmos DB's 2 MB.
     let big_event = |n: u64| {
         let chunks: Vec<Value> = (n * 900..(n + 1) * 900)
@@ -138,7 +134,7 @@ async fn payload_too_large_for_a_quarantine_item_keeps_its_start_and_size() {
     let dir = tempfile::tempdir().unwrap();
     let database = unique_database();
     let pairs = target.handler_settings(&database, None);
-    let host = Host::start(dir.path(), &settings(&pairs)).await;
+    let host = Host::start(dir.path(), &support::str_pairs(&pairs)).await;
     let filler = "x".repeat(3 << 20);
     let answer = host.post(format!(r#"{{"Data":{{"unexpected":"{filler}"}}}}"#)).await;
     assert!(answer.succeeded(), "{answer:?}");
@@ -174,7 +170,7 @@ async fn handler_on_cosmos_stores_the_same_documents_as_on_the_embedded_store() 
     let database = unique_database();
     let dir = tempfile::tempdir().unwrap();
     let pairs = target.handler_settings(&database, None);
-    let host = Host::start(dir.path(), &settings(&pairs)).await;
+    let host = Host::start(dir.path(), &support::str_pairs(&pairs)).await;
     EventGrid::new(&host).deliver_all(&events).await;
     assert!(
         !dir.path().join(".data").exists(),
@@ -203,7 +199,7 @@ async fn invocation_fails_fast_while_cosmos_is_away_and_succeeds_on_redelivery()
     let dir = tempfile::tempdir().unwrap();
     let endpoint = format!("http://127.0.0.1:{}/", proxy.port);
     let pairs = target.handler_settings(&database, Some(&endpoint));
-    let host = Host::start(dir.path(), &settings(&pairs)).await;
+    let host = Host::start(dir.path(), &support::str_pairs(&pairs)).await;
     let event = recording_event("e1", "call-1", "rec-1", T1, &[chunk(0, "d0")]);
 
     proxy.stop();
@@ -227,7 +223,7 @@ async fn missing_container_is_reported_at_startup() {
     let mut pairs = target.handler_settings(&unique_database(), None);
     pairs.retain(|(k, _)| k != "RECORDINGS_CREATE_IF_NOT_EXISTS");
     pairs.push(("FUNCTIONS_CUSTOMHANDLER_PORT".into(), support::free_port().to_string()));
-    let (status, _, stderr) = support::run_handler(dir.path(), &settings(&pairs), &[]);
+    let (status, _, stderr) = support::run_handler(dir.path(), &support::str_pairs(&pairs), &[]);
     assert!(!status.success());
     assert!(stderr.contains("does not exist"), "{stderr}");
 }
@@ -243,7 +239,7 @@ async fn account_key_never_appears_in_any_output_even_at_trace_level() {
     let endpoint = format!("http://127.0.0.1:{}/", proxy.port);
     let mut pairs = target.handler_settings(&unique_database(), Some(&endpoint));
     pairs.push(("RUST_LOG".into(), "trace".into()));
-    let host = Host::start(dir.path(), &settings(&pairs)).await;
+    let host = Host::start(dir.path(), &support::str_pairs(&pairs)).await;
     let grid = EventGrid::new(&host);
     grid.deliver_all(&[recording_event("e1", "call-1", "rec-1", T1, &[chunk(0, "d0")])])
         .await;

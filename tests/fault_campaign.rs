@@ -271,7 +271,7 @@ async fn cosmos_store_loses_nothing_through_faults_crashes_duplicates_and_disord
     let endpoint = format!("http://127.0.0.1:{}/", proxy.port);
     let mut settings = target.handler_settings(&database, Some(&endpoint));
     settings.push(("RUST_LOG".into(), "warn".into()));
-    let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let settings = support::str_pairs(&settings);
     let host = Host::start(dir.path(), &settings).await;
     target
         .faults(json!({"throttle": 0.04, "unavailable": 0.02, "timeout": 0.02, "lostResponse": 0.02}))
@@ -345,6 +345,16 @@ async fn cosmos_store_loses_nothing_through_faults_crashes_duplicates_and_disord
     assert!(faults.iter().map(|(_, n)| n).sum::<usize>() > 0, "faults were injected");
 }
 
+/// Events `e0…` of one recording (`call-1`/`rec-1`), each announcing one chunk of its own.
+fn chunk_per_event(count: u64) -> Vec<Value> {
+    (0..count)
+        .map(|i| {
+            let chunks = [chunk(i, &format!("d{i:03}"))];
+            support::events::recording_event(&format!("e{i}"), "call-1", "rec-1", "2026-11-27T15:20:34Z", &chunks)
+        })
+        .collect()
+}
+
 /// Delivers every event at once, alternating between two handler processes, each with Event Grid's retries.
 async fn deliver_through_both(first: &Host, second: &Host, events: &[Value]) {
     let deliveries = futures_util::future::join_all(events.iter().enumerate().map(|(i, event)| {
@@ -362,12 +372,7 @@ async fn two_handler_processes_sharing_one_embedded_store_lose_no_chunk() {
     let data_text = data.to_str().unwrap();
     let first = Host::start(dir.path(), &[("RECORDINGS_DATA_DIR", data_text)]).await;
     let second = Host::start(dir.path(), &[("RECORDINGS_DATA_DIR", data_text)]).await;
-    let events: Vec<Value> = (0..60u64)
-        .map(|i| {
-            let chunks = [chunk(i, &format!("d{i:03}"))];
-            support::events::recording_event(&format!("e{i}"), "call-1", "rec-1", "2026-11-27T15:20:34Z", &chunks)
-        })
-        .collect();
+    let events = chunk_per_event(60);
     deliver_through_both(&first, &second, &events).await;
     let docs = documents(&data);
     assert_eq!(docs.len(), 1);
@@ -380,15 +385,10 @@ async fn two_handler_processes_sharing_one_cosmos_database_lose_no_chunk() {
     let database = unique_database();
     let dir = tempfile::tempdir().unwrap();
     let settings = target.handler_settings(&database, None);
-    let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let settings = support::str_pairs(&settings);
     let first = Host::start(dir.path(), &settings).await;
     let second = Host::start(dir.path(), &settings).await;
-    let events: Vec<Value> = (0..40u64)
-        .map(|i| {
-            let chunks = [chunk(i, &format!("d{i:03}"))];
-            support::events::recording_event(&format!("e{i}"), "call-1", "rec-1", "2026-11-27T15:20:34Z", &chunks)
-        })
-        .collect();
+    let events = chunk_per_event(40);
     deliver_through_both(&first, &second, &events).await;
     let store = Arc::new(target.store(&database).await);
     use acs_recording_handler::store::RecordingStore;

@@ -181,7 +181,7 @@ impl Host {
             let _ = old.kill();
             let _ = old.wait();
         }
-        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let env = str_pairs(&self.env);
         *child = Some(spawn(&self.app.executable, &self.workdir, &env, &[], &self.output));
     }
 
@@ -310,6 +310,11 @@ impl Drop for Host {
         }
         release_port(self.port);
     }
+}
+
+/// Owned settings as the `(&str, &str)` pairs [`Host::start`] takes.
+pub fn str_pairs(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
+    pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
 /// Starts the handler binary with exactly `env` (plus PATH), appending its output to `output`.
