@@ -84,7 +84,7 @@ fn main() {
     for target in &settings.targets {
         let server = runtime.block_on(Server::start(target));
         let idle_kib = server.rss_kib().0;
-        let requests_before = server.store_requests();
+        let requests_before = runtime.block_on(server.store_requests());
         let mut events = 0;
         for &concurrency in &settings.concurrency {
             let run = runtime.block_on(drive(&server, &settings, concurrency));
@@ -122,8 +122,8 @@ fn main() {
             peak_kib as f64 / 1024.0
         )
         .unwrap();
-        if let Some(requests) = server
-            .store_requests()
+        if let Some(requests) = runtime
+            .block_on(server.store_requests())
             .zip(requests_before)
             .map(|(after, before)| after - before)
         {
@@ -297,13 +297,9 @@ impl Server {
     }
 
     /// Document requests the local Cosmos DB test server has answered, when that is the store.
-    fn store_requests(&self) -> Option<usize> {
+    async fn store_requests(&self) -> Option<usize> {
         let cosmos = self.cosmos.as_ref().filter(|c| c.is_local())?;
-        let settled = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(cosmos.requests_since(0));
+        let settled = cosmos.requests_since(0).await;
         Some(settled.iter().filter(|r| r.contains("/docs")).count())
     }
 }
