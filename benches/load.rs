@@ -30,8 +30,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::cosmos::CosmosTarget;
 use support::events::{call_ended, chunk, recording_event};
-use support::{FunctionApp, cosmos::CosmosTarget};
 
 /// The floor's child process finds its port here.
 const FLOOR_PORT_VARIABLE: &str = "LOAD_FLOOR_PORT";
@@ -316,7 +316,7 @@ impl Drop for Server {
 fn handler_executable() -> PathBuf {
     std::env::var_os("LOAD_HANDLER")
         .map(PathBuf::from)
-        .unwrap_or_else(|| FunctionApp::load().executable)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_handler")))
 }
 
 fn handler_command(executable: &Path, port: &str) -> Command {
@@ -487,7 +487,7 @@ impl Mix {
         } else {
             self.recording_event(n)
         };
-        support::envelope("eventGridEvent", event.clone(), &event)
+        support::envelope::event_grid("RecordingEvent", "eventGridEvent", &event.to_string())
     }
 
     /// Whether delivery `n` is a recording event's first delivery (not an event of another type, not a repeat).

@@ -11,7 +11,8 @@ mod support;
 use std::hint::black_box;
 
 use acs_recording_handler::event::Event;
-use acs_recording_handler::invocation;
+use acs_recording_handler::functions::recording_event::TRIGGER;
+use acs_recording_handler::host::invocation;
 use acs_recording_handler::recording::RecordingDocument;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use serde_json::Value;
@@ -20,7 +21,7 @@ use support::events::{chunk, recording_event};
 /// What the handler does with one invocation body before the store: read the envelope, the event and the recording,
 /// merge it into the stored document of its recording, and serialize the result as a store would write it.
 fn pipeline(body: &[u8], stored: RecordingDocument) -> Vec<u8> {
-    let json = invocation::event_json(body).unwrap();
+    let json = invocation::binding_object(body, TRIGGER).unwrap();
     let event = Event::parse(&json).unwrap();
     let document = RecordingDocument::from_event(event).unwrap();
     serde_json::to_vec(&stored.merge(document)).unwrap()
@@ -36,20 +37,20 @@ fn case(chunks: u64) -> (Vec<u8>, RecordingDocument) {
     let event = event_of("e2", "2026-11-27T15:20:34.2199328Z", chunks..2 * chunks);
     let earlier = event_of("e1", "2026-11-27T15:20:30.0000000Z", 0..chunks);
     (
-        support::envelope("eventGridEvent", event.clone(), &event),
+        support::envelope::event_grid("RecordingEvent", TRIGGER, &event.to_string()),
         support::contract::document(&earlier),
     )
 }
 
 fn sample() -> (Vec<u8>, RecordingDocument) {
-    let event = support::read_json(support::app_root().join("samples/recording-file-status-updated.json"));
+    let event = support::read_json(support::project_root().join("samples/recording-file-status-updated.json"));
     let mut earlier = event.clone();
     earlier["id"] = "earlier".into();
     earlier["eventTime"] = "2026-11-27T15:20:30.0000000Z".into();
     earlier["data"]["recordingStorageInfo"]["recordingChunks"][0]["index"] = 1.into();
     earlier["data"]["recordingStorageInfo"]["recordingChunks"][0]["documentId"] = "earlier-chunk".into();
     (
-        support::envelope("eventGridEvent", event.clone(), &event),
+        support::envelope::event_grid("RecordingEvent", TRIGGER, &event.to_string()),
         support::contract::document(&earlier),
     )
 }
@@ -69,9 +70,9 @@ fn benches(c: &mut Criterion) {
             )
         });
         group.bench_function("1 envelope and event", |b| {
-            b.iter(|| Event::parse(&invocation::event_json(black_box(&body)).unwrap()).unwrap())
+            b.iter(|| Event::parse(&invocation::binding_object(black_box(&body), TRIGGER).unwrap()).unwrap())
         });
-        let event = Event::parse(&invocation::event_json(&body).unwrap()).unwrap();
+        let event = Event::parse(&invocation::binding_object(&body, TRIGGER).unwrap()).unwrap();
         group.bench_function("2 recording document", |b| {
             b.iter_batched(
                 || event.clone(),

@@ -1,16 +1,17 @@
 //! The RecordingEvent custom handler: Azure Communication Services recording events, delivered by Event Grid through
 //! the Azure Functions host, turned into one recording document per recording and persisted.
 //!
-//! The data flows one way — host request ([`invocation`]) → event ([`event`], [`subject`]) → recording
-//! ([`recording`]) → store ([`store`]) → reply ([`http`]) — with [`pipeline`] deciding what becomes of each payload.
+//! The data flows one way — host request ([`host`]) → function ([`functions`]) → event ([`event`], [`subject`]) →
+//! recording ([`recording`]) → store ([`store`]) → reply — with [`pipeline`] deciding what becomes of each event.
 
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod digest;
+pub mod error;
 pub mod event;
-pub mod http;
-pub mod invocation;
+pub mod functions;
+pub mod host;
 pub mod pipeline;
 pub mod quarantine;
 pub mod recording;

@@ -12,7 +12,6 @@ use time::format_description::well_known::Rfc3339;
 use tracing::{debug, warn};
 
 use crate::event::Event;
-use crate::invocation;
 use crate::quarantine::QuarantineEntry;
 use crate::recording::{RECORDING_EVENT_TYPE, RecordingDocument};
 use crate::store::{MergeOutcome, RecordingStore, StoreError};
@@ -90,17 +89,6 @@ impl Pipeline {
         &self.store
     }
 
-    /// Processes the body of a host invocation of `RecordingEvent`.
-    pub async fn process_invocation(&self, body: &[u8]) -> Result<Outcome, StoreError> {
-        match invocation::event_json(body) {
-            Ok(event) => self.process_event(&event).await,
-            Err(error) => {
-                self.quarantine(invocation::quarantine_payload(body), error.to_string())
-                    .await
-            }
-        }
-    }
-
     /// Processes one event's JSON text, in either schema.
     pub async fn process_event(&self, json: &str) -> Result<Outcome, StoreError> {
         let event = match Event::parse(json) {
@@ -151,7 +139,8 @@ impl Pipeline {
         Ok(outcome)
     }
 
-    async fn quarantine(&self, payload: &[u8], reason: String) -> Result<Outcome, StoreError> {
+    /// Keeps a payload that can never be processed, with the reason.
+    pub async fn quarantine(&self, payload: &[u8], reason: String) -> Result<Outcome, StoreError> {
         let entry = QuarantineEntry::new(payload, reason, now());
         let outcome = Outcome::Quarantined {
             id: entry.id.clone(),

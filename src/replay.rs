@@ -9,14 +9,16 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::value::RawValue;
 
-use crate::invocation::unwrap_event;
+use crate::error::error_chain;
+use crate::host::invocation::unwrap_object;
 use crate::pipeline::{Outcome, Pipeline};
 
 /// Attempts per event when the store fails; the waits between them double from the first.
-const ATTEMPTS: u32 = 3;
+const ATTEMPTS: usize = 3;
 const FIRST_RETRY_WAIT: Duration = Duration::from_millis(500);
 /// Events in a run from which a progress bar is shown (when stderr is a terminal).
 const PROGRESS_FROM: usize = 50;
@@ -114,7 +116,7 @@ pub async fn replay(pipeline: &Pipeline, files: &[PathBuf], out: &mut impl Write
                 }
                 Err(error) => {
                     summary.failed += 1;
-                    format!("failed, not kept: {}", crate::http::error_chain(&error))
+                    format!("failed, not kept: {}", error_chain(&error))
                 }
             };
             progress.suspend(|| writeln!(out, "{}[{index}]: {line}", path.display()))?;
@@ -139,18 +141,10 @@ fn describe(pipeline: &Pipeline, outcome: &Outcome) -> String {
 }
 
 async fn process_with_retries(pipeline: &Pipeline, event: &str) -> Result<Outcome, crate::store::StoreError> {
-    let mut wait = FIRST_RETRY_WAIT;
-    let mut attempt = 1;
-    loop {
-        match pipeline.process_event(event).await {
-            Err(_) if attempt < ATTEMPTS => {
-                tokio::time::sleep(wait).await;
-                wait *= 2;
-                attempt += 1;
-            }
-            result => return result,
-        }
-    }
+    let policy = ExponentialBuilder::default()
+        .with_min_delay(FIRST_RETRY_WAIT)
+        .with_max_times(ATTEMPTS - 1);
+    (|| pipeline.process_event(event)).retry(policy).await
 }
 
 /// The events of a file: a single event or an array of them, each an object or a string holding one. Elements that
@@ -164,7 +158,7 @@ fn events_in(bytes: &[u8]) -> Result<Vec<Cow<'_, str>>, serde_json::Error> {
     };
     Ok(elements
         .into_iter()
-        .map(|element| unwrap_event(element).unwrap_or(Cow::Borrowed(element.get())))
+        .map(|element| unwrap_object(element).unwrap_or(Cow::Borrowed(element.get())))
         .collect())
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use acs_recording_handler::store::RecordingStore;
 use serde_json::{Value, json};
 use support::contract;
-use support::cosmos::{CosmosTarget, unique_database};
+use support::cosmos::{CosmosTarget, ServerOptions, unique_database};
 use support::events::{chunk, event_grid, recording_data, recording_event};
 use support::proxy::Proxy;
 use support::{EventGrid, Host, documents};
@@ -101,10 +101,9 @@ async fn first_delivery_costs_one_request_and_redelivery_writes_nothing() {
 #[tokio::test]
 async fn document_too_large_for_cosmos_is_quarantined() {
     let target = CosmosTarget::start();
-    let dir = tempfile::tempdir().unwrap();
     let database = unique_database();
     let pairs = target.handler_settings(&database, None);
-    let host = Host::start(dir.path(), &support::str_pairs(&pairs)).await;
+    let host = Host::start(&support::str_pairs(&pairs)).await;
     // Each event is under Event Grid's 1 MB, but three of one recording merge into more than Cosmos DB's 2 MB.
     let big_event = |n: u64| {
         let chunks: Vec<Value> = (n * 900..(n + 1) * 900)
@@ -131,10 +130,9 @@ async fn document_too_large_for_cosmos_is_quarantined() {
 #[tokio::test]
 async fn payload_too_large_for_a_quarantine_item_keeps_its_start_and_size() {
     let target = CosmosTarget::start();
-    let dir = tempfile::tempdir().unwrap();
     let database = unique_database();
     let pairs = target.handler_settings(&database, None);
-    let host = Host::start(dir.path(), &support::str_pairs(&pairs)).await;
+    let host = Host::start(&support::str_pairs(&pairs)).await;
     let filler = "x".repeat(3 << 20);
     let answer = host.post(format!(r#"{{"Data":{{"unexpected":"{filler}"}}}}"#)).await;
     assert!(answer.succeeded(), "{answer:?}");
@@ -162,23 +160,21 @@ async fn handler_on_cosmos_stores_the_same_documents_as_on_the_embedded_store() 
         ),
         support::events::call_ended("e4"),
     ];
-    let embedded_dir = tempfile::tempdir().unwrap();
-    let embedded = Host::start(embedded_dir.path(), &[]).await;
+    let embedded = Host::start(&[]).await;
     EventGrid::new(&embedded).deliver_all(&events).await;
 
     let target = CosmosTarget::start();
     let database = unique_database();
-    let dir = tempfile::tempdir().unwrap();
     let pairs = target.handler_settings(&database, None);
-    let host = Host::start(dir.path(), &support::str_pairs(&pairs)).await;
+    let host = Host::start(&support::str_pairs(&pairs)).await;
     EventGrid::new(&host).deliver_all(&events).await;
     assert!(
-        !dir.path().join(".data").exists(),
+        !host.data_dir().exists(),
         "the embedded store is never used with Cosmos DB"
     );
 
     let store = target.store(&database).await;
-    let expected = documents(&embedded_dir.path().join(".data"));
+    let expected = documents(&embedded.data_dir());
     assert_eq!(expected.len(), 2);
     for document in expected {
         let call_id = document["callId"].as_str().unwrap();
@@ -196,10 +192,9 @@ async fn invocation_fails_fast_while_cosmos_is_away_and_succeeds_on_redelivery()
     }
     let proxy = Proxy::start(([127, 0, 0, 1], target.port()).into()).await;
     let database = unique_database();
-    let dir = tempfile::tempdir().unwrap();
     let endpoint = format!("http://127.0.0.1:{}/", proxy.port);
     let pairs = target.handler_settings(&database, Some(&endpoint));
-    let host = Host::start(dir.path(), &support::str_pairs(&pairs)).await;
+    let host = Host::start(&support::str_pairs(&pairs)).await;
     let event = recording_event("e1", "call-1", "rec-1", T1, &[chunk(0, "d0")]);
 
     proxy.stop();
@@ -207,7 +202,7 @@ async fn invocation_fails_fast_while_cosmos_is_away_and_succeeds_on_redelivery()
     let failed = host.invoke(&event).await;
     assert!(!failed.succeeded(), "{failed:?}");
     assert_eq!(failed.status, 503);
-    assert!(host.logged("Event Grid will retry").await, "{}", host.output());
+    assert!(host.logged("its trigger will retry it").await, "{}", host.output());
 
     proxy.resume().await;
     let delivery = EventGrid::new(&host).deliver(&event).await;
@@ -235,11 +230,10 @@ async fn account_key_never_appears_in_any_output_even_at_trace_level() {
         return;
     }
     let proxy = Proxy::start(([127, 0, 0, 1], target.port()).into()).await;
-    let dir = tempfile::tempdir().unwrap();
     let endpoint = format!("http://127.0.0.1:{}/", proxy.port);
     let mut pairs = target.handler_settings(&unique_database(), Some(&endpoint));
     pairs.push(("RUST_LOG".into(), "trace".into()));
-    let host = Host::start(dir.path(), &support::str_pairs(&pairs)).await;
+    let host = Host::start(&support::str_pairs(&pairs)).await;
     let grid = EventGrid::new(&host);
     grid.deliver_all(&[recording_event("e1", "call-1", "rec-1", T1, &[chunk(0, "d0")])])
         .await;
@@ -252,11 +246,73 @@ async fn account_key_never_appears_in_any_output_even_at_trace_level() {
             .await
             .succeeded()
     );
-    let (_, output) = host.terminate();
+    host.signal("TERM");
+    host.wait_for_exit().await;
+    let output = host.output();
 
     let key = support::cosmos::EMULATOR_KEY;
     assert!(output.len() > 1000, "trace logging produced output: {output}");
     for fragment in [key, &key[..16], &key[key.len() - 20..]] {
         assert!(!output.contains(fragment), "the account key leaked into the output");
     }
+}
+
+#[tokio::test]
+async fn an_account_with_several_write_regions_is_refused_at_startup() {
+    let target = CosmosTarget::start_with(ServerOptions {
+        multi_region_writes: true,
+    });
+    if !target.is_local() {
+        return; // the local server advertises the regions
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut pairs = target.handler_settings(&unique_database(), None);
+    pairs.push(("FUNCTIONS_CUSTOMHANDLER_PORT".into(), support::free_port().to_string()));
+    let (status, _, stderr) = support::run_handler(dir.path(), &support::str_pairs(&pairs), &[]);
+    assert!(!status.success());
+    assert!(
+        stderr.contains("takes writes in several regions (West Europe, North Europe)")
+            && stderr.contains("RECORDINGS_ALLOW_MULTI_REGION_WRITES=true"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn an_account_with_several_write_regions_is_used_when_allowed_with_a_warning_each_start() {
+    let target = CosmosTarget::start_with(ServerOptions {
+        multi_region_writes: true,
+    });
+    if !target.is_local() {
+        return;
+    }
+    let database = unique_database();
+    let mut pairs = target.handler_settings(&database, None);
+    pairs.push(("RECORDINGS_ALLOW_MULTI_REGION_WRITES".into(), "true".into()));
+    let host = Host::start(&support::str_pairs(&pairs)).await;
+    assert!(
+        host.logged_at("takes writes in several regions", Some(support::Level::Warning))
+            .await,
+        "{}",
+        host.output()
+    );
+    let answer = host
+        .invoke(&recording_event("e1", "call-1", "rec-1", T1, &[chunk(0, "d0")]))
+        .await;
+    assert_eq!(answer.log(), "stored recording rec-1 of call call-1 (created)");
+    host.restart().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let warned_again = loop {
+        let warned = host.logs().iter().any(|l| {
+            l.worker == 2 && l.level == support::Level::Warning && l.text.contains("takes writes in several regions")
+        });
+        if warned || std::time::Instant::now() > deadline {
+            break warned;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        warned_again,
+        "the warning is repeated at every start:\n{}",
+        host.output()
+    );
 }

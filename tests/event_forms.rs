@@ -13,14 +13,8 @@ const T1: &str = "2026-11-27T15:20:34.2199328Z";
 const T2: &str = "2026-11-27T15:21:10.0000001Z";
 const T3: &str = "2026-11-27T15:22:00Z";
 
-async fn start() -> (tempfile::TempDir, Host) {
-    let dir = tempfile::tempdir().unwrap();
-    let host = Host::start(dir.path(), &[]).await;
-    (dir, host)
-}
-
-fn data_dir(dir: &tempfile::TempDir) -> std::path::PathBuf {
-    dir.path().join(".data")
+async fn start() -> Host {
+    Host::start(&[]).await
 }
 
 /// The only stored document, after checking there is exactly one.
@@ -32,7 +26,7 @@ fn only_document(data: &Path) -> Value {
 
 #[tokio::test]
 async fn every_published_subject_form_is_stored_with_its_ids() {
-    let (dir, host) = start().await;
+    let host = start().await;
     let forms = [
         (
             "/recording/call/call-a/serverCallId/srv-a",
@@ -73,7 +67,7 @@ async fn every_published_subject_form_is_stored_with_its_ids() {
         );
         grid.deliver_all(&[event]).await;
     }
-    let docs = documents(&data_dir(&dir));
+    let docs = documents(&host.data_dir());
     assert_eq!(docs.len(), forms.len());
     for (subject, call_id, recording_id, server_call_id, connection_id) in forms {
         let doc = docs.iter().find(|d| d["callId"] == call_id).unwrap();
@@ -90,14 +84,14 @@ async fn every_published_subject_form_is_stored_with_its_ids() {
 
 #[tokio::test]
 async fn stored_document_keeps_every_data_field_chunk_and_the_source() {
-    let (dir, host) = start().await;
+    let host = start().await;
     let mut data = recording_data(&[chunk(0, "d0")]);
     data["futureField"] = json!({"kept": true});
     data["recordingStorageInfo"]["recordingChunks"][0]["futureChunkField"] = json!(7);
     let event = event_grid("e1", &subject("call-1", "rec-1"), T1, data.clone());
     EventGrid::new(&host).deliver_all(&[event]).await;
 
-    let doc = only_document(&data_dir(&dir));
+    let doc = only_document(&host.data_dir());
     assert_eq!(doc["id"], "rec-1");
     assert_eq!(doc["callId"], "call-1");
     assert_eq!(doc["source"], TOPIC);
@@ -126,8 +120,8 @@ async fn stored_document_keeps_every_data_field_chunk_and_the_source() {
 
 #[tokio::test]
 async fn cloud_events_schema_gives_the_same_document() {
-    let (grid_dir, grid_host) = start().await;
-    let (cloud_dir, cloud_host) = start().await;
+    let grid_host = start().await;
+    let cloud_host = start().await;
     let data = recording_data(&[chunk(0, "d0")]);
     let subject = subject("call-1", "rec-1");
     EventGrid::new(&grid_host)
@@ -137,23 +131,23 @@ async fn cloud_events_schema_gives_the_same_document() {
         .deliver_all(&[cloud_event("e1", &subject, T1, data)])
         .await;
     assert_eq!(
-        only_document(&data_dir(&grid_dir)),
-        only_document(&data_dir(&cloud_dir))
+        only_document(&grid_host.data_dir()),
+        only_document(&cloud_host.data_dir())
     );
 }
 
 #[tokio::test]
 async fn event_given_as_a_json_string_is_stored_like_an_object() {
-    let (dir, host) = start().await;
+    let host = start().await;
     let event = recording_event("e1", "call-1", "rec-1", T1, &[chunk(0, "d0")]);
     let answer = host.invoke_as_string(&event).await;
     assert!(answer.succeeded(), "{answer:?}");
-    assert_eq!(only_document(&data_dir(&dir))["id"], "rec-1");
+    assert_eq!(only_document(&host.data_dir())["id"], "rec-1");
 }
 
 #[tokio::test]
 async fn recording_event_with_only_the_required_fields_is_stored() {
-    let (dir, host) = start().await;
+    let host = start().await;
     let minimal = json!({
         "id": "e1",
         "subject": "/recording/call/call-1",
@@ -162,7 +156,7 @@ async fn recording_event_with_only_the_required_fields_is_stored() {
     });
     let answer = host.invoke(&minimal).await;
     assert!(answer.succeeded(), "{answer:?}");
-    let doc = only_document(&data_dir(&dir));
+    let doc = only_document(&host.data_dir());
     assert_eq!(doc["callId"], "call-1");
     assert_eq!(doc["recordingId"], Value::Null);
     assert_eq!(chunk_ids(&doc), ["d0"]);
@@ -171,22 +165,25 @@ async fn recording_event_with_only_the_required_fields_is_stored() {
 
 #[tokio::test]
 async fn redelivered_event_changes_nothing() {
-    let (dir, host) = start().await;
+    let host = start().await;
     let event = recording_event("e1", "call-1", "rec-1", T1, &[chunk(0, "d0")]);
     let grid = EventGrid::new(&host);
     grid.deliver_all(std::slice::from_ref(&event)).await;
-    let files_before = json_files(&data_dir(&dir).join("recordings"));
+    let files_before = json_files(&host.data_dir().join("recordings"));
     let bytes_before = std::fs::read(&files_before[0].0).unwrap();
 
     let again = grid.deliver(&event).await;
     assert!(again.delivered);
-    assert_eq!(again.last.log(), "stored recording rec-1 of call call-1 (unchanged)");
+    assert_eq!(
+        again.last.unwrap().log(),
+        "stored recording rec-1 of call call-1 (unchanged)"
+    );
     assert_eq!(
         std::fs::read(&files_before[0].0).unwrap(),
         bytes_before,
         "not rewritten"
     );
-    assert_eq!(json_files(&data_dir(&dir).join("recordings")).len(), 1);
+    assert_eq!(json_files(&host.data_dir().join("recordings")).len(), 1);
 }
 
 #[tokio::test]
@@ -196,13 +193,13 @@ async fn chunks_split_across_events_give_one_document_in_any_order() {
         recording_event("e2", "call-1", "rec-1", T2, &[chunk(1, "d1"), chunk(2, "d2")]),
         recording_event("e3", "call-1", "rec-1", T3, &[chunk(3, "d3")]),
     ];
-    let (in_order_dir, in_order_host) = start().await;
+    let in_order_host = start().await;
     EventGrid::new(&in_order_host).deliver_all(&events).await;
-    let in_order = only_document(&data_dir(&in_order_dir));
+    let in_order = only_document(&in_order_host.data_dir());
     assert_eq!(chunk_ids(&in_order), ["d0", "d1", "d2", "d3"]);
     assert_eq!(in_order["eventIds"], json!(["e1", "e2", "e3"]));
 
-    let (shuffled_dir, shuffled_host) = start().await;
+    let shuffled_host = start().await;
     let shuffled = [
         events[2].clone(),
         events[0].clone(),
@@ -211,25 +208,25 @@ async fn chunks_split_across_events_give_one_document_in_any_order() {
         events[0].clone(),
     ];
     EventGrid::new(&shuffled_host).deliver_all(&shuffled).await;
-    assert_eq!(only_document(&data_dir(&shuffled_dir)), in_order);
+    assert_eq!(only_document(&shuffled_host.data_dir()), in_order);
 }
 
 #[tokio::test]
 async fn later_event_time_wins_a_disagreement_whatever_the_arrival_order() {
-    let (dir, host) = start().await;
+    let host = start().await;
     let mut early = recording_event("e1", "call-1", "rec-1", T1, &[chunk(0, "d0")]);
     early["data"]["recordingDurationMs"] = json!(1000);
     let mut late = recording_event("e2", "call-1", "rec-1", T2, &[chunk(1, "d1")]);
     late["data"]["recordingDurationMs"] = json!(2000);
     EventGrid::new(&host).deliver_all(&[late, early]).await;
-    let doc = only_document(&data_dir(&dir));
+    let doc = only_document(&host.data_dir());
     assert_eq!(doc["recordingDurationMs"], 2000);
     assert_eq!(doc["lastEventTime"], T2);
 }
 
 #[tokio::test]
 async fn concurrent_invocations_for_one_recording_lose_no_chunk() {
-    let (dir, host) = start().await;
+    let host = start().await;
     let events: Vec<Value> = (0..24)
         .map(|i| {
             recording_event(
@@ -243,7 +240,7 @@ async fn concurrent_invocations_for_one_recording_lose_no_chunk() {
         .collect();
     let answers = futures_util::future::join_all(events.iter().map(|e| host.invoke(e))).await;
     assert!(answers.iter().all(|a| a.succeeded()), "{answers:?}");
-    let doc = only_document(&data_dir(&dir));
+    let doc = only_document(&host.data_dir());
     let expected: Vec<String> = (0..24).map(|i| format!("d{i:02}")).collect();
     assert_eq!(chunk_ids(&doc), expected);
     assert_eq!(doc["eventIds"].as_array().unwrap().len(), 24);
@@ -251,17 +248,17 @@ async fn concurrent_invocations_for_one_recording_lose_no_chunk() {
 
 #[tokio::test]
 async fn other_event_types_are_acknowledged_and_not_stored() {
-    let (dir, host) = start().await;
+    let host = start().await;
     let answer = host.invoke(&call_ended("e1")).await;
     assert!(answer.succeeded());
     assert_eq!(answer.log(), "ignored Microsoft.Communication.CallEnded event");
-    assert!(documents(&data_dir(&dir)).is_empty());
-    assert!(quarantined(&data_dir(&dir)).is_empty());
+    assert!(documents(&host.data_dir()).is_empty());
+    assert!(quarantined(&host.data_dir()).is_empty());
 }
 
 #[tokio::test]
 async fn unprocessable_payloads_are_quarantined_verbatim_and_acknowledged() {
-    let (dir, host) = start().await;
+    let host = start().await;
     let no_storage_info = event_grid("e1", &subject("call-1", "rec-1"), T1, json!({"recordingDurationMs": 5}));
     let no_call = event_grid("e2", "/recording/call/", T1, recording_data(&[chunk(0, "d0")]));
     let no_subject = {
@@ -282,17 +279,17 @@ async fn unprocessable_payloads_are_quarantined_verbatim_and_acknowledged() {
             Some(r#"{"other":{}}"#.to_owned()),
         ),
         (
-            support::envelope("eventGridEvent", no_storage_info.clone(), &no_storage_info),
+            support::envelope::event_grid("RecordingEvent", "eventGridEvent", &no_storage_info.to_string()),
             "no recordingStorageInfo",
             Some(no_storage_info.to_string()),
         ),
         (
-            support::envelope("eventGridEvent", no_call.clone(), &no_call),
+            support::envelope::event_grid("RecordingEvent", "eventGridEvent", &no_call.to_string()),
             "names no call",
             Some(no_call.to_string()),
         ),
         (
-            support::envelope("eventGridEvent", no_subject.clone(), &no_subject),
+            support::envelope::event_grid("RecordingEvent", "eventGridEvent", &no_subject.to_string()),
             "no subject",
             Some(no_subject.to_string()),
         ),
@@ -304,35 +301,35 @@ async fn unprocessable_payloads_are_quarantined_verbatim_and_acknowledged() {
         let expected = payload
             .clone()
             .unwrap_or_else(|| String::from_utf8(body.clone()).unwrap());
-        let entry = quarantined(&data_dir(&dir))
+        let entry = quarantined(&host.data_dir())
             .into_iter()
             .find(|q| q["payload"] == expected.as_str())
             .unwrap_or_else(|| panic!("{expected} is not kept verbatim in quarantine"));
         assert!(entry["reason"].as_str().unwrap().contains(reason), "{entry}");
     }
-    assert_eq!(quarantined(&data_dir(&dir)).len(), cases.len());
-    assert!(documents(&data_dir(&dir)).is_empty());
+    assert_eq!(quarantined(&host.data_dir()).len(), cases.len());
+    assert!(documents(&host.data_dir()).is_empty());
 
     // A redelivered unprocessable payload lands on the same entry, though the host's metadata differs.
     assert!(host.post(cases[0].0.clone()).await.succeeded());
     let redelivered = br#"{"Data":{"other":{}},"Metadata":{"sys":{"RandGuid":"b"}}}"#.to_vec();
     assert!(host.post(redelivered).await.succeeded());
-    assert_eq!(quarantined(&data_dir(&dir)).len(), cases.len());
+    assert_eq!(quarantined(&host.data_dir()).len(), cases.len());
 }
 
 #[tokio::test]
 async fn binary_body_is_quarantined_as_base64() {
-    let (dir, host) = start().await;
+    let host = start().await;
     let answer = host.post(b"\xff\xfe\x00garbage".to_vec()).await;
     assert!(answer.succeeded(), "{answer:?}");
-    let entries = quarantined(&data_dir(&dir));
+    let entries = quarantined(&host.data_dir());
     assert_eq!(entries.len(), 1);
     assert!(entries[0]["payloadBase64"].is_string());
 }
 
 #[tokio::test]
 async fn hostile_ids_never_leave_the_data_directory() {
-    let (dir, host) = start().await;
+    let host = start().await;
     let hostile = [
         ("..", ".."),
         ("%2e%2e", "..%2F..%2Fetc"),
@@ -349,7 +346,7 @@ async fn hostile_ids_never_leave_the_data_directory() {
     byos["data"]["recordingId"] = json!("../../../../tmp/escaped");
     grid.deliver_all(&[byos]).await;
 
-    let docs = documents(&data_dir(&dir));
+    let docs = documents(&host.data_dir());
     assert_eq!(docs.len(), hostile.len() + 1, "one document per recording");
     for doc in &docs {
         let id = doc["id"].as_str().unwrap();
@@ -360,27 +357,32 @@ async fn hostile_ids_never_leave_the_data_directory() {
         byos_doc["recordingId"], "../../../../tmp/escaped",
         "the original id is kept"
     );
-    let top: Vec<String> = std::fs::read_dir(dir.path())
+    let data = host.data_dir();
+    let beside: Vec<String> = std::fs::read_dir(data.parent().unwrap())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name != "app")
         .collect();
-    assert_eq!(top, [".data"], "nothing written beside the data directory");
+    assert_eq!(
+        beside,
+        [data.file_name().unwrap().to_string_lossy()],
+        "nothing written beside the data directory"
+    );
     assert!(!Path::new("/tmp/escaped.json").exists());
 }
 
 #[tokio::test]
 async fn events_from_resources_outside_the_allow_list_are_quarantined() {
-    let dir = tempfile::tempdir().unwrap();
     let allowed = format!("{},/subscriptions/other", TOPIC.to_uppercase());
-    let host = Host::start(dir.path(), &[("RECORDINGS_ALLOWED_SOURCES", &allowed)]).await;
+    let host = Host::start(&[("RECORDINGS_ALLOWED_SOURCES", &allowed)]).await;
     let ours = recording_event("e1", "call-1", "rec-1", T1, &[chunk(0, "d0")]);
     let mut foreign = recording_event("e2", "call-2", "rec-2", T1, &[chunk(0, "d0")]);
     foreign["topic"] = json!(
         "/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/x/providers/microsoft.communication/communicationservices/intruder"
     );
     EventGrid::new(&host).deliver_all(&[ours, foreign]).await;
-    assert_eq!(only_document(&data_dir(&dir))["callId"], "call-1");
-    let entries = quarantined(&data_dir(&dir));
+    assert_eq!(only_document(&host.data_dir())["callId"], "call-1");
+    let entries = quarantined(&host.data_dir());
     assert_eq!(entries.len(), 1);
     assert!(
         entries[0]["reason"].as_str().unwrap().contains("intruder"),
@@ -395,7 +397,7 @@ async fn chunk_locations_are_never_fetched() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let trap = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let (dir, host) = start().await;
+    let host = start().await;
     let mut c = chunk(0, "d0");
     for field in ["contentLocation", "metadataLocation", "deleteLocation"] {
         c[field] = json!(format!("{trap}/{field}"));
@@ -404,7 +406,7 @@ async fn chunk_locations_are_never_fetched() {
         .deliver_all(&[recording_event("e1", "call-1", "rec-1", T1, &[c])])
         .await;
     assert_eq!(
-        only_document(&data_dir(&dir))["chunks"][0]["deleteLocation"],
+        only_document(&host.data_dir())["chunks"][0]["deleteLocation"],
         format!("{trap}/deleteLocation")
     );
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;

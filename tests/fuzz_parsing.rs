@@ -9,7 +9,9 @@ mod support;
 use std::sync::Arc;
 
 use acs_recording_handler::event::Event;
-use acs_recording_handler::invocation;
+use acs_recording_handler::functions::RecordingEvent;
+use acs_recording_handler::functions::recording_event::TRIGGER;
+use acs_recording_handler::host::invocation;
 use acs_recording_handler::pipeline::{Outcome, Pipeline};
 use acs_recording_handler::recording::RecordingDocument;
 use acs_recording_handler::store::{EmbeddedStore, RecordingStore};
@@ -116,12 +118,19 @@ fn event_like() -> impl Strategy<Value = Value> {
 
 /// The pure path every payload takes; it must never panic, whatever the input.
 fn classify(body: &[u8]) {
-    if let Ok(event) = invocation::event_json(body)
+    if let Ok(event) = invocation::binding_object(body, TRIGGER)
         && let Ok(event) = Event::parse(&event)
     {
         let _ = RecordingDocument::from_event(event);
     }
     let _ = invocation::quarantine_payload(body);
+}
+
+/// An invocation body carrying `event` as the Event Grid trigger's value.
+fn envelope(event: Value) -> Vec<u8> {
+    json!({"Data": {TRIGGER: event}, "Metadata": {"sys": {"MethodName": "RecordingEvent"}}})
+        .to_string()
+        .into_bytes()
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -149,8 +158,7 @@ proptest! {
     #[test]
     fn event_shaped_input_never_panics_in_either_envelope_form(event in event_like(), as_string in any::<bool>()) {
         let value = if as_string { Value::String(event.to_string()) } else { event.clone() };
-        let body = support::envelope("eventGridEvent", value, &event);
-        classify(&body);
+        classify(&envelope(value));
     }
 }
 
@@ -167,9 +175,9 @@ proptest! {
         let body = if garbage {
             event.to_string().into_bytes()
         } else {
-            support::envelope("eventGridEvent", event.clone(), &event)
+            envelope(event.clone())
         };
-        let outcome = runtime().block_on(pipeline.process_invocation(&body));
+        let outcome = runtime().block_on(RecordingEvent::new(pipeline).handle(&body));
         match outcome {
             Ok(Outcome::Stored { call_id, id, .. }) => {
                 let stored = runtime().block_on(store.read(&call_id, &id)).unwrap();

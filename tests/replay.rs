@@ -5,7 +5,7 @@ mod support;
 
 use serde_json::{Value, json};
 use support::events::{call_ended, chunk, recording_event};
-use support::{app_root, chunk_ids, documents, quarantined, run_handler};
+use support::{chunk_ids, documents, project_root, quarantined, run_handler};
 
 fn samples() -> Vec<String> {
     [
@@ -14,7 +14,7 @@ fn samples() -> Vec<String> {
         "dead-letter-blob.json",
     ]
     .iter()
-    .map(|name| app_root().join("samples").join(name).display().to_string())
+    .map(|name| project_root().join("samples").join(name).display().to_string())
     .collect()
 }
 

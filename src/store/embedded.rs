@@ -153,6 +153,34 @@ impl RecordingStore for EmbeddedStore {
     }
 }
 
+/// Whether `dir` lies inside `root` (or is `root`). Existing paths are compared after resolving links, others by
+/// their absolute spelling with `.` and `..` resolved by name.
+pub fn is_inside(dir: &Path, root: &Path) -> bool {
+    let resolve = |path: &Path| {
+        path.canonicalize()
+            .or_else(|_| std::path::absolute(path).map(|p| lexical(&p)))
+    };
+    match (resolve(dir), resolve(root)) {
+        (Ok(dir), Ok(root)) => dir.starts_with(root),
+        _ => false,
+    }
+}
+
+/// A path with `.` and `..` resolved by name, without touching the file system.
+fn lexical(path: &Path) -> PathBuf {
+    let mut resolved = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                resolved.pop();
+            }
+            other => resolved.push(other),
+        }
+    }
+    resolved
+}
+
 /// Runs file work off the async runtime's threads.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
@@ -291,6 +319,21 @@ mod tests {
         assert!(!dead.exists() && alive.exists());
         assert_eq!(temp_file_owner(".a.b.json.12-3.tmp"), Some(12));
         assert_eq!(temp_file_owner("rec.json"), None);
+    }
+
+    #[test]
+    fn folders_inside_and_outside_a_root_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("app");
+        fs::create_dir_all(root.join("existing")).unwrap();
+        assert!(is_inside(&root.join(".data"), &root));
+        assert!(is_inside(&root.join("existing"), &root));
+        assert!(is_inside(&root.join("x/../.data"), &root));
+        assert!(!is_inside(&root.join("../data"), &root));
+        assert!(
+            !is_inside(&dir.path().join("app-data"), &root),
+            "a sibling sharing the prefix is outside"
+        );
     }
 
     #[test]

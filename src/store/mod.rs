@@ -7,10 +7,16 @@ pub mod cosmos;
 pub mod embedded;
 pub mod memory;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use backon::{ExponentialBuilder, Retryable};
+use tracing::{info, warn};
 
+use crate::config::StoreConfig;
+use crate::error::error_chain;
 use crate::quarantine::QuarantineEntry;
 use crate::recording::RecordingDocument;
 
@@ -60,9 +66,9 @@ pub trait RecordingStore: Send + Sync {
     fn location(&self, call_id: &str, id: &str) -> String;
 }
 
-/// A store operation that failed. Every variant but [`StoreError::Refused`] is worth a retry: the payload was not
-/// kept, so the invocation must fail for Event Grid to deliver it again; [`StoreError::needs_operator`] says whether
-/// someone must act first.
+/// A store operation that failed. Every variant but [`StoreError::Refused`] means the payload was not kept, so the
+/// invocation must fail for Event Grid to deliver it again; [`StoreError::needs_operator`] says whether someone must
+/// act before a retry can succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The store will never accept this document (it is too large, say); the event is quarantined instead.
@@ -95,17 +101,112 @@ pub enum StoreError {
     },
     #[error("other writers kept changing the document; gave up after {attempts} attempts")]
     Contended { attempts: usize },
-    #[error("{0}")]
-    Configuration(String),
+    #[error(
+        "Cosmos DB container {container:?} in database {database:?} does not exist; create it (partition key \
+         {partition_key}) or set RECORDINGS_CREATE_IF_NOT_EXISTS=true with key authentication"
+    )]
+    MissingContainer {
+        container: String,
+        database: String,
+        partition_key: &'static str,
+    },
+    #[error("Cosmos DB container {container:?} is partitioned by {paths:?}; it must be partitioned by {expected}")]
+    WrongPartitionKey {
+        container: String,
+        paths: Vec<String>,
+        expected: &'static str,
+    },
+    #[error("Cosmos DB returned a document without an ETag; cannot merge safely")]
+    NoEtag,
+    #[error("{0:?} is not a Cosmos DB account endpoint")]
+    InvalidEndpoint(String),
+    #[error("cannot sign in to Cosmos DB: {0}")]
+    Credential(String),
+    #[error("cannot read the Cosmos DB account's properties")]
+    AccountUnreachable(#[source] reqwest::Error),
+    #[error("cannot read the Cosmos DB account's properties: Cosmos DB answered {status}")]
+    AccountRefused { status: u16 },
+    #[error(
+        "the Cosmos DB account takes writes in several regions ({}): there, two instances writing one recording \
+         through different regions can silently drop one write, so the handler refuses such an account; use an \
+         account with a single write region, or set RECORDINGS_ALLOW_MULTI_REGION_WRITES=true to accept the risk",
+        regions.join(", ")
+    )]
+    MultiRegionWrites { regions: Vec<String> },
 }
 
 impl StoreError {
     /// True when retries alone will not help: an operator must fix the store or its configuration.
     pub fn needs_operator(&self) -> bool {
         match self {
-            StoreError::Invalid { .. } | StoreError::Configuration(_) => true,
+            StoreError::Invalid { .. }
+            | StoreError::MissingContainer { .. }
+            | StoreError::WrongPartitionKey { .. }
+            | StoreError::NoEtag
+            | StoreError::InvalidEndpoint(_)
+            | StoreError::Credential(_)
+            | StoreError::MultiRegionWrites { .. } => true,
             StoreError::Cosmos { needs_operator, .. } => *needs_operator,
-            _ => false,
+            StoreError::AccountRefused { status } => matches!(status, 400 | 401 | 403 | 404),
+            StoreError::Refused(_)
+            | StoreError::Io { .. }
+            | StoreError::TimedOut(_)
+            | StoreError::Contended { .. }
+            | StoreError::AccountUnreachable(_) => false,
+        }
+    }
+}
+
+/// How long opening the store keeps trying through transient failures (throttling, an outage); the host waits
+/// about 30 s for a new worker to answer, and Event Grid keeps the events meanwhile.
+const OPEN_PATIENCE: Duration = Duration::from_secs(20);
+
+/// Opens the configured store, trying again through transient failures for [`OPEN_PATIENCE`]; a problem an
+/// operator must fix stops at once. `app_root` is the function app's folder when running under the host.
+pub async fn open(config: &StoreConfig, app_root: Option<&Path>) -> Result<Arc<dyn RecordingStore>, StoreError> {
+    match config {
+        StoreConfig::Embedded { data_dir } => {
+            let store = EmbeddedStore::open(data_dir)?;
+            info!(data_dir = %data_dir.display(), "recordings are kept in the embedded store");
+            if let Some(app_root) = app_root.filter(|root| embedded::is_inside(data_dir, root)) {
+                warn!(
+                    data_dir = %data_dir.display(),
+                    app_root = %app_root.display(),
+                    "RECORDINGS_DATA_DIR is inside the function app's root: func start restarts the host (killing \
+                     this handler) when a folder appears there, or a file named host.json or function.json; set \
+                     RECORDINGS_DATA_DIR to a folder outside it, as local.settings.json.example does"
+                );
+            }
+            let sweeper = store.clone();
+            tokio::task::spawn_blocking(move || sweeper.remove_abandoned_temp_files());
+            Ok(Arc::new(store))
+        }
+        StoreConfig::Cosmos(cosmos) => {
+            let policy = ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(250))
+                .with_max_delay(Duration::from_secs(4))
+                .without_max_times()
+                .with_total_delay(Some(OPEN_PATIENCE));
+            let store = (|| CosmosStore::connect(cosmos))
+                .retry(policy)
+                .when(|e: &StoreError| !e.needs_operator())
+                .notify(|e: &StoreError, _| warn!(error = %error_chain(e), "cannot reach Cosmos DB yet; trying again"))
+                .await?;
+            info!(
+                endpoint = %cosmos.endpoint,
+                database = %cosmos.database,
+                container = %cosmos.container,
+                quarantine_container = %cosmos.quarantine_container,
+                "recordings are kept in Cosmos DB"
+            );
+            Ok(Arc::new(store))
+        }
+        StoreConfig::Memory => {
+            warn!(
+                "RECORDINGS_STORE=memory: recordings are kept in memory only and LOST when the handler stops; every \
+                 event is acknowledged all the same. For benchmarks and tests only, never for real events"
+            );
+            Ok(Arc::new(MemoryStore::new()))
         }
     }
 }

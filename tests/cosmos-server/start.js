@@ -4,6 +4,7 @@
 // Usage: node start.js [PORT]   (or COSMOS_PORT=...; 0 = pick a free port)
 // Prints exactly one stdout line "listening 127.0.0.1:PORT" once ready. Everything is kept in memory.
 // COSMOS_SERVER_DEBUG=1 logs "METHOD URL -> STATUS" to stderr, one line per request (tests count them).
+// COSMOS_MULTI_REGION_WRITES=1 advertises an account that takes writes in two regions.
 const { AsyncLocalStorage } = require('async_hooks');
 const LIB = '@vercel/cosmosdb-server/lib/';
 const { createHttpServer } = require('@vercel/cosmosdb-server');
@@ -48,6 +49,7 @@ function injectFault(req, res) {
 }
 const PORT = Number(process.argv[2] || process.env.COSMOS_PORT || 0);
 const DEBUG = !!process.env.COSMOS_SERVER_DEBUG;
+const MULTI_REGION_WRITES = !!process.env.COSMOS_MULTI_REGION_WRITES;
 const NOT_FOUND = { code: 'NotFound', message: 'Entity with the specified id does not exist in the system.' };
 
 // Parsed partition-key value of the request (undefined if absent/unparsable).
@@ -98,6 +100,12 @@ function wrapGap(handler) {
       const endpoint = `http://${req.headers.host || `${HOST}:${server.address().port}`}/`;
       for (const loc of [...(body.writableLocations || []), ...(body.readableLocations || [])]) {
         loc.databaseAccountEndpoint = endpoint;
+      }
+      if (MULTI_REGION_WRITES) {
+        // An account with multi-region writes: two write regions, both served here.
+        body.enableMultipleWriteLocations = true;
+        body.writableLocations = ['West Europe', 'North Europe'].map((name) => ({ name, databaseAccountEndpoint: endpoint }));
+        body.readableLocations = body.writableLocations;
       }
       return body;
     };
@@ -168,6 +176,10 @@ server.prependListener('request', (req, res) => {
 
 if (DEBUG) server.on('connection', () => process.stderr.write('new connection\n'));
 
+server.on('error', (error) => {
+  process.stderr.write(`cannot listen on ${HOST}:${PORT}: ${error.message}\n`);
+  process.exit(1);
+});
 server.listen(PORT, HOST, () => {
   process.stdout.write(`listening ${HOST}:${server.address().port}\n`);
 });

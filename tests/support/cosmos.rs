@@ -15,6 +15,8 @@ use azure_core::credentials::Secret as AzureSecret;
 use azure_data_cosmos::options::{BinaryEncodingOptions, ConnectionPoolOptions};
 use azure_data_cosmos::{AccountEndpoint, AccountReference, CosmosClient, CosmosRuntime, RoutingStrategy};
 
+use super::ports::Port;
+
 /// The Cosmos DB emulator's documented key; the local server accepts any valid base64 key.
 pub const EMULATOR_KEY: &str =
     "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==";
@@ -25,8 +27,17 @@ pub const LOCAL_SERVER_ENV: [(&str, &str); 2] = [
     ("AZURE_COSMOS_CONNECTION_POOL_IS_HTTP2_ALLOWED", "false"),
 ];
 
+/// How the local server presents its account.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServerOptions {
+    /// Advertise an account that takes writes in two regions.
+    pub multi_region_writes: bool,
+}
+
 pub struct CosmosTarget {
     server: Option<(Child, ChildStdin)>,
+    /// The local server's reserved port.
+    port: Option<Port>,
     pub endpoint: String,
     key: String,
     /// One line per request the local server answered: `METHOD URL -> STATUS` (other server output is dropped).
@@ -35,9 +46,15 @@ pub struct CosmosTarget {
 
 impl CosmosTarget {
     pub fn start() -> CosmosTarget {
+        Self::start_with(ServerOptions::default())
+    }
+
+    /// Starts the local server (or uses the live target) with these options; the live target ignores them.
+    pub fn start_with(options: ServerOptions) -> CosmosTarget {
         if let Ok(endpoint) = std::env::var("COSMOS_TEST_ENDPOINT") {
             return CosmosTarget {
                 server: None,
+                port: None,
                 endpoint,
                 key: std::env::var("COSMOS_TEST_KEY").unwrap_or_else(|_| EMULATOR_KEY.to_owned()),
                 requests: Arc::default(),
@@ -45,40 +62,51 @@ impl CosmosTarget {
         }
         let dir = server_dir();
         install(&dir);
-        let mut child = Command::new("node")
-            .arg("start.js")
-            .arg("0")
-            .current_dir(&dir)
-            .env("COSMOS_SERVER_DEBUG", "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the Cosmos DB test server: Node.js 20 or newer must be installed");
-        let stdin = child.stdin.take().expect("stdin");
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("the test server's address");
-        let address = line
-            .trim()
-            .strip_prefix("listening ")
-            .unwrap_or_else(|| panic!("unexpected output from the Cosmos DB test server: {line:?}"))
-            .to_owned();
-        let requests: Arc<Mutex<Vec<String>>> = Arc::default();
-        let stderr = child.stderr.take().expect("stderr");
-        let log = requests.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains(" -> ") {
-                    log.lock().unwrap().push(line);
-                }
+        loop {
+            // A reserved port, so that no other test of this process is handed it while the server runs.
+            let port = Port::reserve();
+            let mut command = Command::new("node");
+            command
+                .arg("start.js")
+                .arg(port.0.to_string())
+                .current_dir(&dir)
+                .env("COSMOS_SERVER_DEBUG", "1")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            if options.multi_region_writes {
+                command.env("COSMOS_MULTI_REGION_WRITES", "1");
             }
-        });
-        CosmosTarget {
-            server: Some((child, stdin)),
-            endpoint: format!("http://{address}/"),
-            key: EMULATOR_KEY.to_owned(),
-            requests,
+            let mut child = command
+                .spawn()
+                .expect("start the Cosmos DB test server: Node.js 20 or newer must be installed");
+            let stdin = child.stdin.take().expect("stdin");
+            let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+            let mut line = String::new();
+            let _ = stdout.read_line(&mut line);
+            let Some(address) = line.trim().strip_prefix("listening ").map(str::to_owned) else {
+                // Another process took the port between its reservation and the server's bind: try another.
+                let _ = child.kill();
+                let _ = child.wait();
+                continue;
+            };
+            let requests: Arc<Mutex<Vec<String>>> = Arc::default();
+            let stderr = child.stderr.take().expect("stderr");
+            let log = requests.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if line.contains(" -> ") {
+                        log.lock().unwrap().push(line);
+                    }
+                }
+            });
+            return CosmosTarget {
+                server: Some((child, stdin)),
+                port: Some(port),
+                endpoint: format!("http://{address}/"),
+                key: EMULATOR_KEY.to_owned(),
+                requests,
+            };
         }
     }
 
@@ -88,8 +116,7 @@ impl CosmosTarget {
 
     /// The local server's port (panics for a remote target).
     pub fn port(&self) -> u16 {
-        let address = self.endpoint.trim_start_matches("http://").trim_end_matches('/');
-        address.rsplit(':').next().unwrap().parse().unwrap()
+        self.port.as_ref().expect("a local server").0
     }
 
     /// The handler's settings for this target, with a database of its own; `endpoint` overrides the address (to
@@ -119,6 +146,7 @@ impl CosmosTarget {
             quarantine_container: "quarantine".to_owned(),
             create_if_not_exists: true,
             region: None,
+            allow_multi_region_writes: false,
         }
     }
 

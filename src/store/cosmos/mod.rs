@@ -4,14 +4,17 @@
 //! Many Function instances write at once, so a merge is optimistic: the first delivery of a new recording is one
 //! create; when the document exists, it is read, merged in memory, and replaced only if the merge changed it, with
 //! `If-Match` on the ETag that was read — a 412 means another instance wrote first, and the merge starts over from
-//! a fresh read. No instance ever overwrites another's chunks.
+//! a fresh read. No instance ever overwrites another's chunks — provided the account takes writes in one region
+//! only, which [`account`] checks at startup.
+
+mod account;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use azure_core::credentials::{Secret as AzureSecret, TokenCredential};
-use azure_data_cosmos::clients::ContainerClient;
+use azure_data_cosmos::clients::{ContainerClient, DatabaseClient};
 use azure_data_cosmos::models::{ContainerProperties, PartitionKeyDefinition};
 use azure_data_cosmos::options::{
     EndToEndOperationLatencyPolicy, ItemWriteOptions, OperationOptions, Precondition, Region,
@@ -21,7 +24,7 @@ use azure_data_cosmos::{AccountEndpoint, AccountReference, CosmosClient, CosmosE
 use azure_identity::{AzureCliCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-use tracing::{debug, error};
+use tracing::{debug, error, warn};
 
 use super::{MergeOutcome, RecordingStore, StoreError};
 use crate::config::{CosmosAuth, CosmosConfig};
@@ -52,9 +55,27 @@ pub struct CosmosStore {
 }
 
 impl CosmosStore {
-    /// Builds the one client of the process from the configuration, then opens the containers.
+    /// Builds the one client of the process from the configuration, checks that the account takes writes in one
+    /// region (or that the configuration accepts several), then opens the containers.
     pub async fn connect(config: &CosmosConfig) -> Result<Self, StoreError> {
-        let client = client(config).await?;
+        let credential = credential(&config.auth)?;
+        let signer = match (&config.auth, &credential) {
+            (CosmosAuth::Key(key), _) => account::Signer::Key(key.clone()),
+            (_, Some(credential)) => account::Signer::Token(credential.clone()),
+            (_, None) => return Err(StoreError::Credential("no credential for Cosmos DB".to_owned())),
+        };
+        let properties = account::read(&config.endpoint, &signer).await?;
+        if let Some(regions) = properties.multi_region_writes() {
+            if !config.allow_multi_region_writes {
+                return Err(StoreError::MultiRegionWrites { regions });
+            }
+            warn!(
+                regions = %regions.join(", "),
+                "the Cosmos DB account takes writes in several regions and RECORDINGS_ALLOW_MULTI_REGION_WRITES=true: \
+                 two instances writing one recording through different regions can silently drop one write"
+            );
+        }
+        let client = client(config, credential).await?;
         Self::open(&client, config).await
     }
 
@@ -66,48 +87,9 @@ impl CosmosStore {
                 .map_err(|e| cosmos_error("create the database", e))?;
         }
         let database = client.database_client(config.database.as_str());
-        let mut containers = Vec::new();
-        for (name, partition_key) in [(&config.container, "/callId"), (&config.quarantine_container, "/id")] {
-            if config.create_if_not_exists {
-                let properties =
-                    ContainerProperties::new(name.clone(), PartitionKeyDefinition::from(partition_key.to_owned()));
-                ignore_conflict(database.create_container(properties, None).await)
-                    .map_err(|e| cosmos_error("create a container", e))?;
-            }
-            let container = database.container_client(name.as_str(), None).await.map_err(|e| {
-                if e.status().status_code() == azure_core::http::StatusCode::NotFound {
-                    StoreError::Configuration(format!(
-                        "Cosmos DB container {name:?} in database {:?} does not exist; create it (partition key \
-                         {partition_key}) or set RECORDINGS_CREATE_IF_NOT_EXISTS=true with key authentication",
-                        config.database
-                    ))
-                } else {
-                    cosmos_error("open a container", e)
-                }
-            })?;
-            let properties: ContainerProperties = container
-                .read(None)
-                .await
-                .and_then(|r| r.into_model())
-                .map_err(|e| cosmos_error("read a container's properties", e))?;
-            let paths = properties.partition_key.paths();
-            if paths.len() != 1 || paths[0] != partition_key {
-                return Err(StoreError::Configuration(format!(
-                    "Cosmos DB container {name:?} is partitioned by {paths:?}; it must be partitioned by {partition_key}"
-                )));
-            }
-            containers.push(container);
-        }
-        let quarantine = containers.pop();
-        let recordings = containers.pop();
-        let (Some(recordings), Some(quarantine)) = (recordings, quarantine) else {
-            return Err(StoreError::Configuration(
-                "the Cosmos DB containers could not be opened".to_owned(),
-            ));
-        };
         Ok(Self {
-            recordings,
-            quarantine,
+            recordings: open_container(&database, config, &config.container, "/callId").await?,
+            quarantine: open_container(&database, config, &config.quarantine_container, "/id").await?,
             place: format!("{} {}/{}", config.endpoint, config.database, config.container),
         })
     }
@@ -158,9 +140,7 @@ impl RecordingStore for CosmosStore {
             }
             // Without an ETag the replace would be last-writer-wins and could drop another instance's chunks.
             let Some(etag) = etag else {
-                return Err(StoreError::Configuration(
-                    "Cosmos DB returned a document without an ETag; cannot merge safely".to_owned(),
-                ));
+                return Err(StoreError::NoEtag);
             };
             let options = ItemWriteOptions::default().with_precondition(Precondition::if_match(etag));
             match self
@@ -221,30 +201,82 @@ impl RecordingStore for CosmosStore {
     }
 }
 
-/// The process's one Cosmos DB client. The SDK's own environment settings (binary encoding, HTTP/2, …) still apply.
-async fn client(config: &CosmosConfig) -> Result<CosmosClient, StoreError> {
-    let endpoint: AccountEndpoint = config
-        .endpoint
-        .parse()
-        .map_err(|_| StoreError::Configuration(format!("{:?} is not a Cosmos DB account endpoint", config.endpoint)))?;
-    let account = match &config.auth {
-        CosmosAuth::Key(key) => {
-            AccountReference::with_authentication_key(endpoint, AzureSecret::new(key.expose().to_owned()))
+/// Opens one container, creating it first when configured to, and checks its partition key.
+async fn open_container(
+    database: &DatabaseClient,
+    config: &CosmosConfig,
+    name: &str,
+    partition_key: &'static str,
+) -> Result<ContainerClient, StoreError> {
+    if config.create_if_not_exists {
+        let properties =
+            ContainerProperties::new(name.to_owned(), PartitionKeyDefinition::from(partition_key.to_owned()));
+        ignore_conflict(database.create_container(properties, None).await)
+            .map_err(|e| cosmos_error("create a container", e))?;
+    }
+    let container = database.container_client(name, None).await.map_err(|e| {
+        if e.status().status_code() == azure_core::http::StatusCode::NotFound {
+            StoreError::MissingContainer {
+                container: name.to_owned(),
+                database: config.database.clone(),
+                partition_key,
+            }
+        } else {
+            cosmos_error("open a container", e)
         }
+    })?;
+    let properties: ContainerProperties = container
+        .read(None)
+        .await
+        .and_then(|r| r.into_model())
+        .map_err(|e| cosmos_error("read a container's properties", e))?;
+    let paths = properties.partition_key.paths();
+    if paths.len() != 1 || paths[0] != partition_key {
+        return Err(StoreError::WrongPartitionKey {
+            container: name.to_owned(),
+            paths: paths.iter().map(|p| p.to_string()).collect(),
+            expected: partition_key,
+        });
+    }
+    Ok(container)
+}
+
+/// The Microsoft Entra ID credential the configuration names; `None` for key authentication.
+fn credential(auth: &CosmosAuth) -> Result<Option<Arc<dyn TokenCredential>>, StoreError> {
+    match auth {
+        CosmosAuth::Key(_) => Ok(None),
         CosmosAuth::ManagedIdentity { client_id } => {
             let options = ManagedIdentityCredentialOptions {
                 user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
                 ..Default::default()
             };
             let credential: Arc<dyn TokenCredential> = ManagedIdentityCredential::new(Some(options))
-                .map_err(|e| StoreError::Configuration(format!("cannot use the managed identity: {e}")))?;
-            AccountReference::with_credential(endpoint, credential)
+                .map_err(|e| StoreError::Credential(format!("cannot use the managed identity: {e}")))?;
+            Ok(Some(credential))
         }
         CosmosAuth::DeveloperCredential => {
             let credential: Arc<dyn TokenCredential> = AzureCliCredential::new(None)
-                .map_err(|e| StoreError::Configuration(format!("cannot use the Azure CLI sign-in: {e}")))?;
-            AccountReference::with_credential(endpoint, credential)
+                .map_err(|e| StoreError::Credential(format!("cannot use the Azure CLI sign-in: {e}")))?;
+            Ok(Some(credential))
         }
+    }
+}
+
+/// The process's one Cosmos DB client. The SDK's own environment settings (binary encoding, HTTP/2, …) still apply.
+async fn client(
+    config: &CosmosConfig,
+    credential: Option<Arc<dyn TokenCredential>>,
+) -> Result<CosmosClient, StoreError> {
+    let endpoint: AccountEndpoint = config
+        .endpoint
+        .parse()
+        .map_err(|_| StoreError::InvalidEndpoint(config.endpoint.clone()))?;
+    let account = match (&config.auth, credential) {
+        (CosmosAuth::Key(key), _) => {
+            AccountReference::with_authentication_key(endpoint, AzureSecret::new(key.expose().to_owned()))
+        }
+        (_, Some(credential)) => AccountReference::with_credential(endpoint, credential),
+        (_, None) => return Err(StoreError::Credential("no credential for Cosmos DB".to_owned())),
     };
     let mut operation = OperationOptions::default();
     operation.throttling_retry_options = Some(

@@ -1,0 +1,47 @@
+//! The functions this handler serves, one module each, as peers: each names its folder (and route), its time
+//! budget, and turns one invocation body into the host's reply.
+//!
+//! A function returns `Ok` for every input it has dealt with for good — stored, ignored, quarantined — and `Err`
+//! only when a retry can help; the server turns that into the non-2xx answer that makes the trigger retry.
+
+pub mod recording_event;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::host::InvocationReply;
+use crate::store::StoreError;
+
+pub use recording_event::RecordingEvent;
+
+#[async_trait]
+pub trait Function: Send + Sync {
+    /// The function's folder name, which is also the path the host posts to (exact case, no `/api` prefix).
+    fn name(&self) -> &'static str;
+
+    /// How long one invocation may take before it fails, so that the trigger's own retry takes over in time.
+    fn budget(&self) -> Duration;
+
+    /// Handles one invocation body.
+    async fn invoke(&self, body: &[u8]) -> Result<InvocationReply, FunctionError>;
+}
+
+/// Why an invocation failed; the trigger delivers its input again.
+#[derive(Debug, thiserror::Error)]
+pub enum FunctionError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the invocation did not finish within {0:?}")]
+    TimedOut(Duration),
+}
+
+impl FunctionError {
+    /// True when retries alone will not help: an operator must fix something first.
+    pub fn needs_operator(&self) -> bool {
+        match self {
+            FunctionError::Store(e) => e.needs_operator(),
+            FunctionError::TimedOut(_) => false,
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! `RecordingEvent`: the Event Grid trigger. Each invocation carries one event; the [`Pipeline`] stores, ignores or
+//! quarantines it, and the reply's log line says which.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{Function, FunctionError};
+use crate::host::InvocationReply;
+use crate::host::invocation::{self, binding_object};
+use crate::pipeline::{Outcome, Pipeline};
+use crate::store::StoreError;
+
+/// The function's folder and route.
+pub const NAME: &str = "RecordingEvent";
+/// The trigger binding's name in `RecordingEvent/function.json`; the host keys the event by it.
+pub const TRIGGER: &str = "eventGridEvent";
+
+/// The time allowed for one event. Event Grid waits 30 s for an answer; answering well before lets the host report
+/// the failure and Event Grid schedule the retry, instead of timing out.
+const BUDGET: Duration = Duration::from_secs(20);
+
+pub struct RecordingEvent {
+    pipeline: Pipeline,
+}
+
+impl RecordingEvent {
+    pub fn new(pipeline: Pipeline) -> Self {
+        Self { pipeline }
+    }
+
+    /// What becomes of one invocation body: the event it carries processed, or the body quarantined when it
+    /// carries none that can be read.
+    pub async fn handle(&self, body: &[u8]) -> Result<Outcome, StoreError> {
+        match binding_object(body, TRIGGER) {
+            Ok(event) => self.pipeline.process_event(&event).await,
+            Err(error) => {
+                self.pipeline
+                    .quarantine(invocation::quarantine_payload(body), error.to_string())
+                    .await
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Function for RecordingEvent {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn budget(&self) -> Duration {
+        BUDGET
+    }
+
+    async fn invoke(&self, body: &[u8]) -> Result<InvocationReply, FunctionError> {
+        let outcome = self.handle(body).await?;
+        Ok(InvocationReply::with_log(outcome.to_string()))
+    }
+}
