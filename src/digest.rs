@@ -1,6 +1,9 @@
-//! Stable, file-name- and Cosmos-safe names derived from untrusted text.
+//! Stable, file-name- and Cosmos-safe names derived from untrusted text, and digests in hex.
 
 use sha2::{Digest, Sha256};
+
+/// Encoded names longer than this are replaced by a digest, keeping clear of the usual 255-byte file name limit.
+pub const MAX_NAME_BYTES: usize = 200;
 
 /// Lower-case hex SHA-256 of the parts, each followed by a NUL so that `["ab", "c"]` and `["a", "bc"]` differ.
 pub fn sha256_hex(parts: &[&[u8]]) -> String {
@@ -9,12 +12,58 @@ pub fn sha256_hex(parts: &[&[u8]]) -> String {
         hasher.update(part);
         hasher.update([0]);
     }
-    hasher.finalize().iter().map(|byte| format!("{byte:02x}")).collect()
+    hex(&hasher.finalize())
+}
+
+/// Lower-case hex of bytes (a digest's output).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// A file name for an untrusted id: ASCII letters, digits, `-`, `_` and inner `.` are kept, every other byte is
+/// written `%XX`, so names stay readable, distinct and inside their folder (`..`, `/` and NUL cannot survive).
+/// Names that would be too long become `~` and a digest of the id.
+pub fn file_name(id: &str) -> String {
+    let mut name = String::with_capacity(id.len());
+    for (i, byte) in id.bytes().enumerate() {
+        if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' || (byte == b'.' && i > 0) {
+            name.push(char::from(byte));
+        } else {
+            name.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    if name.is_empty() || name.len() > MAX_NAME_BYTES {
+        format!("~{}", sha256_hex(&[id.as_bytes()]))
+    } else {
+        name
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_names_never_leave_their_folder() {
+        for id in ["..", ".", "../x", "a/b", "a\\b", "\0", "", "..%2F", &"é".repeat(300)] {
+            let name = file_name(id);
+            assert!(
+                !name.contains(['/', '\\', '\0']) && name != "." && name != "..",
+                "{id:?} -> {name}"
+            );
+            assert!(
+                !name.starts_with('.') && name.len() <= MAX_NAME_BYTES + 1,
+                "{id:?} -> {name}"
+            );
+        }
+    }
+
+    #[test]
+    fn file_names_are_distinct_and_readable() {
+        assert_eq!(file_name("abc-DEF_1.2"), "abc-DEF_1.2");
+        assert_ne!(file_name("a/b"), file_name("a%2Fb"));
+        assert_ne!(file_name("a b"), file_name("a_b"));
+    }
 
     #[test]
     fn digest_is_stable_and_separates_parts() {

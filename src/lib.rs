@@ -6,16 +6,18 @@
 
 #![forbid(unsafe_code)]
 
+pub mod archive;
+pub mod commands;
 pub mod config;
 pub mod digest;
 pub mod error;
 pub mod event;
 pub mod functions;
 pub mod host;
+pub mod identity;
 pub mod pipeline;
 pub mod quarantine;
 pub mod recording;
-pub mod replay;
 pub mod secret;
 pub mod store;
 pub mod subject;

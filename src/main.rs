@@ -1,22 +1,26 @@
-//! `handler`: serves the Functions host, or replays Event Grid JSON files into the configured store.
+//! `handler`: serves the Functions host, replays Event Grid JSON files into the configured store, or archives what
+//! the store still has to archive.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use acs_recording_handler::config::{Config, Purpose};
+use acs_recording_handler::archive::{self, Archiver};
+use acs_recording_handler::commands;
+use acs_recording_handler::config::{ACS_VARIABLES, Config, Purpose};
 use acs_recording_handler::error::error_chain;
-use acs_recording_handler::functions::{Function, RecordingEvent};
+use acs_recording_handler::functions::{ArchiveRecording, ArchiveRecordingPoison, Function, RecordingEvent};
 use acs_recording_handler::host::{self, Readiness};
 use acs_recording_handler::pipeline::{AllowedSources, Pipeline};
+use acs_recording_handler::store;
 use acs_recording_handler::telemetry::{self, Streams};
-use acs_recording_handler::{replay, store};
 use clap::{Parser, Subcommand};
 use tokio::sync::oneshot;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
-/// Persists Azure Communication Services recording events delivered by Event Grid through Azure Functions.
+/// Persists Azure Communication Services recording events delivered by Event Grid through Azure Functions, and
+/// archives every recording's files before ACS deletes them.
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
@@ -28,18 +32,39 @@ struct Cli {
 enum Command {
     /// Serve the Functions host on 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT (the default).
     Serve,
-    /// Push Event Grid JSON files (one event, an array, or a dead-letter blob) into the configured store.
+    /// Push Event Grid JSON files (one event, an array, or a dead-letter blob) into the configured store, and
+    /// archive their chunks when archival is on.
     Replay {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
+        /// Store the events only; leave their chunks pending for the Functions host to archive.
+        #[arg(long)]
+        no_archive: bool,
+    },
+    /// Archive every chunk in the store that is pending or failed and not past ACS's 24-hour deadline.
+    Archive {
+        /// Only this call's recordings.
+        #[arg(long, value_name = "ID")]
+        call: Option<String>,
     },
 }
+
+/// What archival is, once set up.
+enum Archival {
+    On(Archiver),
+    Off,
+}
+
+/// The one line that says archival is off, and what that means.
+const ARCHIVAL_OFF: &str = "archival is off: ACS deletes recording files 24 hours after the event, and they are not \
+                            archived; set AcsConnection (the ACS connection string) or AcsConnection__endpoint to \
+                            archive them";
 
 fn main() -> ExitCode {
     let command = Cli::parse().command.unwrap_or(Command::Serve);
     let (purpose, streams) = match command {
         Command::Serve => (Purpose::Serve, Streams::ByLevel),
-        Command::Replay { .. } => (Purpose::Replay, Streams::StderrOnly),
+        Command::Replay { .. } | Command::Archive { .. } => (Purpose::Replay, Streams::StderrOnly),
     };
     let config = match Config::from_env(purpose) {
         Ok(config) => config,
@@ -59,7 +84,8 @@ fn main() -> ExitCode {
     runtime.block_on(async {
         match command {
             Command::Serve => serve(config).await,
-            Command::Replay { files } => run_replay(config, &files).await,
+            Command::Replay { files, no_archive } => run_replay(config, &files, no_archive).await,
+            Command::Archive { call } => run_archive(config, call.as_deref()).await,
         }
     })
 }
@@ -75,10 +101,22 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let Some(pipeline) = pipeline(&config).await else {
+    let Some((pipeline, archival)) = open(&config).await else {
         return ExitCode::FAILURE;
     };
-    let functions: Vec<Arc<dyn Function>> = vec![Arc::new(RecordingEvent::new(pipeline))];
+    let store = pipeline.store().clone();
+    let archiver = match archival {
+        Archival::On(archiver) => Some(archiver),
+        Archival::Off => {
+            warn!("{ARCHIVAL_OFF}");
+            None
+        }
+    };
+    let functions: Vec<Arc<dyn Function>> = vec![
+        Arc::new(RecordingEvent::new(pipeline)),
+        Arc::new(ArchiveRecording::new(store.clone(), archiver)),
+        Arc::new(ArchiveRecordingPoison::new(store)),
+    ];
     let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
     info!(port, "listening on 127.0.0.1 for the Functions host");
     let (stopped, signal) = oneshot::channel();
@@ -94,24 +132,45 @@ async fn serve(config: Config) -> ExitCode {
     ExitCode::from(status)
 }
 
-async fn pipeline(config: &Config) -> Option<Pipeline> {
-    match store::open(&config.store, config.app_root.as_deref()).await {
-        Ok(store) => {
-            Some(Pipeline::new(store).with_allowed_sources(config.allowed_sources.clone().map(AllowedSources::new)))
-        }
+/// Opens the store, and sets archival up when configured.
+async fn open(config: &Config) -> Option<(Pipeline, Archival)> {
+    let store = match store::open(&config.store, config.app_root.as_deref()).await {
+        Ok(store) => store,
         Err(e) => {
             error!(error = %error_chain(&e), "cannot open the recording store");
-            None
+            return None;
         }
-    }
+    };
+    let archival = match &config.archive {
+        Some(archive) => match archive::open(archive, store.clone()) {
+            Ok(archiver) => Archival::On(archiver),
+            Err(e) => {
+                error!(error = %error_chain(&e), "cannot set archival up");
+                return None;
+            }
+        },
+        None => Archival::Off,
+    };
+    let pipeline = Pipeline::new(store)
+        .with_allowed_sources(config.allowed_sources.clone().map(AllowedSources::new))
+        .with_archival(matches!(archival, Archival::On(_)));
+    Some((pipeline, archival))
 }
 
-async fn run_replay(config: Config, files: &[PathBuf]) -> ExitCode {
-    let Some(pipeline) = pipeline(&config).await else {
+async fn run_replay(config: Config, files: &[PathBuf], no_archive: bool) -> ExitCode {
+    let Some((pipeline, archival)) = open(&config).await else {
         return ExitCode::FAILURE;
     };
     let mut stdout = std::io::stdout().lock();
-    let summary = match replay::replay(&pipeline, files, &mut stdout).await {
+    let archiver = match &archival {
+        Archival::On(archiver) if !no_archive => Some(archiver),
+        Archival::On(_) => None,
+        Archival::Off => {
+            let _ = writeln!(stdout, "{ARCHIVAL_OFF}");
+            None
+        }
+    };
+    let summary = match commands::replay::replay(&pipeline, archiver, files, &mut stdout).await {
         Ok(summary) => summary,
         Err(e) => {
             error!(error = %e, "cannot write the replay report");
@@ -120,6 +179,35 @@ async fn run_replay(config: Config, files: &[PathBuf]) -> ExitCode {
     };
     if let Err(e) = writeln!(stdout, "{summary}") {
         error!(error = %e, "cannot write the replay report");
+    }
+    if summary.succeeded() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+async fn run_archive(config: Config, call: Option<&str>) -> ExitCode {
+    let Some((_, archival)) = open(&config).await else {
+        return ExitCode::FAILURE;
+    };
+    let Archival::On(archiver) = archival else {
+        eprintln!(
+            "archival is off: set {} (the ACS connection string) or {} to archive",
+            ACS_VARIABLES[0], ACS_VARIABLES[1]
+        );
+        return ExitCode::from(2);
+    };
+    let mut stdout = std::io::stdout().lock();
+    let summary = match commands::archive::archive(&archiver, call, &mut stdout).await {
+        Ok(summary) => summary,
+        Err(e) => {
+            error!(error = %e, "cannot write the archive report");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = writeln!(stdout, "{summary}") {
+        error!(error = %e, "cannot write the archive report");
     }
     if summary.succeeded() {
         ExitCode::SUCCESS

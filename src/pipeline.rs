@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tracing::{debug, warn};
 
+use crate::archive::ArchiveJob;
 use crate::event::Event;
 use crate::quarantine::QuarantineEntry;
 use crate::recording::{RECORDING_EVENT_TYPE, RecordingDocument};
@@ -23,6 +24,8 @@ pub enum Outcome {
         call_id: String,
         id: String,
         change: MergeOutcome,
+        /// With archival on: one job per chunk of the event still to archive.
+        jobs: Vec<ArchiveJob>,
     },
     Ignored {
         event_type: String,
@@ -36,8 +39,17 @@ pub enum Outcome {
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Outcome::Stored { call_id, id, change } => {
-                write!(f, "stored recording {id} of call {call_id} ({})", change.as_str())
+            Outcome::Stored {
+                call_id,
+                id,
+                change,
+                jobs,
+            } => {
+                write!(f, "stored recording {id} of call {call_id} ({})", change.as_str())?;
+                if !jobs.is_empty() {
+                    write!(f, "; {} chunk(s) queued for archiving", jobs.len())?;
+                }
+                Ok(())
             }
             Outcome::Ignored { event_type } => write!(f, "ignored {event_type} event"),
             Outcome::Quarantined { id, reason } => write!(f, "quarantined as {id}: {reason}"),
@@ -49,6 +61,8 @@ impl fmt::Display for Outcome {
 pub struct Pipeline {
     store: Arc<dyn RecordingStore>,
     allowed_sources: Option<AllowedSources>,
+    /// Whether chunks are stored `pending` and archive jobs made for them.
+    archival: bool,
 }
 
 /// The ACS resources whose events are accepted (`RECORDINGS_ALLOWED_SOURCES`), compared case-insensitively, since
@@ -76,7 +90,14 @@ impl Pipeline {
         Self {
             store,
             allowed_sources: None,
+            archival: false,
         }
+    }
+
+    /// Stores chunks as `pending` archives and makes an archive job for each one not archived yet.
+    pub fn with_archival(mut self, archival: bool) -> Self {
+        self.archival = archival;
+        self
     }
 
     /// Accepts events from these resources only; events from any other are quarantined.
@@ -119,20 +140,31 @@ impl Pipeline {
             warn!(time = %time, "event time is not RFC 3339; the event is stored but ranks oldest among its recording's events");
         }
         let document = match RecordingDocument::from_event(event) {
+            Ok(document) if self.archival => document.with_pending_archives(),
             Ok(document) => document,
             Err(error) => return self.quarantine(json.as_bytes(), error.to_string()).await,
         };
         span.record("recording_id", document.id.as_str());
         let (call_id, id) = (document.call_id.clone(), document.id.clone());
-        let change = match self.store.merge(document).await {
-            Ok(change) => change,
+        let candidates = ArchiveJob::for_chunks(&document);
+        let merged = match self.store.merge(document).await {
+            Ok(merged) => merged,
             Err(StoreError::Refused(reason)) => {
                 let reason = format!("the store refuses the recording document: {reason}");
                 return self.quarantine(json.as_bytes(), reason).await;
             }
             Err(e) => return Err(e),
         };
-        let outcome = Outcome::Stored { call_id, id, change };
+        let jobs = candidates
+            .into_iter()
+            .filter(|job| merged.to_archive.contains(&job.chunk_document_id))
+            .collect();
+        let outcome = Outcome::Stored {
+            call_id,
+            id,
+            change: merged.outcome,
+            jobs,
+        };
         // The reply's `Logs` line carries the outcome into the host's invocation log; repeating it on stderr would
         // log every event twice.
         debug!(%outcome);
@@ -164,6 +196,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::store::{Edit, Edited, Merged};
 
     /// A store that records what it is asked and fails merges as told.
     #[derive(Default)]
@@ -176,15 +209,23 @@ mod tests {
 
     #[async_trait]
     impl RecordingStore for ScriptedStore {
-        async fn merge(&self, update: RecordingDocument) -> Result<MergeOutcome, StoreError> {
+        async fn merge(&self, update: RecordingDocument) -> Result<Merged, StoreError> {
             if self.refuse {
                 return Err(StoreError::Refused("larger than 2 MB".into()));
             }
             if self.unavailable {
                 return Err(StoreError::TimedOut(std::time::Duration::from_secs(1)));
             }
+            let archivable = update.archivable_chunk_ids();
+            let merged = Merged::new(MergeOutcome::Created, &archivable, &update);
             self.merged.lock().unwrap().push(update);
-            Ok(MergeOutcome::Created)
+            Ok(merged)
+        }
+        async fn edit(&self, _: &str, _: &str, _: Edit) -> Result<Edited, StoreError> {
+            Ok(Edited::Missing)
+        }
+        async fn documents(&self, _: Option<&str>) -> Result<Vec<RecordingDocument>, StoreError> {
+            Ok(Vec::new())
         }
         async fn quarantine(&self, entry: QuarantineEntry) -> Result<(), StoreError> {
             self.quarantined.lock().unwrap().push(entry);
@@ -221,7 +262,8 @@ mod tests {
             Outcome::Stored {
                 call_id: "c1".into(),
                 id: "r1".into(),
-                change: MergeOutcome::Created
+                change: MergeOutcome::Created,
+                jobs: Vec::new(),
             }
         );
         assert_eq!(store.merged.lock().unwrap().len(), 1);

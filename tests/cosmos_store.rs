@@ -44,6 +44,21 @@ async fn cosmos_concurrent_merges_from_two_instances_lose_no_chunk() {
 }
 
 #[tokio::test]
+async fn cosmos_merges_report_the_chunks_still_to_archive_and_edits_record_results() {
+    let target = CosmosTarget::start();
+    contract::merges_report_the_chunks_still_to_archive_and_edits_record_results(store(&target).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cosmos_archive_results_and_concurrent_events_from_two_instances_never_lose_each_other() {
+    let target = CosmosTarget::start();
+    let database = unique_database();
+    let first: Arc<dyn RecordingStore> = Arc::new(target.store(&database).await);
+    let second: Arc<dyn RecordingStore> = Arc::new(target.store(&database).await);
+    contract::archive_results_and_concurrent_events_never_lose_each_other(vec![first, second], 16).await;
+}
+
+#[tokio::test]
 async fn cosmos_quarantine_keeps_each_payload_once() {
     let target = CosmosTarget::start();
     contract::quarantine_keeps_each_payload_once(store(&target).await).await;

@@ -66,3 +66,27 @@ async fn memory_concurrent_merges_lose_no_chunk() {
 async fn memory_quarantine_keeps_each_payload_once() {
     contract::quarantine_keeps_each_payload_once(Arc::new(MemoryStore::new())).await;
 }
+
+#[tokio::test]
+async fn embedded_merges_report_the_chunks_still_to_archive_and_edits_record_results() {
+    let dir = tempfile::tempdir().unwrap();
+    contract::merges_report_the_chunks_still_to_archive_and_edits_record_results(embedded(&dir)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embedded_archive_results_and_concurrent_events_never_lose_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    contract::archive_results_and_concurrent_events_never_lose_each_other(vec![embedded(&dir), embedded(&dir)], 32)
+        .await;
+}
+
+#[tokio::test]
+async fn memory_merges_report_the_chunks_still_to_archive_and_edits_record_results() {
+    contract::merges_report_the_chunks_still_to_archive_and_edits_record_results(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_archive_results_and_concurrent_events_never_lose_each_other() {
+    let store: Arc<dyn RecordingStore> = Arc::new(MemoryStore::new());
+    contract::archive_results_and_concurrent_events_never_lose_each_other(vec![store.clone(), store], 32).await;
+}

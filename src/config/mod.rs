@@ -4,11 +4,13 @@
 //! Each group of settings has a function (or a module) of its own; they all read through one [`Settings`] reader,
 //! which trims values, treats empty ones as unset (as the Functions portal does) and collects problems.
 
+mod archive;
 mod cosmos;
 
 use std::fmt;
 use std::path::PathBuf;
 
+pub use archive::{ACS_VARIABLES, AcsConnection, ArchiveConfig};
 pub use cosmos::{
     COSMOS_VARIABLES, CosmosAuth, CosmosConfig, DEFAULT_CONTAINER, DEFAULT_DATABASE, DEFAULT_QUARANTINE_CONTAINER,
 };
@@ -31,6 +33,8 @@ pub struct Config {
     /// The id the host gave this worker process (`FUNCTIONS_CUSTOMHANDLER_WORKER_ID`), echoed on `GET /`.
     pub worker_id: Option<String>,
     pub store: StoreConfig,
+    /// Archival of every chunk's files; `None` when no ACS connection is set (archival is off).
+    pub archive: Option<ArchiveConfig>,
     pub log_format: LogFormat,
     /// The ACS resource ids whose events are accepted (`RECORDINGS_ALLOWED_SOURCES`); `None` accepts every source.
     pub allowed_sources: Option<Vec<String>>,
@@ -137,6 +141,7 @@ impl Config {
         let mut settings = Settings::new(&lookup);
         let port = port(&mut settings, purpose);
         let store = store(&mut settings);
+        let archive = archive::read(&mut settings);
         let allowed_sources = allowed_sources(&mut settings);
         let (log_format, log_filter) = logging(&mut settings, purpose);
         let app_root = settings.get("FUNCTIONS_APP_ROOT_PATH").map(PathBuf::from);
@@ -149,6 +154,7 @@ impl Config {
             app_root,
             worker_id,
             store,
+            archive,
             log_format,
             allowed_sources,
             log_filter,

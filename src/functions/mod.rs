@@ -4,15 +4,20 @@
 //! A function returns `Ok` for every input it has dealt with for good — stored, ignored, quarantined — and `Err`
 //! only when a retry can help; the server turns that into the non-2xx answer that makes the trigger retry.
 
+pub mod archive_recording;
+pub mod archive_recording_poison;
 pub mod recording_event;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::archive::archiver::JobError;
 use crate::host::InvocationReply;
 use crate::store::StoreError;
 
+pub use archive_recording::ArchiveRecording;
+pub use archive_recording_poison::ArchiveRecordingPoison;
 pub use recording_event::RecordingEvent;
 
 #[async_trait]
@@ -32,6 +37,10 @@ pub trait Function: Send + Sync {
 pub enum FunctionError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Archive(JobError),
+    #[error("archival is off (no AcsConnection or AcsConnection__endpoint), so the archive job cannot run")]
+    ArchivalOff,
     #[error("the invocation did not finish within {0:?}")]
     TimedOut(Duration),
 }
@@ -41,6 +50,8 @@ impl FunctionError {
     pub fn needs_operator(&self) -> bool {
         match self {
             FunctionError::Store(e) => e.needs_operator(),
+            FunctionError::Archive(e) => e.needs_operator(),
+            FunctionError::ArchivalOff => true,
             FunctionError::TimedOut(_) => false,
         }
     }

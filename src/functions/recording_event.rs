@@ -1,11 +1,15 @@
 //! `RecordingEvent`: the Event Grid trigger. Each invocation carries one event; the [`Pipeline`] stores, ignores or
-//! quarantines it, and the reply's log line says which.
+//! quarantines it, and the reply's log line says which. With archival on, the reply also carries one archive job per
+//! chunk of the event not archived yet, for the host to queue — again on a redelivery, since the host writes outputs
+//! only after a successful reply, and a job lost with a failed one is made again by the next.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
+use serde_json::Value;
 
 use super::{Function, FunctionError};
+use crate::archive::ArchiveJob;
 use crate::host::InvocationReply;
 use crate::host::invocation::{self, binding_object};
 use crate::pipeline::{Outcome, Pipeline};
@@ -15,6 +19,8 @@ use crate::store::StoreError;
 pub const NAME: &str = "RecordingEvent";
 /// The trigger binding's name in `RecordingEvent/function.json`; the host keys the event by it.
 pub const TRIGGER: &str = "eventGridEvent";
+/// The queue output binding's name: the archive jobs of the event's chunks, for `ArchiveRecording`.
+pub const ARCHIVE_JOBS: &str = "archiveJobs";
 
 /// The time allowed for one event. Event Grid waits 30 s for an answer; answering well before lets the host report
 /// the failure and Event Grid schedule the retry, instead of timing out.
@@ -55,6 +61,14 @@ impl Function for RecordingEvent {
 
     async fn invoke(&self, body: &[u8]) -> Result<InvocationReply, FunctionError> {
         let outcome = self.handle(body).await?;
-        Ok(InvocationReply::with_log(outcome.to_string()))
+        let reply = InvocationReply::with_log(outcome.to_string());
+        Ok(match outcome {
+            Outcome::Stored { jobs, .. } if !jobs.is_empty() => {
+                // An array of objects: the host writes one message per object (a string would be base64-decoded).
+                let jobs = jobs.iter().map(ArchiveJob::to_value).collect();
+                reply.with_output(ARCHIVE_JOBS, Value::Array(jobs))
+            }
+            _ => reply,
+        })
     }
 }

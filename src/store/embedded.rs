@@ -13,16 +13,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
-use super::{MergeOutcome, RecordingStore, StoreError};
-use crate::digest::sha256_hex;
+use super::{Edit, Edited, MergeOutcome, Merged, RecordingStore, StoreError};
+use crate::digest::file_name;
 use crate::quarantine::QuarantineEntry;
 use crate::recording::RecordingDocument;
 
 /// How old a temporary file of a vanished process must be before it is removed.
 const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
-
-/// Encoded names longer than this are replaced by a digest, keeping clear of the usual 255-byte file name limit.
-const MAX_NAME_BYTES: usize = 200;
 
 #[derive(Debug, Clone)]
 pub struct EmbeddedStore {
@@ -85,32 +82,93 @@ impl EmbeddedStore {
         self.call_dir(call_id).join(format!("{}.json", file_name(id)))
     }
 
-    fn merge_blocking(&self, update: RecordingDocument) -> Result<MergeOutcome, StoreError> {
-        let dir = self.call_dir(&update.call_id);
+    fn merge_blocking(&self, update: RecordingDocument) -> Result<Merged, StoreError> {
+        let archivable = update.archivable_chunk_ids();
+        let (call_id, id) = (update.call_id.clone(), update.id.clone());
+        let mut update = Some(update);
+        let (outcome, stored) = self.change_blocking(&call_id, &id, |stored| match stored {
+            None => update.take().map(|update| (update, MergeOutcome::Created)),
+            Some(stored) => {
+                let merged = stored.clone().merge(update.take()?);
+                (merged != *stored).then_some((merged, MergeOutcome::Updated))
+            }
+        })?;
+        let outcome = outcome.unwrap_or(MergeOutcome::Unchanged);
+        Ok(match stored {
+            Some(stored) => Merged::new(outcome, &archivable, &stored),
+            None => Merged {
+                outcome,
+                to_archive: Vec::new(),
+            },
+        })
+    }
+
+    fn edit_blocking(&self, call_id: &str, id: &str, edit: Edit) -> Result<Edited, StoreError> {
+        let (changed, stored) = self.change_blocking(call_id, id, |stored| {
+            let stored = stored?;
+            let mut edited = stored.clone();
+            (edit(&mut edited) && edited != *stored).then_some((edited, ()))
+        })?;
+        Ok(match (changed, stored) {
+            (_, None) => Edited::Missing,
+            (Some(()), Some(_)) => Edited::Changed,
+            (None, Some(_)) => Edited::Unchanged,
+        })
+    }
+
+    /// Reads the document under the call folder's lock and writes what `change` makes of it, if anything; returns
+    /// what `change` reported and the document as stored afterwards.
+    fn change_blocking<T>(
+        &self,
+        call_id: &str,
+        id: &str,
+        change: impl FnOnce(Option<&RecordingDocument>) -> Option<(RecordingDocument, T)>,
+    ) -> Result<(Option<T>, Option<RecordingDocument>), StoreError> {
+        let dir = self.call_dir(call_id);
         fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
         let lock = File::open(&dir).map_err(io_error("open", &dir))?;
         lock.lock().map_err(io_error("lock", &dir))?;
 
-        let path = self.document_path(&update.call_id, &update.id);
-        let (merged, outcome) = match read_json::<RecordingDocument>(&path)? {
-            None => (update, MergeOutcome::Created),
-            Some(stored) => {
-                let merged = stored.clone().merge(update);
-                if merged == stored {
-                    // Already recorded, perhaps by a writer that crashed before flushing its rename: flush it now,
-                    // since the answer tells Event Grid the event is kept.
-                    sync_dir(&dir)?;
-                    sync_dir(&self.recordings)?;
-                    return Ok(MergeOutcome::Unchanged);
-                }
-                (merged, MergeOutcome::Updated)
-            }
+        let path = self.document_path(call_id, id);
+        let stored = read_json::<RecordingDocument>(&path)?;
+        let Some((changed, report)) = change(stored.as_ref()) else {
+            // Nothing to write — perhaps already written by a writer that crashed before flushing its rename: flush
+            // it now, since the answer says the document is kept.
+            sync_dir(&dir)?;
+            sync_dir(&self.recordings)?;
+            return Ok((None, stored));
         };
-        write_atomically(&path, &to_json(&merged))?;
+        write_atomically(&path, &to_json(&changed))?;
         // The call's folder may be new, made by this writer or by another that has not flushed it yet.
         sync_dir(&self.recordings)?;
-        Ok(outcome)
+        Ok((Some(report), Some(changed)))
         // `lock` is released when the file closes here, after the rename.
+    }
+
+    /// Every document under the recordings folder, or one call's.
+    fn documents_blocking(&self, call_id: Option<&str>) -> Result<Vec<RecordingDocument>, StoreError> {
+        let dirs: Vec<PathBuf> = match call_id {
+            Some(call_id) => vec![self.call_dir(call_id)],
+            None => fs::read_dir(&self.recordings)
+                .map_err(io_error("read", &self.recordings))?
+                .flatten()
+                .map(|entry| entry.path())
+                .filter(|path| path.is_dir())
+                .collect(),
+        };
+        let mut documents = Vec::new();
+        for dir in dirs {
+            for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let name = entry.file_name();
+                if name.to_string_lossy().starts_with('.') {
+                    continue;
+                }
+                if let Some(document) = read_json(&entry.path())? {
+                    documents.push(document);
+                }
+            }
+        }
+        Ok(documents)
     }
 
     fn quarantine_path(&self, id: &str) -> PathBuf {
@@ -128,9 +186,21 @@ impl EmbeddedStore {
 
 #[async_trait]
 impl RecordingStore for EmbeddedStore {
-    async fn merge(&self, update: RecordingDocument) -> Result<MergeOutcome, StoreError> {
+    async fn merge(&self, update: RecordingDocument) -> Result<Merged, StoreError> {
         let store = self.clone();
         blocking(move || store.merge_blocking(update)).await
+    }
+
+    async fn edit(&self, call_id: &str, id: &str, edit: Edit) -> Result<Edited, StoreError> {
+        let store = self.clone();
+        let (call_id, id) = (call_id.to_owned(), id.to_owned());
+        blocking(move || store.edit_blocking(&call_id, &id, edit)).await
+    }
+
+    async fn documents(&self, call_id: Option<&str>) -> Result<Vec<RecordingDocument>, StoreError> {
+        let store = self.clone();
+        let call_id = call_id.map(str::to_owned);
+        blocking(move || store.documents_blocking(call_id.as_deref())).await
     }
 
     async fn quarantine(&self, entry: QuarantineEntry) -> Result<(), StoreError> {
@@ -259,43 +329,9 @@ fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Stor
     }
 }
 
-/// A file name for an untrusted id: ASCII letters, digits, `-`, `_` and inner `.` are kept, every other byte is
-/// written `%XX`, so names stay readable, distinct and inside their folder (`..`, `/` and NUL cannot survive).
-/// Names that would be too long become `~` and a digest of the id.
-fn file_name(id: &str) -> String {
-    let mut name = String::with_capacity(id.len());
-    for (i, byte) in id.bytes().enumerate() {
-        if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' || (byte == b'.' && i > 0) {
-            name.push(char::from(byte));
-        } else {
-            name.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    if name.is_empty() || name.len() > MAX_NAME_BYTES {
-        format!("~{}", sha256_hex(&[id.as_bytes()]))
-    } else {
-        name
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn file_names_never_leave_their_folder() {
-        for id in ["..", ".", "../x", "a/b", "a\\b", "\0", "", "..%2F", &"é".repeat(300)] {
-            let name = file_name(id);
-            assert!(
-                !name.contains(['/', '\\', '\0']) && name != "." && name != "..",
-                "{id:?} -> {name}"
-            );
-            assert!(
-                !name.starts_with('.') && name.len() <= MAX_NAME_BYTES + 1,
-                "{id:?} -> {name}"
-            );
-        }
-    }
 
     #[test]
     fn temporary_files_of_crashed_writers_are_removed() {
@@ -334,12 +370,5 @@ mod tests {
             !is_inside(&dir.path().join("app-data"), &root),
             "a sibling sharing the prefix is outside"
         );
-    }
-
-    #[test]
-    fn file_names_are_distinct_and_readable() {
-        assert_eq!(file_name("abc-DEF_1.2"), "abc-DEF_1.2");
-        assert_ne!(file_name("a/b"), file_name("a%2Fb"));
-        assert_ne!(file_name("a b"), file_name("a_b"));
     }
 }

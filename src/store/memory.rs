@@ -5,11 +5,12 @@
 //! as the others (one writer at a time per process; nothing written when a merge changes nothing).
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 
-use super::{MergeOutcome, RecordingStore, StoreError};
+use super::{Edit, Edited, MergeOutcome, Merged, RecordingStore, StoreError};
 use crate::quarantine::QuarantineEntry;
 use crate::recording::RecordingDocument;
 
@@ -36,23 +37,48 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 #[async_trait]
 impl RecordingStore for MemoryStore {
-    async fn merge(&self, update: RecordingDocument) -> Result<MergeOutcome, StoreError> {
+    async fn merge(&self, update: RecordingDocument) -> Result<Merged, StoreError> {
+        let archivable = update.archivable_chunk_ids();
         let mut recordings = lock(&self.recordings);
-        let key = (update.call_id.clone(), update.id.clone());
-        match recordings.get_mut(&key) {
-            None => {
-                recordings.insert(key, update);
-                Ok(MergeOutcome::Created)
+        match recordings.entry((update.call_id.clone(), update.id.clone())) {
+            Entry::Vacant(slot) => {
+                let stored = slot.insert(update);
+                Ok(Merged::new(MergeOutcome::Created, &archivable, stored))
             }
-            Some(stored) => {
+            Entry::Occupied(mut slot) => {
+                let stored = slot.get_mut();
                 let merged = stored.clone().merge(update);
-                if merged == *stored {
-                    return Ok(MergeOutcome::Unchanged);
-                }
-                *stored = merged;
-                Ok(MergeOutcome::Updated)
+                let outcome = if merged == *stored {
+                    MergeOutcome::Unchanged
+                } else {
+                    *stored = merged;
+                    MergeOutcome::Updated
+                };
+                Ok(Merged::new(outcome, &archivable, stored))
             }
         }
+    }
+
+    async fn edit(&self, call_id: &str, id: &str, edit: Edit) -> Result<Edited, StoreError> {
+        let mut recordings = lock(&self.recordings);
+        let Some(stored) = recordings.get_mut(&(call_id.to_owned(), id.to_owned())) else {
+            return Ok(Edited::Missing);
+        };
+        let mut edited = stored.clone();
+        if edit(&mut edited) && edited != *stored {
+            *stored = edited;
+            Ok(Edited::Changed)
+        } else {
+            Ok(Edited::Unchanged)
+        }
+    }
+
+    async fn documents(&self, call_id: Option<&str>) -> Result<Vec<RecordingDocument>, StoreError> {
+        Ok(lock(&self.recordings)
+            .iter()
+            .filter(|((call, _), _)| call_id.is_none_or(|wanted| wanted == call))
+            .map(|(_, document)| document.clone())
+            .collect())
     }
 
     async fn quarantine(&self, entry: QuarantineEntry) -> Result<(), StoreError> {

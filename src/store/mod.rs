@@ -45,19 +45,61 @@ impl MergeOutcome {
     }
 }
 
+/// What a merge did, and which of the update's chunks still call for an archive job afterwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Merged {
+    pub outcome: MergeOutcome,
+    /// The `documentId`s of the update's chunks whose archive state in the stored document is still `pending` or
+    /// `failed` (empty when the update carries no archive states).
+    pub to_archive: Vec<String>,
+}
+
+impl Merged {
+    /// The result for `outcome`, given the update's archivable chunks and the document as stored afterwards.
+    pub fn new(outcome: MergeOutcome, archivable: &[String], stored: &RecordingDocument) -> Self {
+        let to_archive = if archivable.is_empty() {
+            Vec::new()
+        } else {
+            stored.still_to_archive(archivable)
+        };
+        Self { outcome, to_archive }
+    }
+}
+
+/// What an edit did to a stored document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Edited {
+    Changed,
+    Unchanged,
+    /// No such document.
+    Missing,
+}
+
+/// A change to a stored document: applied to the current document, it returns whether it changed it. It may run
+/// more than once (when another writer got there first, it runs again on the fresh document), so it must depend on
+/// nothing but the document.
+pub type Edit = Arc<dyn Fn(&mut RecordingDocument) -> bool + Send + Sync>;
+
 #[async_trait]
 pub trait RecordingStore: Send + Sync {
     /// Merges `update` into the stored document with the same `callId` and `id`, creating it if needed.
     ///
     /// Implementations must lose no chunk when called concurrently for one recording, from this process or from
     /// other processes sharing the store, and must write nothing when the merge changes nothing.
-    async fn merge(&self, update: RecordingDocument) -> Result<MergeOutcome, StoreError>;
+    async fn merge(&self, update: RecordingDocument) -> Result<Merged, StoreError>;
+
+    /// Applies `edit` to the stored document, with the same guarantees as [`RecordingStore::merge`]: concurrent
+    /// merges and edits never lose each other, and nothing is written when the edit changes nothing.
+    async fn edit(&self, call_id: &str, id: &str, edit: Edit) -> Result<Edited, StoreError>;
 
     /// Keeps a payload in quarantine. Quarantining an entry whose id is already kept changes nothing.
     async fn quarantine(&self, entry: QuarantineEntry) -> Result<(), StoreError>;
 
     /// Reads a stored document, for tools and tests.
     async fn read(&self, call_id: &str, id: &str) -> Result<Option<RecordingDocument>, StoreError>;
+
+    /// Every stored document, or a call's, for tools (`handler archive`).
+    async fn documents(&self, call_id: Option<&str>) -> Result<Vec<RecordingDocument>, StoreError>;
 
     /// Reads a quarantined entry, for tools and tests.
     async fn read_quarantined(&self, id: &str) -> Result<Option<QuarantineEntry>, StoreError>;

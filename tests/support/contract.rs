@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use acs_recording_handler::event::Event;
 use acs_recording_handler::quarantine::QuarantineEntry;
-use acs_recording_handler::recording::RecordingDocument;
-use acs_recording_handler::store::{MergeOutcome, RecordingStore};
+use acs_recording_handler::recording::{ArchiveStatus, ArchivedFile, ChunkArchive, ChunkUpdate, RecordingDocument};
+use acs_recording_handler::store::{Edited, MergeOutcome, RecordingStore};
 use serde_json::Value;
 
 use super::events::{chunk, recording_event};
@@ -25,8 +25,14 @@ fn chunked(event_id: &str, call: &str, recording: &str, time: &str, indexes: &[u
 
 pub async fn first_delivery_creates_and_redelivery_changes_nothing(store: Arc<dyn RecordingStore>) {
     let update = chunked("e1", "call-1", "rec-1", "2026-11-27T15:20:34Z", &[0]);
-    assert_eq!(store.merge(update.clone()).await.unwrap(), MergeOutcome::Created);
-    assert_eq!(store.merge(update.clone()).await.unwrap(), MergeOutcome::Unchanged);
+    assert_eq!(
+        store.merge(update.clone()).await.unwrap().outcome,
+        MergeOutcome::Created
+    );
+    assert_eq!(
+        store.merge(update.clone()).await.unwrap().outcome,
+        MergeOutcome::Unchanged
+    );
     assert_eq!(store.read("call-1", "rec-1").await.unwrap(), Some(update));
     assert_eq!(store.read("call-1", "missing").await.unwrap(), None);
 }
@@ -76,4 +82,130 @@ pub async fn quarantine_keeps_each_payload_once(store: Arc<dyn RecordingStore>) 
         "the first receipt is kept"
     );
     assert_eq!(store.read_quarantined("0000").await.unwrap(), None);
+}
+
+fn archived(chunk_id: &str) -> ChunkArchive {
+    let file = |kind: &str| ArchivedFile {
+        location: format!("file:///archive/{chunk_id}.{kind}"),
+        bytes: 10,
+        sha256: "0f".repeat(32),
+    };
+    ChunkArchive::archived(
+        file("content.mp4"),
+        file("metadata.json"),
+        "2026-11-28T12:00:00Z".into(),
+        1,
+    )
+}
+
+fn state(document: &RecordingDocument, chunk_id: &str) -> Option<ArchiveStatus> {
+    document
+        .chunk(chunk_id)
+        .and_then(|chunk| chunk.get("archive"))
+        .and_then(ChunkArchive::from_value)
+        .map(|archive| archive.state)
+}
+
+/// Records an archive result in one chunk, as the archiver does.
+pub async fn record(store: &dyn RecordingStore, call: &str, id: &str, chunk_id: &str, result: ChunkArchive) -> Edited {
+    let chunk_id = chunk_id.to_owned();
+    store
+        .edit(
+            call,
+            id,
+            std::sync::Arc::new(move |doc: &mut RecordingDocument| {
+                doc.record_archive(&chunk_id, &result) == ChunkUpdate::Changed
+            }),
+        )
+        .await
+        .unwrap()
+}
+
+pub async fn merges_report_the_chunks_still_to_archive_and_edits_record_results(store: Arc<dyn RecordingStore>) {
+    let update = chunked("e1", "call-4", "rec-4", "2026-11-27T15:20:01Z", &[0, 1]).with_pending_archives();
+    let merged = store.merge(update.clone()).await.unwrap();
+    assert_eq!(merged.to_archive, ["rec-4-d000", "rec-4-d001"]);
+    assert_eq!(
+        record(store.as_ref(), "call-4", "rec-4", "rec-4-d000", archived("rec-4-d000")).await,
+        Edited::Changed
+    );
+    assert_eq!(
+        record(store.as_ref(), "call-4", "rec-4", "rec-4-d000", archived("rec-4-d000")).await,
+        Edited::Unchanged,
+        "the same result twice writes nothing"
+    );
+    let again = store.merge(update).await.unwrap();
+    assert_eq!(
+        again.outcome,
+        MergeOutcome::Unchanged,
+        "a redelivery never turns archived back into pending"
+    );
+    assert_eq!(again.to_archive, ["rec-4-d001"], "only the chunk not archived yet");
+    let stored = store.read("call-4", "rec-4").await.unwrap().unwrap();
+    assert_eq!(state(&stored, "rec-4-d000"), Some(ArchiveStatus::Archived));
+    assert_eq!(
+        record(store.as_ref(), "call-4", "missing", "rec-4-d000", archived("x")).await,
+        Edited::Missing
+    );
+    let without_archival = chunked("e2", "call-4", "rec-5", "2026-11-27T15:20:01Z", &[0]);
+    assert!(store.merge(without_archival).await.unwrap().to_archive.is_empty());
+    let mut listed: Vec<String> = store
+        .documents(Some("call-4"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    listed.sort();
+    assert_eq!(listed, ["rec-4", "rec-5"]);
+    assert!(store.documents(None).await.unwrap().len() >= 2);
+    assert!(store.documents(Some("no-such-call")).await.unwrap().is_empty());
+}
+
+/// Events adding chunks and archive results for earlier chunks, all at once, possibly through several handles:
+/// neither ever loses the other.
+pub async fn archive_results_and_concurrent_events_never_lose_each_other(
+    stores: Vec<Arc<dyn RecordingStore>>,
+    chunks: u64,
+) {
+    let first = chunked("e0", "call-6", "rec-6", "2026-11-27T15:20:01Z", &[0]).with_pending_archives();
+    stores[0].merge(first).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 1..chunks {
+        let store = stores[i as usize % stores.len()].clone();
+        let update = chunked(&format!("e{i}"), "call-6", "rec-6", "2026-11-27T15:20:01Z", &[i]).with_pending_archives();
+        tasks.push(tokio::spawn(async move {
+            store.merge(update).await.unwrap();
+        }));
+        let store = stores[(i as usize + 1) % stores.len()].clone();
+        let earlier = format!("rec-6-d{:03}", i - 1);
+        tasks.push(tokio::spawn(async move {
+            // The chunk may not be stored yet when its event is still in flight: record again until it is.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while record(store.as_ref(), "call-6", "rec-6", &earlier, archived(&earlier)).await != Edited::Changed {
+                let doc = store.read("call-6", "rec-6").await.unwrap().unwrap();
+                if state(&doc, &earlier) == Some(ArchiveStatus::Archived) {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "{earlier} was never stored");
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let stored = stores[0].read("call-6", "rec-6").await.unwrap().unwrap();
+    assert_eq!(stored.chunks.len() as u64, chunks, "every chunk kept");
+    for i in 0..chunks - 1 {
+        assert_eq!(
+            state(&stored, &format!("rec-6-d{i:03}")),
+            Some(ArchiveStatus::Archived),
+            "chunk {i}"
+        );
+    }
+    assert_eq!(
+        state(&stored, &format!("rec-6-d{:03}", chunks - 1)),
+        Some(ArchiveStatus::Pending)
+    );
 }

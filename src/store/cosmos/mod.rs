@@ -20,14 +20,14 @@ use azure_data_cosmos::options::{
     EndToEndOperationLatencyPolicy, ItemWriteOptions, OperationOptions, Precondition, Region,
     ThrottlingRetryOptionsBuilder,
 };
-use azure_data_cosmos::{AccountEndpoint, AccountReference, CosmosClient, CosmosError, RoutingStrategy};
-use azure_identity::{AzureCliCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
+use azure_data_cosmos::{AccountEndpoint, AccountReference, CosmosClient, CosmosError, FeedScope, RoutingStrategy};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tracing::{debug, error, warn};
 
-use super::{MergeOutcome, RecordingStore, StoreError};
+use super::{Edit, Edited, MergeOutcome, Merged, RecordingStore, StoreError};
 use crate::config::{CosmosAuth, CosmosConfig};
+use crate::identity;
 use crate::quarantine::QuarantineEntry;
 use crate::recording::RecordingDocument;
 
@@ -45,6 +45,15 @@ const OPERATION_DEADLINE: Duration = Duration::from_secs(8);
 
 /// How much of a quarantined payload too large for one item is kept (items are at most 2 MB, JSON-escaped).
 const QUARANTINE_KEPT_BYTES: usize = 1024 * 1024;
+
+/// What a conditional replace did.
+enum Replaced {
+    Yes,
+    /// Another writer changed the document since it was read.
+    Raced,
+    /// The document was deleted since it was read.
+    Gone,
+}
 
 #[derive(Clone)]
 pub struct CosmosStore {
@@ -94,6 +103,32 @@ impl CosmosStore {
         })
     }
 
+    /// Replaces a document only if it still has the ETag read, so that no other instance's write is overwritten.
+    async fn replace(
+        &self,
+        call_id: &str,
+        id: &str,
+        document: &RecordingDocument,
+        etag: Option<azure_core::http::Etag>,
+    ) -> Result<Replaced, StoreError> {
+        // Without an ETag the replace would be last-writer-wins and could drop another instance's chunks.
+        let etag = etag.ok_or(StoreError::NoEtag)?;
+        let options = ItemWriteOptions::default().with_precondition(Precondition::if_match(etag));
+        match self
+            .recordings
+            .replace_item(call_id.to_owned(), id, document, Some(options))
+            .await
+        {
+            Ok(_) => Ok(Replaced::Yes),
+            Err(e) if e.status().is_precondition_failed() => {
+                debug!(recording_id = %id, "another writer updated the recording first; merging again");
+                Ok(Replaced::Raced)
+            }
+            Err(e) if e.status().is_not_found() => Ok(Replaced::Gone),
+            Err(e) => Err(write_error(e)),
+        }
+    }
+
     /// Reads a document without Cosmos DB's system properties (`_rid`, `_etag`, `_ts`, …), with its ETag.
     async fn read_item<T: DeserializeOwned>(
         container: &ContainerClient,
@@ -118,13 +153,14 @@ impl CosmosStore {
 
 #[async_trait]
 impl RecordingStore for CosmosStore {
-    async fn merge(&self, update: RecordingDocument) -> Result<MergeOutcome, StoreError> {
+    async fn merge(&self, update: RecordingDocument) -> Result<Merged, StoreError> {
+        let archivable = update.archivable_chunk_ids();
         let (call_id, id) = (update.call_id.clone(), update.id.clone());
         let mut try_create = true;
         for attempt in 0..MERGE_ATTEMPTS {
             if try_create {
                 match self.recordings.create_item(call_id.clone(), &id, &update, None).await {
-                    Ok(_) => return Ok(MergeOutcome::Created),
+                    Ok(_) => return Ok(Merged::new(MergeOutcome::Created, &archivable, &update)),
                     Err(e) if e.status().is_conflict() => {}
                     Err(e) => return Err(write_error(e)),
                 }
@@ -136,31 +172,67 @@ impl RecordingStore for CosmosStore {
             };
             let merged = stored.clone().merge(update.clone());
             if merged == stored {
-                return Ok(MergeOutcome::Unchanged);
+                return Ok(Merged::new(MergeOutcome::Unchanged, &archivable, &stored));
             }
-            // Without an ETag the replace would be last-writer-wins and could drop another instance's chunks.
-            let Some(etag) = etag else {
-                return Err(StoreError::NoEtag);
-            };
-            let options = ItemWriteOptions::default().with_precondition(Precondition::if_match(etag));
-            match self
-                .recordings
-                .replace_item(call_id.clone(), &id, &merged, Some(options))
-                .await
-            {
-                Ok(_) => return Ok(MergeOutcome::Updated),
-                Err(e) if e.status().is_precondition_failed() => {
-                    debug!(recording_id = %id, "another writer updated the recording first; merging again");
+            match self.replace(&call_id, &id, &merged, etag).await? {
+                Replaced::Yes => return Ok(Merged::new(MergeOutcome::Updated, &archivable, &merged)),
+                Replaced::Raced => {
                     try_create = false;
                     tokio::time::sleep(contention_pause(attempt)).await;
                 }
-                Err(e) if e.status().is_not_found() => try_create = true,
-                Err(e) => return Err(write_error(e)),
+                Replaced::Gone => try_create = true,
             }
         }
         Err(StoreError::Contended {
             attempts: MERGE_ATTEMPTS,
         })
+    }
+
+    async fn edit(&self, call_id: &str, id: &str, edit: Edit) -> Result<Edited, StoreError> {
+        for attempt in 0..MERGE_ATTEMPTS {
+            let Some((stored, etag)) = Self::read_item::<RecordingDocument>(&self.recordings, call_id, id).await?
+            else {
+                return Ok(Edited::Missing);
+            };
+            let mut edited = stored.clone();
+            if !edit(&mut edited) || edited == stored {
+                return Ok(Edited::Unchanged);
+            }
+            match self.replace(call_id, id, &edited, etag).await? {
+                Replaced::Yes => return Ok(Edited::Changed),
+                Replaced::Raced => tokio::time::sleep(contention_pause(attempt)).await,
+                Replaced::Gone => return Ok(Edited::Missing),
+            }
+        }
+        Err(StoreError::Contended {
+            attempts: MERGE_ATTEMPTS,
+        })
+    }
+
+    async fn documents(&self, call_id: Option<&str>) -> Result<Vec<RecordingDocument>, StoreError> {
+        use futures_util::TryStreamExt;
+        let scope = match call_id {
+            Some(call_id) => FeedScope::partition(call_id.to_owned()),
+            None => FeedScope::full_container(),
+        };
+        let items: Vec<Map<String, Value>> = self
+            .recordings
+            .query_items("SELECT * FROM c", scope, None)
+            .await
+            .map_err(|e| cosmos_error("query the recordings", e))?
+            .try_collect()
+            .await
+            .map_err(|e| cosmos_error("query the recordings", e))?;
+        items
+            .into_iter()
+            .map(|mut fields| {
+                fields.retain(|name, _| !name.starts_with('_'));
+                serde_json::from_value(Value::Object(fields)).map_err(|source| StoreError::Invalid {
+                    what: "a Cosmos DB recording document".to_owned(),
+                    source,
+                })
+            })
+            .collect()
     }
 
     async fn quarantine(&self, entry: QuarantineEntry) -> Result<(), StoreError> {
@@ -243,23 +315,12 @@ async fn open_container(
 
 /// The Microsoft Entra ID credential the configuration names; `None` for key authentication.
 fn credential(auth: &CosmosAuth) -> Result<Option<Arc<dyn TokenCredential>>, StoreError> {
-    match auth {
-        CosmosAuth::Key(_) => Ok(None),
-        CosmosAuth::ManagedIdentity { client_id } => {
-            let options = ManagedIdentityCredentialOptions {
-                user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
-                ..Default::default()
-            };
-            let credential: Arc<dyn TokenCredential> = ManagedIdentityCredential::new(Some(options))
-                .map_err(|e| StoreError::Credential(format!("cannot use the managed identity: {e}")))?;
-            Ok(Some(credential))
-        }
-        CosmosAuth::DeveloperCredential => {
-            let credential: Arc<dyn TokenCredential> = AzureCliCredential::new(None)
-                .map_err(|e| StoreError::Credential(format!("cannot use the Azure CLI sign-in: {e}")))?;
-            Ok(Some(credential))
-        }
-    }
+    let credential = match auth {
+        CosmosAuth::Key(_) => return Ok(None),
+        CosmosAuth::ManagedIdentity { client_id } => identity::managed_identity(client_id.as_deref()),
+        CosmosAuth::DeveloperCredential => identity::developer(),
+    };
+    credential.map(Some).map_err(StoreError::Credential)
 }
 
 /// The process's one Cosmos DB client. The SDK's own environment settings (binary encoding, HTTP/2, …) still apply.

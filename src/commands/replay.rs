@@ -7,21 +7,15 @@
 use std::borrow::Cow;
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
-use indicatif::{ProgressBar, ProgressStyle};
+use backon::Retryable;
 use serde_json::value::RawValue;
 
+use super::{ArchiveCounts, archive_inline, progress, retry_policy};
+use crate::archive::Archiver;
 use crate::error::error_chain;
 use crate::host::invocation::unwrap_object;
 use crate::pipeline::{Outcome, Pipeline};
-
-/// Attempts per event when the store fails; the waits between them double from the first.
-const ATTEMPTS: usize = 3;
-const FIRST_RETRY_WAIT: Duration = Duration::from_millis(500);
-/// Events in a run from which a progress bar is shown (when stderr is a terminal).
-const PROGRESS_FROM: usize = 50;
 
 /// What a replay did, event by event.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -34,6 +28,8 @@ pub struct ReplaySummary {
     pub failed: usize,
     /// Files that could not be read or are not JSON.
     pub unreadable_files: usize,
+    /// The stored events' chunks archived inline, when archival is on.
+    pub archive: Option<ArchiveCounts>,
 }
 
 impl ReplaySummary {
@@ -42,7 +38,7 @@ impl ReplaySummary {
     }
 
     pub fn succeeded(&self) -> bool {
-        self.failed == 0 && self.unreadable_files == 0
+        self.failed == 0 && self.unreadable_files == 0 && self.archive.as_ref().is_none_or(|a| a.errors == 0)
     }
 }
 
@@ -61,14 +57,24 @@ impl std::fmt::Display for ReplaySummary {
         if self.unreadable_files > 0 {
             write!(f, "; {} file(s) unreadable", self.unreadable_files)?;
         }
+        if let Some(archive) = &self.archive {
+            write!(f, "; {archive}")?;
+        }
         Ok(())
     }
 }
 
-/// Replays `files` in order, writing one line per event and per unreadable file to `out`.
-pub async fn replay(pipeline: &Pipeline, files: &[PathBuf], out: &mut impl Write) -> std::io::Result<ReplaySummary> {
+/// Replays `files` in order, writing one line per event and per unreadable file to `out`; with an archiver, the
+/// stored events' chunks are archived inline, one line each.
+pub async fn replay(
+    pipeline: &Pipeline,
+    archiver: Option<&Archiver>,
+    files: &[PathBuf],
+    out: &mut impl Write,
+) -> std::io::Result<ReplaySummary> {
     let mut summary = ReplaySummary {
         files: files.len(),
+        archive: archiver.map(|_| ArchiveCounts::default()),
         ..ReplaySummary::default()
     };
     let mut loaded = Vec::new();
@@ -93,43 +99,51 @@ pub async fn replay(pipeline: &Pipeline, files: &[PathBuf], out: &mut impl Write
     }
 
     let total: usize = parsed.iter().map(|(_, events)| events.len()).sum();
-    let progress = if total >= PROGRESS_FROM {
-        ProgressBar::new(total as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    progress.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} events  {elapsed}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = progress(total, "events");
     for (path, events) in parsed {
         for (index, event) in events.iter().enumerate() {
-            let line = match process_with_retries(pipeline, event).await {
+            let (line, jobs) = match process_with_retries(pipeline, event).await {
                 Ok(outcome) => {
                     let line = describe(pipeline, &outcome);
-                    match outcome {
-                        Outcome::Stored { .. } => summary.stored += 1,
-                        Outcome::Ignored { .. } => summary.ignored += 1,
-                        Outcome::Quarantined { .. } => summary.quarantined += 1,
-                    }
-                    line
+                    let jobs = match outcome {
+                        Outcome::Stored { jobs, .. } => {
+                            summary.stored += 1;
+                            jobs
+                        }
+                        Outcome::Ignored { .. } => {
+                            summary.ignored += 1;
+                            Vec::new()
+                        }
+                        Outcome::Quarantined { .. } => {
+                            summary.quarantined += 1;
+                            Vec::new()
+                        }
+                    };
+                    (line, jobs)
                 }
                 Err(error) => {
                     summary.failed += 1;
-                    format!("failed, not kept: {}", error_chain(&error))
+                    (format!("failed, not kept: {}", error_chain(&error)), Vec::new())
                 }
             };
-            progress.suspend(|| writeln!(out, "{}[{index}]: {line}", path.display()))?;
-            progress.inc(1);
+            bar.suspend(|| writeln!(out, "{}[{index}]: {line}", path.display()))?;
+            if let (Some(archiver), Some(counts)) = (archiver, summary.archive.as_mut()) {
+                for job in &jobs {
+                    archive_inline(archiver, job, 1, counts, &bar, "  ", out).await?;
+                }
+            }
+            bar.inc(1);
         }
     }
-    progress.finish_and_clear();
+    bar.finish_and_clear();
     Ok(summary)
 }
 
 fn describe(pipeline: &Pipeline, outcome: &Outcome) -> String {
     match outcome {
-        Outcome::Stored { call_id, id, change } => {
+        Outcome::Stored {
+            call_id, id, change, ..
+        } => {
             format!(
                 "stored ({}) in {}",
                 change.as_str(),
@@ -141,10 +155,7 @@ fn describe(pipeline: &Pipeline, outcome: &Outcome) -> String {
 }
 
 async fn process_with_retries(pipeline: &Pipeline, event: &str) -> Result<Outcome, crate::store::StoreError> {
-    let policy = ExponentialBuilder::default()
-        .with_min_delay(FIRST_RETRY_WAIT)
-        .with_max_times(ATTEMPTS - 1);
-    (|| pipeline.process_event(event)).retry(policy).await
+    (|| pipeline.process_event(event)).retry(retry_policy()).await
 }
 
 /// The events of a file: a single event or an array of them, each an object or a string holding one. Elements that

@@ -5,17 +5,26 @@
 //! gives. Chunks are the union by `documentId`; for every single-valued field the value of the event with the later
 //! `eventTime` wins, which is why the document remembers, in `fieldTimes`, the event time each value came from.
 
-use std::borrow::Cow;
+mod archive;
+mod chunks;
+mod field_times;
+mod ids;
+
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use time::format_description::well_known::Rfc3339;
 
-use crate::digest::sha256_hex;
-use crate::event::{Event, EventTime};
+use crate::event::Event;
 use crate::subject::{RecordingSubject, SubjectError};
+
+pub use archive::{ArchiveStatus, ArchivedFile, ChunkArchive};
+pub use ids::document_id;
+
+use chunks::merge_chunks;
+use field_times::FieldTimes;
+use ids::derived_id;
 
 /// The event type this handler stores; every other type is acknowledged and ignored.
 pub const RECORDING_EVENT_TYPE: &str = "Microsoft.Communication.RecordingFileStatusUpdated";
@@ -38,9 +47,6 @@ const RESERVED_NAMES: &[&str] = &[
     "extraData",
     "ttl",
 ];
-
-/// The longest recording id used verbatim as a document id (Cosmos DB's limit is 255 bytes).
-const MAX_VERBATIM_ID_BYTES: usize = 255;
 
 /// The stored document of one recording. Field order here is the order in the stored JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,6 +83,15 @@ pub struct RecordingDocument {
     /// For each single-valued field, the `eventTime` of the event its value came from.
     #[serde(default)]
     pub field_times: BTreeMap<String, String>,
+}
+
+/// What recording an archive result did to the document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkUpdate {
+    Changed,
+    /// The document already held this result, or a state that outranks it.
+    Unchanged,
+    NoSuchChunk,
 }
 
 /// Why a recording event can never be stored as a recording.
@@ -172,12 +187,7 @@ impl RecordingDocument {
 
     /// Merges another delivery's document of the same recording into this one.
     pub fn merge(self, other: RecordingDocument) -> RecordingDocument {
-        let mut times = FieldTimes {
-            ours: self.field_times,
-            theirs: other.field_times,
-            merged: BTreeMap::new(),
-            parsed: Vec::new(),
-        };
+        let mut times = FieldTimes::new(self.field_times, other.field_times);
         let server_call_id = times.pick("serverCallId", self.server_call_id, other.server_call_id);
         let call_connection_id = times.pick("callConnectionId", self.call_connection_id, other.call_connection_id);
         let subject = times
@@ -203,8 +213,72 @@ impl RecordingDocument {
             event_ids,
             first_event_time: times.pick_time(self.first_event_time, other.first_event_time, Ordering::Less),
             last_event_time: times.pick_time(self.last_event_time, other.last_event_time, Ordering::Greater),
-            field_times: times.merged,
+            field_times: times.into_merged(),
         }
+    }
+
+    /// Marks every chunk that has a `documentId` and no archive state yet as `pending`: how an event is stored when
+    /// archival is on. Chunks without a `documentId` cannot be archived (nothing names their job) and stay as they
+    /// are.
+    pub fn with_pending_archives(mut self) -> Self {
+        for chunk in &mut self.chunks {
+            if matches!(chunk.get("documentId"), Some(Value::String(_))) && !chunk.contains_key(archive::FIELD) {
+                chunk.insert(archive::FIELD.to_owned(), ChunkArchive::pending().to_value());
+            }
+        }
+        self
+    }
+
+    /// The chunk with this `documentId`.
+    pub fn chunk(&self, chunk_id: &str) -> Option<&Map<String, Value>> {
+        self.chunks
+            .iter()
+            .find(|chunk| chunk.get("documentId").and_then(Value::as_str) == Some(chunk_id))
+    }
+
+    /// The `documentId`s of the chunks that carry an archive state.
+    pub fn archivable_chunk_ids(&self) -> Vec<String> {
+        self.chunks
+            .iter()
+            .filter(|chunk| chunk.contains_key(archive::FIELD))
+            .filter_map(|chunk| chunk.get("documentId").and_then(Value::as_str).map(str::to_owned))
+            .collect()
+    }
+
+    /// Of `chunk_ids`, those whose archive state in this document still calls for an archive job: `pending` or
+    /// `failed`.
+    pub fn still_to_archive(&self, chunk_ids: &[String]) -> Vec<String> {
+        chunk_ids
+            .iter()
+            .filter(|id| {
+                self.chunk(id)
+                    .and_then(|chunk| chunk.get(archive::FIELD))
+                    .and_then(ChunkArchive::from_value)
+                    .is_some_and(|state| state.needs_archiving())
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Merges an archive result into the chunk `chunk_id`, by the archive state's own merge rule.
+    pub fn record_archive(&mut self, chunk_id: &str, archive: &ChunkArchive) -> ChunkUpdate {
+        let Some(chunk) = self
+            .chunks
+            .iter_mut()
+            .find(|chunk| chunk.get("documentId").and_then(Value::as_str) == Some(chunk_id))
+        else {
+            return ChunkUpdate::NoSuchChunk;
+        };
+        let update = archive.to_value();
+        let merged = match chunk.get(archive::FIELD) {
+            Some(current) => archive::merge(current.clone(), update),
+            None => update,
+        };
+        if chunk.get(archive::FIELD) == Some(&merged) {
+            return ChunkUpdate::Unchanged;
+        }
+        chunk.insert(archive::FIELD.to_owned(), merged);
+        ChunkUpdate::Changed
     }
 
     /// The keys `fieldTimes` uses for the fields this document holds.
@@ -229,186 +303,6 @@ const EXTRA_PREFIX: &str = "extraData.";
 
 fn is_reserved(name: &str) -> bool {
     name.starts_with('_') || name.starts_with(EXTRA_PREFIX) || RESERVED_NAMES.contains(&name)
-}
-
-/// The document id for a recording id: verbatim when safe in every store, else a digest of it.
-pub fn document_id(recording_id: &str) -> String {
-    let safe = !recording_id.is_empty()
-        && recording_id.len() <= MAX_VERBATIM_ID_BYTES
-        && recording_id.trim() == recording_id
-        && !recording_id
-            .chars()
-            .any(|c| c.is_control() || matches!(c, '/' | '\\' | '?' | '#'));
-    if safe {
-        recording_id.to_owned()
-    } else {
-        format!("rid-{}", sha256_hex(&[recording_id.as_bytes()]))
-    }
-}
-
-fn derived_id(call_id: &str, start_time: Option<&Value>, event_id: &str) -> String {
-    let digest = match start_time {
-        Some(Value::String(text)) => {
-            // The instant, not its spelling: a tool that re-serializes the time must not split the recording.
-            let start = EventTime::parse(text)
-                .and_then(|t| t.instant.to_offset(time::UtcOffset::UTC).format(&Rfc3339).ok())
-                .unwrap_or_else(|| text.clone());
-            sha256_hex(&[b"start", call_id.as_bytes(), start.as_bytes()])
-        }
-        Some(start) if !start.is_null() => sha256_hex(&[b"start", call_id.as_bytes(), start.to_string().as_bytes()]),
-        _ => sha256_hex(&[b"event", call_id.as_bytes(), event_id.as_bytes()]),
-    };
-    format!("rec-{}", &digest[..32])
-}
-
-/// The winner between two values of one field, by (event time, canonical JSON): the later event wins and equal
-/// times are settled by the value itself, so the choice never depends on which delivery came first.
-struct FieldTimes {
-    ours: BTreeMap<String, String>,
-    theirs: BTreeMap<String, String>,
-    merged: BTreeMap<String, String>,
-    /// Each time text read once: a document's fields mostly share one or two times.
-    parsed: Vec<(String, Option<EventTime>)>,
-}
-
-impl FieldTimes {
-    fn pick<T: Serialize>(&mut self, key: &str, ours: Option<T>, theirs: Option<T>) -> Option<T> {
-        let (value, time) = match (ours, theirs) {
-            (None, None) => return None,
-            (Some(ours), None) => (ours, self.ours.remove(key)),
-            (None, Some(theirs)) => (theirs, self.theirs.remove(key)),
-            (Some(ours), Some(theirs)) => {
-                let our_time = self.ours.remove(key);
-                let their_time = self.theirs.remove(key);
-                let order = self
-                    .compare(our_time.as_deref(), their_time.as_deref())
-                    .then_with(|| canonical(&ours).cmp(&canonical(&theirs)));
-                if order == Ordering::Less {
-                    (theirs, their_time)
-                } else {
-                    (ours, our_time)
-                }
-            }
-        };
-        if let Some(time) = time {
-            self.merged.insert(key.to_owned(), time);
-        }
-        Some(value)
-    }
-
-    /// Orders two stored event times, a missing or unreadable one older than any readable one, reading each time
-    /// text once.
-    fn compare(&mut self, a: Option<&str>, b: Option<&str>) -> Ordering {
-        if a == b {
-            return Ordering::Equal;
-        }
-        let a = a.map(|a| self.parse(a));
-        let b = b.map(|b| self.parse(b));
-        let (a, b) = (
-            a.and_then(|i| self.parsed[i].1.as_ref()),
-            b.and_then(|i| self.parsed[i].1.as_ref()),
-        );
-        a.cmp(&b)
-    }
-
-    /// The one of two times that sorts `wanted` (Less: the earlier, Greater: the later).
-    fn pick_time(&mut self, a: Option<String>, b: Option<String>, wanted: Ordering) -> Option<String> {
-        match (a, b) {
-            (Some(a), Some(b)) => {
-                if self.compare(Some(&b), Some(&a)).then_with(|| b.cmp(&a)) == wanted {
-                    Some(b)
-                } else {
-                    Some(a)
-                }
-            }
-            (a, b) => a.or(b),
-        }
-    }
-
-    fn parse(&mut self, text: &str) -> usize {
-        match self.parsed.iter().position(|(known, _)| known == text) {
-            Some(index) => index,
-            None => {
-                self.parsed.push((text.to_owned(), EventTime::parse(text)));
-                self.parsed.len() - 1
-            }
-        }
-    }
-
-    fn pick_each(
-        &mut self,
-        prefix: &str,
-        mut ours: BTreeMap<String, Value>,
-        theirs: BTreeMap<String, Value>,
-    ) -> BTreeMap<String, Value> {
-        let mut merged = BTreeMap::new();
-        for (name, their_value) in theirs {
-            let our_value = ours.remove(&name);
-            if let Some(value) = self.pick(&field_key(prefix, &name), our_value, Some(their_value)) {
-                merged.insert(name, value);
-            }
-        }
-        for (name, our_value) in ours {
-            if let Some(value) = self.pick(&field_key(prefix, &name), Some(our_value), None) {
-                merged.insert(name, value);
-            }
-        }
-        merged
-    }
-}
-
-/// The `fieldTimes` key of a `data` (no prefix) or `extraData` field.
-fn field_key<'a>(prefix: &str, name: &'a str) -> Cow<'a, str> {
-    if prefix.is_empty() {
-        Cow::Borrowed(name)
-    } else {
-        Cow::Owned(format!("{prefix}{name}"))
-    }
-}
-
-/// A JSON text with sorted keys, to settle ties the same way on every instance.
-fn canonical<T: Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_default()
-}
-
-/// The union of two chunk lists: one chunk per `documentId` (chunks without one are kept as they are, once each),
-/// fields of the same chunk united, ordered by `index` then `documentId`.
-fn merge_chunks(ours: Vec<Map<String, Value>>, theirs: Vec<Map<String, Value>>) -> Vec<Map<String, Value>> {
-    let mut by_key: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
-    for chunk in ours.into_iter().chain(theirs) {
-        let key = match chunk.get("documentId") {
-            Some(Value::String(id)) => format!("id:{id}"),
-            _ => format!("anonymous:{}", canonical(&chunk)),
-        };
-        match by_key.get_mut(&key) {
-            None => {
-                by_key.insert(key, chunk);
-            }
-            Some(existing) => {
-                for (field, value) in chunk {
-                    match existing.get_mut(&field) {
-                        Some(current) if canonical(current) >= canonical(&value) => {}
-                        Some(current) => *current = value,
-                        None => {
-                            existing.insert(field, value);
-                        }
-                    }
-                }
-            }
-        }
-    }
-    let mut chunks: Vec<(String, Map<String, Value>)> = by_key.into_iter().collect();
-    chunks.sort_by(|(key_a, a), (key_b, b)| {
-        let index = |chunk: &Map<String, Value>| chunk.get("index").and_then(Value::as_f64);
-        match (index(a), index(b)) {
-            (Some(x), Some(y)) => x.total_cmp(&y),
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (None, None) => Ordering::Equal,
-        }
-        .then_with(|| key_a.cmp(key_b))
-    });
-    chunks.into_iter().map(|(_, chunk)| chunk).collect()
 }
 
 #[cfg(test)]
@@ -559,6 +453,63 @@ mod tests {
         assert_eq!(in_order.event_ids.iter().collect::<Vec<_>>(), ["a", "b", "c"]);
         assert_eq!(in_order.first_event_time.as_deref(), Some("2021-07-27T15:20:01Z"));
         assert_eq!(in_order.last_event_time.as_deref(), Some("2021-07-27T15:20:03Z"));
+    }
+
+    #[test]
+    fn archive_results_and_redelivered_events_merge_in_any_order() {
+        let first = recording(
+            "a",
+            "2021-07-27T15:20:01Z",
+            vec![chunk(0, "d0"), chunk(1, "d1")],
+            json!({}),
+        )
+        .with_pending_archives();
+        let file = |name: &str| ArchivedFile {
+            location: format!("file:///archive/{name}"),
+            bytes: 10,
+            sha256: "0f".repeat(32),
+        };
+        let mut archived = first.clone();
+        let result = ChunkArchive::archived(file("d0.mp4"), file("d0.json"), "2021-07-27T15:30:00Z".into(), 1);
+        assert_eq!(archived.record_archive("d0", &result), ChunkUpdate::Changed);
+        assert_eq!(archived.clone().record_archive("d0", &result), ChunkUpdate::Unchanged);
+        assert_eq!(
+            archived.clone().record_archive("nope", &result),
+            ChunkUpdate::NoSuchChunk
+        );
+        let later = recording(
+            "b",
+            "2021-07-27T15:20:02Z",
+            vec![chunk(1, "d1"), chunk(2, "d2")],
+            json!({}),
+        )
+        .with_pending_archives();
+        let mut failed = later.clone();
+        failed.record_archive("d2", &ChunkArchive::failed("gave up", 10));
+
+        let in_order = merge_all(&[&first, &archived, &later, &failed]);
+        for order in permutations(&[&first, &archived, &later, &failed]) {
+            assert_eq!(merge_all(&order), in_order);
+            assert_eq!(merge_all(&[order.clone(), order].concat()), in_order);
+        }
+        let state = |id: &str| {
+            ChunkArchive::from_value(&in_order.chunk(id).unwrap()["archive"])
+                .unwrap()
+                .state
+        };
+        assert_eq!(state("d0"), ArchiveStatus::Archived, "never turned back into pending");
+        assert_eq!(state("d1"), ArchiveStatus::Pending);
+        assert_eq!(state("d2"), ArchiveStatus::Failed);
+        let all = ["d0".to_owned(), "d1".to_owned(), "d2".to_owned()];
+        assert_eq!(in_order.still_to_archive(&all), ["d1", "d2"]);
+        assert_eq!(first.archivable_chunk_ids(), ["d0", "d1"]);
+    }
+
+    #[test]
+    fn chunks_without_a_document_id_get_no_archive_state() {
+        let doc = recording("a", "2021-07-27T15:20:01Z", vec![json!({"index": 0})], json!({})).with_pending_archives();
+        assert!(doc.chunks[0].get("archive").is_none());
+        assert!(doc.archivable_chunk_ids().is_empty());
     }
 
     #[test]

@@ -1,0 +1,345 @@
+//! The embedded archive: archived files in a folder on local disk, the default on a developer's machine.
+//!
+//! Layout under `RECORDINGS_DATA_DIR/archive/`: `{callId}/{recording id}/{chunk documentId}.content.{ext}` and
+//! `….metadata.json`, every name encoded so that no id can leave its folder. A file is written to a hidden
+//! `.{name}.partial` beside it — kept between attempts, so a retry resumes where the last one stopped — under an
+//! exclusive lock that holds across processes, then flushed to disk and renamed to its name: a file under its final
+//! name is always whole and verified.
+//!
+//! Writes go to the page cache through a large buffer on the calling thread; only the opening (which re-reads a
+//! partial file to resume its hash) and the final flush run on blocking threads.
+
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use sha2::{Digest, Sha256};
+
+use super::{Archive, ArchiveError, FileKey, FileKind, FileWriter};
+use crate::digest::{file_name, hex};
+use crate::recording::ArchivedFile;
+
+/// The write buffer: large enough that a download costs few system calls.
+const BUFFER_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct EmbeddedArchive {
+    root: PathBuf,
+}
+
+impl EmbeddedArchive {
+    /// Opens (creating if needed) the archive under `data_dir/archive` and checks that it can write there.
+    pub fn open(data_dir: impl AsRef<Path>) -> Result<Self, ArchiveError> {
+        let root = data_dir.as_ref().join("archive");
+        fs::create_dir_all(&root).map_err(io_error("create", &root))?;
+        let probe = root.join(format!(".probe-{}", std::process::id()));
+        File::create(&probe).map_err(io_error("write to", &root))?;
+        fs::remove_file(&probe).map_err(io_error("write to", &root))?;
+        let root = root.canonicalize().map_err(io_error("find", &root))?;
+        Ok(Self { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn folder(&self, key: &FileKey) -> PathBuf {
+        self.root
+            .join(file_name(&key.call_id))
+            .join(file_name(&key.recording_id))
+    }
+
+    fn name(key: &FileKey) -> String {
+        let chunk = file_name(&key.chunk_id);
+        match &key.kind {
+            FileKind::Content { extension } => format!("{chunk}.content.{extension}"),
+            FileKind::Metadata => format!("{chunk}.metadata.json"),
+        }
+    }
+
+    fn path(&self, key: &FileKey) -> PathBuf {
+        self.folder(key).join(Self::name(key))
+    }
+}
+
+#[async_trait]
+impl Archive for EmbeddedArchive {
+    fn location(&self, key: &FileKey) -> String {
+        url::Url::from_file_path(self.path(key))
+            .map(String::from)
+            .unwrap_or_else(|()| self.path(key).display().to_string())
+    }
+
+    async fn existing(&self, key: &FileKey) -> Result<Option<ArchivedFile>, ArchiveError> {
+        let (path, location) = (self.path(key), self.location(key));
+        blocking(move || {
+            let mut file = match File::open(&path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(io_error("read", &path)(e)),
+            };
+            let (bytes, hasher) = hash(&mut file).map_err(io_error("read", &path))?;
+            Ok(Some(ArchivedFile {
+                location,
+                bytes,
+                sha256: hex(&hasher.finalize()),
+            }))
+        })
+        .await
+    }
+
+    async fn writer(&self, key: &FileKey) -> Result<Box<dyn FileWriter>, ArchiveError> {
+        let folder = self.folder(key);
+        let name = Self::name(key);
+        let location = self.location(key);
+        let root = self.root.clone();
+        blocking(move || {
+            fs::create_dir_all(&folder).map_err(io_error("create", &folder))?;
+            let partial = folder.join(format!(".{name}.partial"));
+            let target = folder.join(&name);
+            let mut file = OpenOptions::new()
+                .read(true)
+                .append(true)
+                .create(true)
+                .open(&partial)
+                .map_err(io_error("open", &partial))?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => return Err(ArchiveError::Busy(location)),
+                Err(TryLockError::Error(e)) => return Err(io_error("lock", &partial)(e)),
+            }
+            if target.exists() {
+                // Another worker finished the file between our look and our lock.
+                let _ = fs::remove_file(&partial);
+                return Err(ArchiveError::Busy(location));
+            }
+            let (written, hasher) = hash(&mut file).map_err(io_error("read", &partial))?;
+            Ok(Box::new(EmbeddedWriter {
+                file: BufWriter::with_capacity(BUFFER_BYTES, file),
+                partial,
+                target,
+                folders: vec![
+                    folder.clone(),
+                    folder.parent().map(Path::to_owned).unwrap_or_default(),
+                    root,
+                ],
+                location,
+                written,
+                hasher,
+            }) as Box<dyn FileWriter>)
+        })
+        .await
+    }
+}
+
+/// The size and running hash of a file's bytes, reading it from the start.
+fn hash(file: &mut File) -> io::Result<(u64, Sha256)> {
+    use std::io::Seek;
+    file.seek(io::SeekFrom::Start(0))?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            return Ok((total, hasher));
+        }
+        hasher.update(&buffer[..read]);
+        total += read as u64;
+    }
+}
+
+/// A writer dropped without its commit keeps what it wrote (the buffer is flushed on drop), for the next attempt to
+/// resume from.
+struct EmbeddedWriter {
+    /// The partial file, locked for as long as this writer lives.
+    file: BufWriter<File>,
+    partial: PathBuf,
+    target: PathBuf,
+    /// The folders whose entries must reach the disk with the file: the recording's, the call's, the archive's.
+    folders: Vec<PathBuf>,
+    location: String,
+    written: u64,
+    hasher: Sha256,
+}
+
+#[async_trait]
+impl FileWriter for EmbeddedWriter {
+    fn offset(&self) -> u64 {
+        self.written
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), ArchiveError> {
+        self.file.write_all(bytes).map_err(io_error("write", &self.partial))?;
+        self.hasher.update(bytes);
+        self.written += bytes.len() as u64;
+        Ok(())
+    }
+
+    async fn restart(&mut self) -> Result<(), ArchiveError> {
+        self.file.flush().map_err(io_error("write", &self.partial))?;
+        self.file
+            .get_ref()
+            .set_len(0)
+            .map_err(io_error("truncate", &self.partial))?;
+        self.hasher = Sha256::new();
+        self.written = 0;
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>, expected_bytes: Option<u64>) -> Result<ArchivedFile, ArchiveError> {
+        let mut this = *self;
+        if let Some(expected) = expected_bytes.filter(|expected| *expected != this.written) {
+            return Err(ArchiveError::WrongSize {
+                what: this.location,
+                expected,
+                actual: this.written,
+            });
+        }
+        let sha256 = hex(&std::mem::take(&mut this.hasher).finalize());
+        let (written, location) = (this.written, this.location.clone());
+        blocking(move || {
+            let file = this
+                .file
+                .into_inner()
+                .map_err(|e| io_error("write", &this.partial)(e.into_error()))?;
+            file.sync_all().map_err(io_error("flush", &this.partial))?;
+            let on_disk = file.metadata().map_err(io_error("read", &this.partial))?.len();
+            if on_disk != written {
+                return Err(ArchiveError::WrongSize {
+                    what: this.partial.display().to_string(),
+                    expected: written,
+                    actual: on_disk,
+                });
+            }
+            fs::rename(&this.partial, &this.target).map_err(io_error("rename", &this.target))?;
+            for folder in &this.folders {
+                File::open(folder)
+                    .and_then(|d| d.sync_all())
+                    .map_err(io_error("flush", folder))?;
+            }
+            Ok(())
+            // The lock is released when `file` closes here, after the rename.
+        })
+        .await?;
+        Ok(ArchivedFile {
+            location,
+            bytes: written,
+            sha256,
+        })
+    }
+}
+
+/// Runs file work off the async runtime's threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ArchiveError> + Send + 'static,
+) -> Result<T, ArchiveError> {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|join_error| {
+        Err(ArchiveError::Io {
+            action: "finish a write in",
+            path: PathBuf::from("the embedded archive"),
+            source: io::Error::other(join_error.to_string()),
+        })
+    })
+}
+
+fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> ArchiveError {
+    move |source| ArchiveError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(chunk: &str) -> FileKey {
+        FileKey {
+            call_id: "call-1".into(),
+            recording_id: "rec-1".into(),
+            chunk_id: chunk.into(),
+            kind: FileKind::Content {
+                extension: "mp4".into(),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn a_file_appears_under_its_name_only_when_committed_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = EmbeddedArchive::open(dir.path()).unwrap();
+        let mut writer = archive.writer(&key("d0")).await.unwrap();
+        writer.write(b"hello ").await.unwrap();
+        assert!(
+            archive.existing(&key("d0")).await.unwrap().is_none(),
+            "not there before the commit"
+        );
+        writer.write(b"world").await.unwrap();
+        let file = writer.commit(Some(11)).await.unwrap();
+        assert_eq!(file.bytes, 11);
+        assert_eq!(file.sha256, hex(&Sha256::digest(b"hello world")));
+        assert!(file.location.starts_with("file:///") && file.location.ends_with("/call-1/rec-1/d0.content.mp4"));
+        assert_eq!(archive.existing(&key("d0")).await.unwrap(), Some(file));
+        let names: Vec<String> = fs::read_dir(archive.root().join("call-1/rec-1"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["d0.content.mp4"], "no partial file left");
+    }
+
+    #[tokio::test]
+    async fn a_later_writer_resumes_where_an_earlier_one_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = EmbeddedArchive::open(dir.path()).unwrap();
+        let mut first = archive.writer(&key("d0")).await.unwrap();
+        first.write(b"hello ").await.unwrap();
+        drop(first);
+        let mut second = archive.writer(&key("d0")).await.unwrap();
+        assert_eq!(second.offset(), 6);
+        second.write(b"world").await.unwrap();
+        let file = second.commit(Some(11)).await.unwrap();
+        assert_eq!(
+            file.sha256,
+            hex(&Sha256::digest(b"hello world")),
+            "the hash covers the resumed bytes"
+        );
+    }
+
+    #[tokio::test]
+    async fn one_writer_at_a_time_and_a_short_file_is_never_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = EmbeddedArchive::open(dir.path()).unwrap();
+        let mut first = archive.writer(&key("d0")).await.unwrap();
+        assert!(matches!(archive.writer(&key("d0")).await, Err(ArchiveError::Busy(_))));
+        first.write(b"abc").await.unwrap();
+        assert!(matches!(
+            first.commit(Some(4)).await,
+            Err(ArchiveError::WrongSize { .. })
+        ));
+        assert!(archive.existing(&key("d0")).await.unwrap().is_none());
+        let mut again = archive.writer(&key("d0")).await.unwrap();
+        assert_eq!(again.offset(), 3, "the bytes are kept for a resume");
+        again.restart().await.unwrap();
+        assert_eq!(again.offset(), 0);
+    }
+
+    #[tokio::test]
+    async fn hostile_ids_stay_inside_the_archive() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = EmbeddedArchive::open(dir.path()).unwrap();
+        let hostile = FileKey {
+            call_id: "..".into(),
+            recording_id: "../../etc".into(),
+            chunk_id: "/passwd".into(),
+            kind: FileKind::Metadata,
+        };
+        let mut writer = archive.writer(&hostile).await.unwrap();
+        writer.write(b"{}").await.unwrap();
+        let file = writer.commit(None).await.unwrap();
+        let path = url::Url::parse(&file.location).unwrap().to_file_path().unwrap();
+        assert!(path.starts_with(archive.root()), "{}", path.display());
+    }
+}

@@ -1,0 +1,151 @@
+//! Archiving each recording chunk's files before ACS deletes them, 24 hours after the event that announced them.
+//!
+//! `RecordingEvent` queues one [`job::ArchiveJob`] per chunk; `ArchiveRecording` runs it with the [`archiver`]:
+//! the chunk's metadata, then its content, are downloaded from ACS ([`acs`], signed, only from allowed
+//! [`sources`]) into the [`Archive`] — the [`embedded`] folder on a developer's machine — and the result is recorded
+//! in the recording document's chunk (`archive`: archived, expired or failed). Every step can be repeated: a file is
+//! resumed where an earlier attempt stopped, a complete file is never written twice, and the document's merge rule
+//! keeps the best state whatever order results arrive in.
+
+pub mod acs;
+pub mod archiver;
+pub mod embedded;
+pub mod job;
+pub mod sources;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tracing::info;
+
+use crate::config::{AcsConnection, ArchiveConfig};
+use crate::identity;
+use crate::recording::ArchivedFile;
+use crate::store::RecordingStore;
+
+pub use archiver::{Archiver, JobOutcome};
+pub use embedded::EmbeddedArchive;
+pub use job::ArchiveJob;
+
+/// Sets archival up as configured: the archive, and the ACS client signing as the connection says.
+pub fn open(config: &ArchiveConfig, store: Arc<dyn RecordingStore>) -> Result<Archiver, SetupError> {
+    let auth = match &config.acs {
+        AcsConnection::Key { host, key } => acs::AcsAuth::Key(acs::hmac::HmacSigner::new(host, key)?),
+        AcsConnection::ManagedIdentity { client_id } => {
+            acs::AcsAuth::Token(identity::managed_identity(client_id.as_deref()).map_err(SetupError::Credential)?)
+        }
+        AcsConnection::DeveloperCredential => {
+            acs::AcsAuth::Token(identity::developer().map_err(SetupError::Credential)?)
+        }
+    };
+    let client = acs::AcsClient::new(auth, config.sources.clone())?;
+    let archive = EmbeddedArchive::open(&config.data_dir)?;
+    info!(archive = %archive.root().display(), "chunks are archived in the embedded archive");
+    Ok(Archiver::new(
+        store,
+        Arc::new(archive),
+        client,
+        config.delete_after_archive,
+    ))
+}
+
+/// Why archival could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Key(#[from] acs::hmac::InvalidKey),
+    #[error("cannot sign in to ACS: {0}")]
+    Credential(String),
+    #[error("cannot make the HTTP client for ACS")]
+    Client(#[from] acs::DownloadError),
+    #[error("cannot open the embedded archive")]
+    Archive(#[from] ArchiveError),
+}
+
+/// One file of a chunk in the archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileKey {
+    pub call_id: String,
+    pub recording_id: String,
+    pub chunk_id: String,
+    pub kind: FileKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileKind {
+    /// The recording itself, with the extension of its format (`mp4`, `mp3`, `wav`).
+    Content { extension: String },
+    /// ACS's metadata JSON for the chunk.
+    Metadata,
+}
+
+impl FileKey {
+    pub fn content(job: &ArchiveJob) -> Self {
+        Self::of(
+            job,
+            FileKind::Content {
+                extension: job.content_extension(),
+            },
+        )
+    }
+
+    pub fn metadata(job: &ArchiveJob) -> Self {
+        Self::of(job, FileKind::Metadata)
+    }
+
+    fn of(job: &ArchiveJob, kind: FileKind) -> Self {
+        Self {
+            call_id: job.call_id.clone(),
+            recording_id: job.recording_document_id.clone(),
+            chunk_id: job.chunk_document_id.clone(),
+            kind,
+        }
+    }
+}
+
+/// Where archived files are kept. Every implementation passes the archive contract tests: resumable writes, one
+/// writer per file at a time, a file complete under its final name or not there at all.
+#[async_trait]
+pub trait Archive: Send + Sync {
+    /// Where the file is kept, as the URL the recording document records.
+    fn location(&self, key: &FileKey) -> String;
+
+    /// The file, when an earlier attempt archived it whole.
+    async fn existing(&self, key: &FileKey) -> Result<Option<ArchivedFile>, ArchiveError>;
+
+    /// Starts writing the file, or resumes an earlier attempt's bytes. A second writer of the same file while the
+    /// first is open gets [`ArchiveError::Busy`].
+    async fn writer(&self, key: &FileKey) -> Result<Box<dyn FileWriter>, ArchiveError>;
+}
+
+/// A file being written. Bytes written are kept for a later attempt even when this one fails; only
+/// [`FileWriter::commit`] makes the file appear under its name.
+#[async_trait]
+pub trait FileWriter: Send {
+    /// Bytes kept so far (from earlier attempts, then this one): where the download resumes.
+    fn offset(&self) -> u64;
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), ArchiveError>;
+
+    /// Discards every byte kept: the download starts over (the server ignored the range asked for).
+    async fn restart(&mut self) -> Result<(), ArchiveError>;
+
+    /// Completes the file if it holds exactly `expected_bytes` (when known); returns its size and SHA-256.
+    async fn commit(self: Box<Self>, expected_bytes: Option<u64>) -> Result<ArchivedFile, ArchiveError>;
+}
+
+/// Why the archive could not keep a file. Every kind is worth a retry: the job fails and runs again later.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("cannot {action} {path}")]
+    Io {
+        action: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("another worker is archiving {0} right now")]
+    Busy(String),
+    #[error("{what} holds {actual} bytes, not the {expected} ACS announced")]
+    WrongSize { what: String, expected: u64, actual: u64 },
+}

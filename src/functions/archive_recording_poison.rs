@@ -1,0 +1,68 @@
+//! `ArchiveRecordingPoison`: the queue trigger on `recording-archive-poison`, where the host moves an archive job
+//! after its last retry. It marks the chunk `failed` with the reason, so that the recording document always tells
+//! the truth — unless the chunk was archived or expired meanwhile, which the merge rule keeps.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tracing::error;
+
+use super::archive_recording::{quarantine, read};
+use super::{Function, FunctionError};
+use crate::archive::JobOutcome;
+use crate::archive::archiver::give_up;
+use crate::host::InvocationReply;
+use crate::store::RecordingStore;
+
+/// The function's folder and route.
+pub const NAME: &str = "ArchiveRecordingPoison";
+/// The trigger binding's name in `ArchiveRecordingPoison/function.json`.
+pub const TRIGGER: &str = "poisonJob";
+
+/// One document write: well inside any timeout.
+const BUDGET: Duration = Duration::from_secs(60);
+
+pub struct ArchiveRecordingPoison {
+    store: Arc<dyn RecordingStore>,
+}
+
+impl ArchiveRecordingPoison {
+    pub fn new(store: Arc<dyn RecordingStore>) -> Self {
+        Self { store }
+    }
+}
+
+#[async_trait]
+impl Function for ArchiveRecordingPoison {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn budget(&self) -> Duration {
+        BUDGET
+    }
+
+    async fn invoke(&self, body: &[u8]) -> Result<InvocationReply, FunctionError> {
+        let (job, _) = match read(body, TRIGGER) {
+            Ok(read) => read,
+            Err(reason) => return quarantine(self.store.as_ref(), body, reason).await,
+        };
+        let span = tracing::Span::current();
+        span.record("recording_id", job.recording_document_id.as_str());
+        span.record("chunk_id", job.chunk_document_id.as_str());
+        let outcome = give_up(self.store.as_ref(), &job).await?;
+        if matches!(outcome, JobOutcome::Failed(_)) {
+            error!(
+                call_id = %job.call_id,
+                "gave up archiving the chunk after every retry; it is marked failed and ACS deletes its files 24 hours \
+                 after the event: run `handler archive --call {}` to try again before then",
+                job.call_id
+            );
+        }
+        Ok(InvocationReply::with_log(format!(
+            "chunk {} of recording {} of call {}: {outcome}",
+            job.chunk_document_id, job.recording_document_id, job.call_id
+        )))
+    }
+}

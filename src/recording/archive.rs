@@ -1,0 +1,266 @@
+//! A chunk's archive state in the recording document (`chunks[].archive`), and how two states of one chunk merge.
+//!
+//! States rank `pending` < `failed` < `expired` < `archived`: a failure may be followed by a success (a retry, or
+//! `handler archive`), files found gone are more definite than a failure to fetch them, and archived files are the
+//! truth whatever else was reported. A merge keeps the higher-ranked state — equal ranks are settled by the greater
+//! JSON, so the outcome never depends on arrival order — with the most `attempts` either side counted. That makes it
+//! commutative, associative and idempotent like the rest of the document's merge: a redelivered or reordered event
+//! never turns `archived` back into `pending`, and an archive result and a concurrent event never lose each other.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::field_times::canonical;
+
+/// The chunk field that holds the archive state.
+pub const FIELD: &str = "archive";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArchiveStatus {
+    /// Announced and not yet archived (written when the event is stored with archival on).
+    Pending,
+    /// Archiving gave up (every retry failed, or the files' URL is not an allowed source); `reason` says why.
+    Failed,
+    /// ACS no longer has the files (404/410, or past its 24-hour deadline); `reason` says why.
+    Expired,
+    /// Both files are in the archive, verified.
+    Archived,
+}
+
+impl ArchiveStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArchiveStatus::Pending => "pending",
+            ArchiveStatus::Failed => "failed",
+            ArchiveStatus::Expired => "expired",
+            ArchiveStatus::Archived => "archived",
+        }
+    }
+}
+
+/// One archived file: where it is, how long, and its SHA-256 (lowercase hex).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchivedFile {
+    pub location: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// The `archive` field of a chunk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChunkArchive {
+    pub state: ArchiveStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_location: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_location: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_sha256: Option<String>,
+    /// When the files were archived (RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived_at: Option<String>,
+    /// Why the chunk is `expired` or `failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Archive jobs run for this chunk so far.
+    #[serde(default)]
+    pub attempts: u32,
+}
+
+impl ChunkArchive {
+    fn with_state(state: ArchiveStatus, attempts: u32) -> Self {
+        Self {
+            state,
+            content_location: None,
+            content_bytes: None,
+            content_sha256: None,
+            metadata_location: None,
+            metadata_bytes: None,
+            metadata_sha256: None,
+            archived_at: None,
+            reason: None,
+            attempts,
+        }
+    }
+
+    pub fn pending() -> Self {
+        Self::with_state(ArchiveStatus::Pending, 0)
+    }
+
+    pub fn archived(content: ArchivedFile, metadata: ArchivedFile, archived_at: String, attempts: u32) -> Self {
+        Self {
+            content_location: Some(content.location),
+            content_bytes: Some(content.bytes),
+            content_sha256: Some(content.sha256),
+            metadata_location: Some(metadata.location),
+            metadata_bytes: Some(metadata.bytes),
+            metadata_sha256: Some(metadata.sha256),
+            archived_at: Some(archived_at),
+            ..Self::with_state(ArchiveStatus::Archived, attempts)
+        }
+    }
+
+    pub fn expired(reason: impl Into<String>, attempts: u32) -> Self {
+        Self {
+            reason: Some(reason.into()),
+            ..Self::with_state(ArchiveStatus::Expired, attempts)
+        }
+    }
+
+    pub fn failed(reason: impl Into<String>, attempts: u32) -> Self {
+        Self {
+            reason: Some(reason.into()),
+            ..Self::with_state(ArchiveStatus::Failed, attempts)
+        }
+    }
+
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+
+    /// Reads a chunk's `archive` field; `None` when it is absent or not a state this handler wrote.
+    pub fn from_value(value: &Value) -> Option<Self> {
+        serde_json::from_value(value.clone()).ok()
+    }
+
+    /// Whether an archive job should (still) run for the chunk.
+    pub fn needs_archiving(&self) -> bool {
+        matches!(self.state, ArchiveStatus::Pending | ArchiveStatus::Failed)
+    }
+}
+
+/// The rank of an `archive` value; a value of a shape this handler never writes ranks below every state.
+fn rank(value: &Value) -> i8 {
+    match value.get("state").and_then(Value::as_str) {
+        Some("pending") => 0,
+        Some("failed") => 1,
+        Some("expired") => 2,
+        Some("archived") => 3,
+        _ => -1,
+    }
+}
+
+fn attempts(value: &Value) -> Option<u64> {
+    value.get("attempts").and_then(Value::as_u64)
+}
+
+/// The value without its attempt count, to compare two values of equal rank.
+fn without_attempts(value: &Value) -> String {
+    match value {
+        Value::Object(fields) => {
+            let mut fields = fields.clone();
+            fields.remove("attempts");
+            canonical(&fields)
+        }
+        other => canonical(other),
+    }
+}
+
+/// Merges two `archive` values of one chunk (see the module's documentation).
+pub(super) fn merge(ours: Value, theirs: Value) -> Value {
+    let most_attempts = attempts(&ours).max(attempts(&theirs));
+    let ours_wins = (rank(&ours), without_attempts(&ours)) >= (rank(&theirs), without_attempts(&theirs));
+    let mut winner = if ours_wins { ours } else { theirs };
+    if let (Value::Object(fields), Some(attempts)) = (&mut winner, most_attempts) {
+        fields.insert("attempts".to_owned(), Value::from(attempts));
+    }
+    winner
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str) -> ArchivedFile {
+        ArchivedFile {
+            location: format!("file:///archive/{name}"),
+            bytes: 3,
+            sha256: "ab".repeat(32),
+        }
+    }
+
+    fn states() -> Vec<Value> {
+        vec![
+            ChunkArchive::pending().to_value(),
+            ChunkArchive::failed("503 ten times", 10).to_value(),
+            ChunkArchive::failed("not an allowed source", 1).to_value(),
+            ChunkArchive::expired("ACS answered 404", 2).to_value(),
+            ChunkArchive::archived(file("a"), file("m"), "2026-11-28T10:00:00Z".into(), 3).to_value(),
+            ChunkArchive::archived(file("a"), file("m"), "2026-11-28T10:00:01Z".into(), 1).to_value(),
+            serde_json::json!({"state": "unknown-future-state"}),
+        ]
+    }
+
+    #[test]
+    fn merge_is_commutative_associative_and_idempotent() {
+        let all = states();
+        for a in &all {
+            assert_eq!(merge(a.clone(), a.clone()), *a, "idempotent");
+            for b in &all {
+                assert_eq!(merge(a.clone(), b.clone()), merge(b.clone(), a.clone()), "commutative");
+                for c in &all {
+                    assert_eq!(
+                        merge(merge(a.clone(), b.clone()), c.clone()),
+                        merge(a.clone(), merge(b.clone(), c.clone())),
+                        "associative"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn archived_is_never_turned_back_and_attempts_only_grow() {
+        let archived = ChunkArchive::archived(file("a"), file("m"), "2026-11-28T10:00:00Z".into(), 3).to_value();
+        for other in states() {
+            let merged = ChunkArchive::from_value(&merge(archived.clone(), other.clone())).unwrap();
+            assert_eq!(merged.state, ArchiveStatus::Archived, "{other}");
+            assert!(merged.attempts >= 3);
+        }
+        let merged = merge(
+            ChunkArchive::pending().to_value(),
+            ChunkArchive::failed("x", 7).to_value(),
+        );
+        assert_eq!(ChunkArchive::from_value(&merged).unwrap().state, ArchiveStatus::Failed);
+        let merged = merge(
+            ChunkArchive::expired("gone", 1).to_value(),
+            ChunkArchive::failed("x", 7).to_value(),
+        );
+        let merged = ChunkArchive::from_value(&merged).unwrap();
+        assert_eq!((merged.state, merged.attempts), (ArchiveStatus::Expired, 7));
+    }
+
+    #[test]
+    fn stored_shape_has_the_documented_fields() {
+        let archived = ChunkArchive::archived(file("c.mp4"), file("m.json"), "2026-11-28T10:00:00Z".into(), 2);
+        let value = archived.to_value();
+        for field in [
+            "state",
+            "contentLocation",
+            "contentBytes",
+            "contentSha256",
+            "metadataLocation",
+            "metadataBytes",
+            "metadataSha256",
+            "archivedAt",
+            "attempts",
+        ] {
+            assert!(value.get(field).is_some(), "{field}: {value}");
+        }
+        assert!(value.get("reason").is_none(), "reason only for expired and failed");
+        assert_eq!(value["state"], "archived");
+        assert_eq!(ChunkArchive::from_value(&value), Some(archived));
+        assert_eq!(
+            ChunkArchive::pending().to_value(),
+            serde_json::json!({"state": "pending", "attempts": 0})
+        );
+    }
+}

@@ -1,0 +1,70 @@
+//! Document ids: the recording id when it is safe in every store, otherwise an id derived from it or from the call.
+
+use serde_json::Value;
+use time::format_description::well_known::Rfc3339;
+
+use crate::digest::sha256_hex;
+use crate::event::EventTime;
+
+/// The longest recording id used verbatim as a document id (Cosmos DB's limit is 255 bytes).
+const MAX_VERBATIM_ID_BYTES: usize = 255;
+
+/// The document id for a recording id: verbatim when safe in every store, else a digest of it.
+pub fn document_id(recording_id: &str) -> String {
+    let safe = !recording_id.is_empty()
+        && recording_id.len() <= MAX_VERBATIM_ID_BYTES
+        && recording_id.trim() == recording_id
+        && !recording_id
+            .chars()
+            .any(|c| c.is_control() || matches!(c, '/' | '\\' | '?' | '#'));
+    if safe {
+        recording_id.to_owned()
+    } else {
+        format!("rid-{}", sha256_hex(&[recording_id.as_bytes()]))
+    }
+}
+
+/// The id of a recording no event names: a digest of the call id and `recordingStartTime` — the same for every event
+/// of that recording — or, without a start time, of the call id and the event id, so that a redelivery still lands
+/// on the same document.
+pub(super) fn derived_id(call_id: &str, start_time: Option<&Value>, event_id: &str) -> String {
+    let digest = match start_time {
+        Some(Value::String(text)) => {
+            // The instant, not its spelling: a tool that re-serializes the time must not split the recording.
+            let start = EventTime::parse(text)
+                .and_then(|t| t.instant.to_offset(time::UtcOffset::UTC).format(&Rfc3339).ok())
+                .unwrap_or_else(|| text.clone());
+            sha256_hex(&[b"start", call_id.as_bytes(), start.as_bytes()])
+        }
+        Some(start) if !start.is_null() => sha256_hex(&[b"start", call_id.as_bytes(), start.to_string().as_bytes()]),
+        _ => sha256_hex(&[b"event", call_id.as_bytes(), event_id.as_bytes()]),
+    };
+    format!("rec-{}", &digest[..32])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn safe_recording_ids_are_kept_and_others_digested() {
+        assert_eq!(document_id("a?b"), document_id("a?b"));
+        assert!(document_id("a?b").starts_with("rid-"));
+        assert_eq!(document_id("plain-id_1:2"), "plain-id_1:2");
+        assert!(document_id(&"x".repeat(300)).starts_with("rid-"));
+        assert!(document_id(" padded").starts_with("rid-"));
+    }
+
+    #[test]
+    fn derived_ids_follow_the_start_instant_not_its_spelling() {
+        let a = derived_id("c1", Some(&Value::from("2021-07-27T15:20:23.6089755Z")), "e1");
+        let b = derived_id("c1", Some(&Value::from("2021-07-27T17:20:23.60897550+02:00")), "e2");
+        assert_eq!(a, b);
+        assert_ne!(
+            a,
+            derived_id("c2", Some(&Value::from("2021-07-27T15:20:23.6089755Z")), "e1")
+        );
+        assert_ne!(derived_id("c1", None, "e1"), derived_id("c1", None, "e2"));
+        assert!(a.starts_with("rec-") && a.len() == 36);
+    }
+}
