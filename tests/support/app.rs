@@ -83,6 +83,8 @@ pub struct QueueOptions {
     pub visibility_timeout: Duration,
     /// Deliveries before a message moves to the poison queue (default 5).
     pub max_dequeue_count: u32,
+    /// Messages delivered at once per queue (default 16).
+    pub batch_size: usize,
 }
 
 impl FunctionApp {
@@ -110,6 +112,7 @@ impl FunctionApp {
                 .map(parse_timespan)
                 .unwrap_or(Duration::ZERO),
             max_dequeue_count: queues["maxDequeueCount"].as_u64().map_or(5, |n| n as u32),
+            batch_size: queues["batchSize"].as_u64().map_or(16, |n| n as usize),
         };
 
         let mut functions = BTreeMap::new();

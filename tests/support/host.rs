@@ -36,6 +36,7 @@ use serde_json::Value;
 use super::app::{AppDir, FunctionApp};
 use super::envelope::{self, host_request_with_id, uuid_like};
 use super::ports::Port;
+use super::queues::{self, Queues};
 
 /// The host's readiness polling: every 25 ms, for up to 30 s.
 const READY_POLL: Duration = Duration::from_millis(25);
@@ -92,6 +93,16 @@ pub enum Phase {
     ShutDown,
     /// The host was dropped.
     Stopped,
+}
+
+/// What [`Host::run_queues`] did.
+#[derive(Debug, Default, Clone)]
+pub struct QueueReport {
+    pub deliveries: usize,
+    pub failures: usize,
+    /// Messages moved to a poison queue.
+    pub poisoned: usize,
+    pub invocations: Vec<Invocation>,
 }
 
 /// How the host judges a worker's reply.
@@ -201,6 +212,8 @@ struct State {
 
 struct Shared {
     state: Mutex<State>,
+    /// The storage account's queues, fed by queue output bindings and read by queue triggers.
+    queues: Mutex<Queues>,
     /// Shared with the threads that read each worker's output.
     logs: Arc<Mutex<Vec<LogLine>>>,
     /// The `Logs` lines of successful invocations: (function, line).
@@ -279,6 +292,7 @@ impl Host {
                 host_restarts: 0,
                 timeouts: 0,
             }),
+            queues: Mutex::default(),
             logs: Arc::default(),
             function_log: Mutex::default(),
         });
@@ -592,6 +606,7 @@ impl Host {
                 invocation.verdict = Verdict::Failed(format!("timeout value of {timeout:?} was exceeded"));
             }
             Verdict::Succeeded => {
+                self.write_outputs(function, &invocation.reply());
                 let lines: Vec<String> = invocation.reply()["Logs"]
                     .as_array()
                     .map(|lines| {
@@ -607,6 +622,86 @@ impl Host {
             Verdict::Failed(_) => {}
         }
         invocation
+    }
+
+    /// Writes a successful reply's `Outputs` to the function's queue output bindings, as the host does.
+    fn write_outputs(&self, function: &str, reply: &Value) {
+        let function = self.app.function(function);
+        let mut queues = self.shared.queues.lock().unwrap();
+        for binding in function.outputs().filter(|b| b.kind == "queue") {
+            let queue = binding.property("queueName").expect("a queue binding names its queue");
+            let value = reply
+                .get("Outputs")
+                .and_then(|outputs| outputs.get(&binding.name))
+                .cloned()
+                .unwrap_or(Value::Null);
+            for message in queues::messages_of(&value) {
+                queues.push(queue, String::from_utf8_lossy(&message).into_owned());
+            }
+        }
+    }
+
+    /// The texts of the messages waiting in a queue.
+    pub fn queue_texts(&self, queue: &str) -> Vec<String> {
+        self.shared.queues.lock().unwrap().texts(queue)
+    }
+
+    /// Runs the queue triggers as the host's queue listeners do: delivers each triggered queue's visible messages to
+    /// its function, `batchSize` at a time, deletes a message when its invocation succeeds, makes it visible again
+    /// after `visibilityTimeout` when it fails, and moves it to the poison queue after `maxDequeueCount` deliveries.
+    /// Returns once every queue is empty and `keep_going` says so.
+    pub async fn run_queues(&self, keep_going: impl Fn() -> bool) -> QueueReport {
+        let triggers: Vec<(String, String, String)> = self
+            .app
+            .functions
+            .values()
+            .filter(|f| f.trigger().kind == "queueTrigger")
+            .map(|f| {
+                let trigger = f.trigger();
+                let queue = trigger.property("queueName").expect("a queue trigger names its queue");
+                (queue.to_owned(), f.name.clone(), trigger.name.clone())
+            })
+            .collect();
+        let options = self.app.queues;
+        let mut report = QueueReport::default();
+        loop {
+            let mut deliveries = Vec::new();
+            for (queue, function, binding) in &triggers {
+                let taken = self.shared.queues.lock().unwrap().take(queue, options.batch_size);
+                deliveries.extend(taken.into_iter().map(|message| (queue, function, binding, message)));
+            }
+            if deliveries.is_empty() {
+                if self.shared.queues.lock().unwrap().idle() && !keep_going() {
+                    return report;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            }
+            let results = futures_util::future::join_all(deliveries.into_iter().map(
+                |(queue, function, binding, message)| async move {
+                    let body = envelope::queue(function, binding, &message);
+                    let invocation = self.post_to(function, body).await;
+                    (queue, message, invocation)
+                },
+            ))
+            .await;
+            for (queue, message, invocation) in results {
+                report.deliveries += 1;
+                let succeeded = invocation.succeeded();
+                if !succeeded {
+                    report.failures += 1;
+                }
+                let poisoned = self.shared.queues.lock().unwrap().settle(
+                    queue,
+                    message,
+                    succeeded,
+                    options.visibility_timeout,
+                    options.max_dequeue_count,
+                );
+                report.poisoned += usize::from(poisoned);
+                report.invocations.push(invocation);
+            }
+        }
     }
 
     /// After a function timeout the host waits a grace period, then kills and restarts the worker that ran it.

@@ -3,6 +3,7 @@
 //! - [`host`]: the stand-in Functions host — worker processes, logs, invocations, timeouts, restarts;
 //! - [`envelope`]: the requests the host sends (envelopes, headers, its JSON re-serialization);
 //! - [`grid`]: Event Grid, delivering batches through the host's webhook at least once, with retries;
+//! - [`queues`]: the host's Storage Queues bindings: output messages, queue triggers, retries and poison queues;
 //! - [`cosmos`], [`proxy`]: the Cosmos DB test server, and a proxy to cut, black-hole or slow a connection;
 //! - [`events`], [`contract`], [`rng`], [`ports`]: real-shaped events, the store contract, seeded randomness, ports.
 #![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -16,6 +17,7 @@ pub mod grid;
 pub mod host;
 pub mod ports;
 pub mod proxy;
+pub mod queues;
 pub mod rng;
 
 use std::path::{Path, PathBuf};
