@@ -5,9 +5,11 @@
 //! - [`grid`]: Event Grid, delivering batches through the host's webhook at least once, with retries;
 //! - [`queues`]: the host's Storage Queues bindings: output messages, queue triggers, retries and poison queues;
 //! - [`cosmos`], [`proxy`]: the Cosmos DB test server, and a proxy to cut, black-hole or slow a connection;
+//! - [`acs`]: ACS recording storage (signed downloads and deletes, faults on demand) and a trap for foreign hosts;
 //! - [`events`], [`contract`], [`rng`], [`ports`]: real-shaped events, the store contract, seeded randomness, ports.
 #![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod acs;
 pub mod app;
 pub mod contract;
 pub mod cosmos;
