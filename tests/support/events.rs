@@ -81,3 +81,15 @@ pub fn call_ended(id: &str) -> Value {
         "eventTime": "2026-11-27T17:03:12.6143005Z",
     })
 }
+
+/// A chunk whose files are served at these URLs (the ACS test server's).
+pub fn chunk_at(index: u64, document_id: &str, urls: &super::acs::ChunkUrls) -> Value {
+    json!({
+        "documentId": document_id,
+        "index": index,
+        "endReason": "SessionEnded",
+        "contentLocation": urls.content,
+        "metadataLocation": urls.metadata,
+        "deleteLocation": urls.delete,
+    })
+}

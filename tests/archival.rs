@@ -1,0 +1,469 @@
+//! Archival behind the stand-in host: `RecordingEvent` queues a job per chunk, `ArchiveRecording` downloads the
+//! chunk's files from the ACS test server into the embedded archive and records the result, the queue retries
+//! failures and gives up into the poison queue, where `ArchiveRecordingPoison` marks the chunk failed.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+use support::acs::{AcsOptions, AcsServer, DEFAULT_ACCESS_KEY, DEFAULT_ACS_HOST, Fault, FileKind, Trap};
+use support::events::{chunk, chunk_at, recording_event};
+use support::{EventGrid, Host, Level, documents};
+
+/// A time within ACS's 24 hours: now.
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+fn connection() -> String {
+    format!("endpoint=https://{DEFAULT_ACS_HOST}/;accesskey={DEFAULT_ACCESS_KEY}")
+}
+
+/// A host with archival on, downloading from `acs` only.
+async fn archiving_host(acs: &AcsServer, extra: &[(&str, &str)]) -> Host {
+    let connection = connection();
+    let sources = acs.base_url();
+    let mut settings = vec![
+        ("AcsConnection", connection.as_str()),
+        ("RECORDINGS_ARCHIVE_SOURCES", sources.as_str()),
+    ];
+    settings.extend_from_slice(extra);
+    Host::start(&settings).await
+}
+
+/// An event of `rec-1` in `call-1` announcing these chunks, served by `acs` with content of these sizes.
+fn event_of(acs: &AcsServer, event_id: &str, time: &str, chunks: &[(&str, u64)]) -> Value {
+    let chunks: Vec<Value> = chunks
+        .iter()
+        .enumerate()
+        .map(|(index, (id, bytes))| chunk_at(index as u64, id, &acs.add_chunk(id, *bytes)))
+        .collect();
+    recording_event(event_id, "call-1", "rec-1", time, &chunks)
+}
+
+/// The archive state of each chunk of `rec-1`, by id.
+fn states(host: &Host) -> Vec<(String, Value)> {
+    let docs = documents(&host.data_dir());
+    let doc = docs.iter().find(|d| d["id"] == "rec-1").expect("rec-1 is stored");
+    doc["chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["documentId"].as_str().unwrap().to_owned(), c["archive"].clone()))
+        .collect()
+}
+
+fn file_of(location: &Value) -> PathBuf {
+    url::Url::parse(location.as_str().unwrap())
+        .unwrap()
+        .to_file_path()
+        .unwrap()
+}
+
+/// Checks a chunk is archived with exactly the bytes ACS serves, and returns its state.
+fn assert_archived(host: &Host, acs: &AcsServer, chunk_id: &str) -> Value {
+    let (_, state) = states(host).into_iter().find(|(id, _)| id == chunk_id).unwrap();
+    assert_eq!(state["state"], "archived", "{chunk_id}: {state}");
+    assert_eq!(state["contentSha256"], acs.content_sha256_hex(chunk_id));
+    assert_eq!(state["contentBytes"], acs.content_len(chunk_id));
+    assert_eq!(state["metadataSha256"], acs.metadata_sha256_hex(chunk_id));
+    let content = file_of(&state["contentLocation"]);
+    assert!(
+        content.starts_with(host.data_dir().join("archive")),
+        "{}",
+        content.display()
+    );
+    let on_disk = support::acs::sha256_hex(std::fs::File::open(&content).unwrap());
+    assert_eq!(on_disk, acs.content_sha256_hex(chunk_id), "the file holds ACS's bytes");
+    assert_eq!(
+        std::fs::read(file_of(&state["metadataLocation"])).unwrap(),
+        acs.metadata_bytes(chunk_id)
+    );
+    state
+}
+
+#[tokio::test]
+async fn without_an_acs_connection_archival_is_off_and_startup_says_so_once() {
+    let host = Host::start(&[]).await;
+    assert!(
+        host.logged_at("archival is off", Some(Level::Warning)).await,
+        "{}",
+        host.output()
+    );
+    let answer = host
+        .invoke(&recording_event("e1", "call-1", "rec-1", &now(), &[chunk(0, "d0")]))
+        .await;
+    assert_eq!(answer.reply()["Outputs"], json!({}), "no job without archival");
+    assert!(host.queue_texts("recording-archive").is_empty());
+    assert_eq!(host.output().matches("archival is off").count(), 1);
+}
+
+#[tokio::test]
+async fn each_chunk_is_queued_downloaded_and_recorded_archived_with_acs_bytes() {
+    let acs = AcsServer::start(AcsOptions::default());
+    let host = archiving_host(&acs, &[]).await;
+    let event = event_of(&acs, "e1", &now(), &[("d0", 300_000), ("d1", 5)]);
+    let answer = host.invoke(&event).await;
+    assert!(answer.succeeded(), "{answer:?}");
+    assert_eq!(
+        answer.log(),
+        "stored recording rec-1 of call call-1 (created); 2 chunk(s) queued for archiving"
+    );
+    let jobs = answer.output("archiveJobs");
+    assert!(
+        jobs.as_array().unwrap().iter().all(Value::is_object),
+        "objects, never strings: {jobs}"
+    );
+    let queued = host.queue_texts("recording-archive");
+    assert_eq!(queued.len(), 2);
+    assert!(
+        queued[0].contains("\n  \"callId\": \"call-1\""),
+        "the host writes indented JSON: {}",
+        queued[0]
+    );
+    for (_, state) in states(&host) {
+        assert_eq!(state, json!({"state": "pending", "attempts": 0}));
+    }
+
+    let report = host.run_queues(|| false).await;
+    assert_eq!((report.deliveries, report.failures), (2, 0), "{:?}", report.invocations);
+    let state = assert_archived(&host, &acs, "d0");
+    assert_eq!(state["attempts"], 1);
+    assert!(state.get("reason").is_none());
+    assert_archived(&host, &acs, "d1");
+    assert!(
+        report.invocations[0].log().contains("archived: content in file://"),
+        "{}",
+        report.invocations[0].log()
+    );
+    let metadata_first = acs
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/d0/"))
+        .map(|r| r.path.rsplit('/').next().unwrap().to_owned())
+        .collect::<Vec<_>>();
+    assert_eq!(
+        metadata_first,
+        ["acsmetadata", "video"],
+        "the metadata file, then the content"
+    );
+    assert!(
+        acs.requests()
+            .iter()
+            .all(|r| r.has_authorization && r.x_ms_host.as_deref() == Some(DEFAULT_ACS_HOST))
+    );
+}
+
+#[tokio::test]
+async fn a_redelivered_event_queues_again_only_the_chunks_not_archived() {
+    let acs = AcsServer::start(AcsOptions::default());
+    let host = archiving_host(&acs, &[]).await;
+    let event = event_of(&acs, "e1", &now(), &[("d0", 10), ("d1", 10)]);
+    assert!(host.invoke(&event).await.succeeded());
+    acs.expire("d1");
+    host.run_queues(|| false).await;
+    let again = host.invoke(&event).await;
+    assert_eq!(again.log(), "stored recording rec-1 of call call-1 (unchanged)");
+    assert_eq!(
+        again.reply()["Outputs"],
+        json!({}),
+        "d0 is archived and d1 expired: nothing to queue"
+    );
+    let later = recording_event(
+        "e2",
+        "call-1",
+        "rec-1",
+        &now(),
+        &[chunk_at(2, "d2", &acs.add_chunk("d2", 10))],
+    );
+    let answer = host.invoke(&later).await;
+    let jobs = answer.output("archiveJobs");
+    assert_eq!(jobs.as_array().unwrap().len(), 1, "{jobs}");
+    assert_eq!(jobs[0]["chunkDocumentId"], "d2");
+    let states = states(&host);
+    assert_eq!(states[0].1["state"], "archived", "never turned back into pending");
+    assert_eq!(states[1].1["state"], "expired");
+    assert!(
+        states[1].1["reason"].as_str().unwrap().contains("404"),
+        "{}",
+        states[1].1
+    );
+}
+
+#[tokio::test]
+async fn transient_acs_failures_are_retried_by_the_queue_and_downloads_resume() {
+    let acs = AcsServer::start(AcsOptions::default());
+    let host = archiving_host(&acs, &[]).await;
+    let event = event_of(&acs, "e1", &now(), &[("d0", 1_000_000)]);
+    acs.inject("d0", FileKind::Metadata, Fault::Status(503));
+    acs.inject("d0", FileKind::Content, Fault::EmptyBody);
+    acs.inject("d0", FileKind::Content, Fault::ShortBody(300_000));
+    acs.inject("d0", FileKind::Content, Fault::CutAfter(100_000));
+    acs.inject("d0", FileKind::Content, Fault::CutAfter(100_000));
+    acs.inject("d0", FileKind::Content, Fault::CutAfter(100_000));
+    acs.inject("d0", FileKind::Content, Fault::CutAfter(100_000));
+    assert!(host.invoke(&event).await.succeeded());
+    let report = host.run_queues(|| false).await;
+    assert!(
+        report.failures >= 2,
+        "503, then a 0-byte body: {:?}",
+        report.invocations
+    );
+    let state = assert_archived(&host, &acs, "d0");
+    assert!(state["attempts"].as_u64().unwrap() >= 3, "{state}");
+    let ranges: Vec<String> = acs
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/video"))
+        .filter_map(|r| r.range)
+        .collect();
+    assert!(
+        ranges.len() >= 3,
+        "a broken download resumes where it stopped: {ranges:?}"
+    );
+    assert!(ranges.iter().all(|r| r != "bytes=0-"), "{ranges:?}");
+    let leftovers: Vec<String> = walk(&host.data_dir().join("archive"));
+    assert!(leftovers.iter().all(|f| !f.ends_with(".partial")), "{leftovers:?}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        } else {
+            found.push(path.display().to_string());
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn a_job_failing_on_every_delivery_ends_in_the_poison_queue_and_the_chunk_is_marked_failed() {
+    let acs = AcsServer::start(AcsOptions::default());
+    let host = archiving_host(&acs, &[]).await;
+    let event = event_of(&acs, "e1", &now(), &[("d0", 10)]);
+    let max = host.app().queues.max_dequeue_count;
+    for _ in 0..max {
+        acs.inject("d0", FileKind::Metadata, Fault::Status(503));
+    }
+    assert!(host.invoke(&event).await.succeeded());
+    let report = host.run_queues(|| false).await;
+    assert_eq!(report.poisoned, 1);
+    assert_eq!(report.failures as u32, max, "delivered maxDequeueCount times");
+    let poison: Vec<_> = report
+        .invocations
+        .iter()
+        .filter(|i| i.function == "ArchiveRecordingPoison")
+        .collect();
+    assert_eq!(poison.len(), 1);
+    assert!(poison[0].succeeded(), "{:?}", poison[0]);
+    let (_, state) = states(&host).remove(0);
+    assert_eq!(state["state"], "failed");
+    assert!(state["reason"].as_str().unwrap().contains("every attempt"), "{state}");
+    assert!(host.logged_at("gave up archiving the chunk", Some(Level::Error)).await);
+}
+
+#[tokio::test]
+async fn urls_outside_the_allowed_sources_are_never_requested_and_the_chunk_fails_with_the_reason() {
+    let acs = AcsServer::start(AcsOptions::default());
+    let trap = Trap::start();
+    let host = archiving_host(&acs, &[("RUST_LOG", "trace")]).await;
+    let mut foreign = chunk(0, "d0");
+    foreign["contentLocation"] = json!(trap.url("/v1/objects/d0/content/video"));
+    foreign["metadataLocation"] = json!("http://169.254.169.254/metadata/identity/oauth2/token");
+    assert!(
+        host.invoke(&recording_event("e1", "call-1", "rec-1", &now(), &[foreign]))
+            .await
+            .succeeded()
+    );
+    let report = host.run_queues(|| false).await;
+    assert_eq!(report.failures, 0, "a refusal is final: {:?}", report.invocations);
+    let (_, state) = states(&host).remove(0);
+    assert_eq!(state["state"], "failed");
+    assert!(
+        state["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not in RECORDINGS_ARCHIVE_SOURCES"),
+        "{state}"
+    );
+    assert!(trap.requests().is_empty(), "nothing was sent to a foreign address");
+    assert!(
+        !host.output().contains("169.254.169.254:80"),
+        "no connection was attempted"
+    );
+}
+
+#[tokio::test]
+async fn a_redirect_never_carries_the_credential_to_another_host() {
+    let acs = AcsServer::start(AcsOptions::default());
+    let trap = Trap::start();
+    // The trap is an allowed source, so the redirect is followed — without any credential.
+    let sources = format!("{},{}", acs.base_url(), trap.url("").trim_end_matches('/'));
+    let connection = connection();
+    let host = Host::start(&[("AcsConnection", &connection), ("RECORDINGS_ARCHIVE_SOURCES", &sources)]).await;
+    let event = event_of(&acs, "e1", &now(), &[("d0", 10), ("d1", 10)]);
+    acs.inject("d0", FileKind::Content, Fault::Redirect(trap.url("/elsewhere/video")));
+    let outside = "https://attacker.example/video";
+    acs.inject("d1", FileKind::Content, Fault::Redirect(outside.to_owned()));
+    assert!(host.invoke(&event).await.succeeded());
+    host.run_queues(|| false).await;
+    let requests = trap.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    for header in ["authorization", "x-ms-host", "x-ms-date", "x-ms-content-sha256"] {
+        assert_eq!(requests[0].header(header), None, "{header} went to another host");
+    }
+    let states = states(&host);
+    assert_eq!(
+        states[1].1["state"], "failed",
+        "a redirect outside the sources is refused: {}",
+        states[1].1
+    );
+    assert!(states[1].1["reason"].as_str().unwrap().contains("attacker.example"));
+}
+
+#[tokio::test]
+async fn files_are_deleted_at_acs_once_archived_when_asked() {
+    let acs = AcsServer::start(AcsOptions::default());
+    let host = archiving_host(&acs, &[("RECORDINGS_DELETE_AFTER_ARCHIVE", "true")]).await;
+    assert!(
+        host.invoke(&event_of(&acs, "e1", &now(), &[("d0", 10)]))
+            .await
+            .succeeded()
+    );
+    host.run_queues(|| false).await;
+    assert_archived(&host, &acs, "d0");
+    assert!(acs.deleted("d0"));
+    let delete = acs.requests().into_iter().find(|r| r.method == "DELETE").unwrap();
+    assert!(delete.has_authorization, "the deletion is signed like the downloads");
+}
+
+#[tokio::test]
+async fn a_job_past_acs_deadline_is_tried_once_then_marked_expired() {
+    let acs = AcsServer::start(AcsOptions::default());
+    let host = archiving_host(&acs, &[]).await;
+    let two_days_ago = time::OffsetDateTime::now_utc() - time::Duration::days(2);
+    let time = two_days_ago
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let urls = acs.add_chunk("d0", 10);
+    acs.inject("d0", FileKind::Metadata, Fault::Status(503));
+    let event = recording_event("e1", "call-1", "rec-1", &time, &[chunk_at(0, "d0", &urls)]);
+    assert!(host.invoke(&event).await.succeeded());
+    let report = host.run_queues(|| false).await;
+    assert_eq!(report.deliveries, 1, "tried once: {:?}", report.invocations);
+    assert_eq!(report.failures, 0);
+    let (_, state) = states(&host).remove(0);
+    assert_eq!(state["state"], "expired", "{state}");
+    assert!(state["reason"].as_str().unwrap().contains("24 hours"), "{state}");
+}
+
+#[tokio::test]
+async fn a_duplicate_job_running_at_the_same_time_archives_the_chunk_once() {
+    let acs = AcsServer::start(AcsOptions::default());
+    let host = archiving_host(&acs, &[]).await;
+    let event = event_of(&acs, "e1", &now(), &[("d0", 4_000_000)]);
+    acs.inject(
+        "d0",
+        FileKind::Content,
+        Fault::Slow {
+            delay_per_frame: std::time::Duration::from_millis(2),
+        },
+    );
+    // The same event twice (Event Grid's at-least-once): two jobs for one chunk, delivered together.
+    assert!(host.invoke(&event).await.succeeded());
+    assert!(host.invoke(&event).await.succeeded());
+    assert_eq!(host.queue_texts("recording-archive").len(), 2);
+    host.run_queues(|| false).await;
+    assert_archived(&host, &acs, "d0");
+    let files = walk(&host.data_dir().join("archive"));
+    assert_eq!(files.len(), 2, "one content and one metadata file: {files:?}");
+}
+
+#[tokio::test]
+async fn a_download_killed_midway_resumes_in_the_next_worker() {
+    let acs = AcsServer::start(AcsOptions::default());
+    let host = archiving_host(&acs, &[]).await;
+    let event = event_of(&acs, "e1", &now(), &[("d0", 8_000_000)]);
+    acs.inject(
+        "d0",
+        FileKind::Content,
+        Fault::Slow {
+            delay_per_frame: std::time::Duration::from_millis(5),
+        },
+    );
+    assert!(host.invoke(&event).await.succeeded());
+    let restart = async {
+        // Wait until the content is on its way, then have the host kill the worker (a restart, or a timeout).
+        loop {
+            let started = acs.requests().iter().any(|r| r.path.ends_with("/video"));
+            if started {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        host.restart().await;
+    };
+    let (report, ()) = tokio::join!(host.run_queues(|| false), restart);
+    assert!(report.failures >= 1, "the killed invocation failed");
+    assert_archived(&host, &acs, "d0");
+    let ranges: Vec<String> = acs
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/video"))
+        .filter_map(|r| r.range)
+        .collect();
+    assert_eq!(
+        ranges.len(),
+        1,
+        "the second attempt resumed after the kept bytes: {ranges:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_access_key_never_appears_in_any_output_even_at_trace_level() {
+    let acs = AcsServer::start(AcsOptions::default());
+    let host = archiving_host(&acs, &[("RUST_LOG", "trace")]).await;
+    let event = event_of(&acs, "e1", &now(), &[("d0", 10)]);
+    acs.inject("d0", FileKind::Content, Fault::Status(401));
+    assert!(host.invoke(&event).await.succeeded());
+    host.run_queues(|| false).await;
+    let output = host.output();
+    assert!(output.len() > 1000, "trace logging produced output");
+    let replies: String = host.function_log().into_iter().map(|(_, line)| line).collect();
+    for fragment in [
+        DEFAULT_ACCESS_KEY,
+        &DEFAULT_ACCESS_KEY[..16],
+        &DEFAULT_ACCESS_KEY[40..60],
+    ] {
+        assert!(
+            !output.contains(fragment) && !replies.contains(fragment),
+            "the access key leaked"
+        );
+    }
+}
+
+#[tokio::test]
+async fn event_grid_deliveries_and_queues_together_archive_every_chunk() {
+    let acs = AcsServer::start(AcsOptions::default());
+    let host = archiving_host(&acs, &[]).await;
+    let events: Vec<Value> = (0..4)
+        .map(|i| {
+            let id = format!("d{i}");
+            let urls = acs.add_chunk(&id, 50_000 + i);
+            recording_event(&format!("e{i}"), "call-1", "rec-1", &now(), &[chunk_at(i, &id, &urls)])
+        })
+        .collect();
+    EventGrid::new(&host).deliver_all(&events).await;
+    host.run_queues(|| false).await;
+    for i in 0..4 {
+        assert_archived(&host, &acs, &format!("d{i}"));
+    }
+}

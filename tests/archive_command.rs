@@ -1,0 +1,181 @@
+//! `handler archive` and archiving in `handler replay`: the way to archive on a machine with no Functions host, and
+//! to retry failed chunks.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use serde_json::{Value, json};
+use support::acs::{AcsOptions, AcsServer, DEFAULT_ACCESS_KEY, DEFAULT_ACS_HOST, Fault, FileKind};
+use support::events::{chunk_at, recording_event};
+use support::{documents, run_handler};
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// The settings that turn archival on against `acs`.
+fn archival(acs: &AcsServer) -> Vec<(String, String)> {
+    vec![
+        (
+            "AcsConnection".into(),
+            format!("endpoint=https://{DEFAULT_ACS_HOST}/;accesskey={DEFAULT_ACCESS_KEY}"),
+        ),
+        ("RECORDINGS_ARCHIVE_SOURCES".into(), acs.base_url()),
+    ]
+}
+
+fn run(dir: &std::path::Path, settings: &[(String, String)], args: &[&str]) -> (Option<i32>, String, String) {
+    let (status, stdout, stderr) = run_handler(dir, &support::str_pairs(settings), args);
+    (status.code(), stdout, stderr)
+}
+
+/// A file with one event of `call-1`/`rec-1` announcing these chunks, served by `acs`.
+fn event_file(dir: &std::path::Path, acs: &AcsServer, time: &str, chunks: &[&str]) -> String {
+    let chunks: Vec<Value> = chunks
+        .iter()
+        .enumerate()
+        .map(|(i, id)| chunk_at(i as u64, id, &acs.add_chunk(id, 20_000)))
+        .collect();
+    let path = dir.join("events.json");
+    std::fs::write(
+        &path,
+        json!([recording_event("e1", "call-1", "rec-1", time, &chunks)]).to_string(),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+fn chunk_states(dir: &std::path::Path) -> Vec<String> {
+    let docs = documents(&dir.join(".data"));
+    docs[0]["chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["archive"]["state"].as_str().unwrap_or("none").to_owned())
+        .collect()
+}
+
+#[test]
+fn replay_says_when_archival_is_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = support::project_root().join("samples/recording-file-status-updated.json");
+    let (code, stdout, _) = run(dir.path(), &[], &["replay", sample.to_str().unwrap()]);
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout.starts_with("archival is off: ACS deletes recording files 24 hours after the event"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn replay_archives_each_stored_chunk_inline_and_prints_where_its_files_landed() {
+    let dir = tempfile::tempdir().unwrap();
+    let acs = AcsServer::start(AcsOptions::default());
+    let file = event_file(dir.path(), &acs, &now(), &["d0", "d1"]);
+    let (code, stdout, stderr) = run(dir.path(), &archival(&acs), &["replay", &file]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("stored (created) in .data/recordings/call-1/rec-1.json"),
+        "{stdout}"
+    );
+    for chunk in ["d0", "d1"] {
+        assert!(
+            stdout.contains(&format!("  chunk {chunk}: archived: content in file://"))
+                && stdout.contains(&format!("/archive/call-1/rec-1/{chunk}.content.mp4 (20000 bytes)")),
+            "{stdout}"
+        );
+    }
+    assert!(
+        stdout
+            .trim_end()
+            .ends_with("2 chunk(s) archived, 0 already done, 0 expired, 0 failed, 0 not finished"),
+        "{stdout}"
+    );
+    assert_eq!(chunk_states(dir.path()), ["archived", "archived"]);
+    let content = dir.path().join(".data/archive/call-1/rec-1/d0.content.mp4");
+    assert_eq!(
+        support::acs::sha256_hex(std::fs::File::open(content).unwrap()),
+        acs.content_sha256_hex("d0")
+    );
+}
+
+#[test]
+fn archive_command_archives_what_replay_left_pending_and_then_has_nothing_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let acs = AcsServer::start(AcsOptions::default());
+    let file = event_file(dir.path(), &acs, &now(), &["d0", "d1"]);
+    let settings = archival(&acs);
+    let (code, stdout, _) = run(dir.path(), &settings, &["replay", "--no-archive", &file]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert_eq!(chunk_states(dir.path()), ["pending", "pending"]);
+    assert!(acs.requests().is_empty(), "--no-archive downloads nothing");
+
+    acs.inject("d1", FileKind::Metadata, Fault::Status(404));
+    let (code, stdout, stderr) = run(dir.path(), &settings, &["archive", "--call", "call-1"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("call-1/rec-1 chunk d0: archived: content in file://"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("call-1/rec-1 chunk d1: expired: ACS answered 404"),
+        "{stdout}"
+    );
+    assert_eq!(chunk_states(dir.path()), ["archived", "expired"]);
+
+    let (code, stdout, _) = run(dir.path(), &settings, &["archive"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout.starts_with("0 chunk(s) archived, 0 already done"),
+        "nothing left to do: {stdout}"
+    );
+    let (_, stdout, _) = run(dir.path(), &settings, &["archive", "--call", "another-call"]);
+    assert!(stdout.starts_with("0 chunk(s) archived"), "{stdout}");
+}
+
+#[test]
+fn archive_command_leaves_chunks_past_the_deadline_alone_and_fails_on_unfinished_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let acs = AcsServer::start(AcsOptions::default());
+    let old = (time::OffsetDateTime::now_utc() - time::Duration::days(3))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let file = event_file(dir.path(), &acs, &old, &["d0"]);
+    let settings = archival(&acs);
+    run(dir.path(), &settings, &["replay", "--no-archive", &file]);
+    let (code, stdout, _) = run(dir.path(), &settings, &["archive"]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(
+        stdout.contains("chunk d0: past ACS's 24-hour deadline; left as it is"),
+        "{stdout}"
+    );
+    assert!(acs.requests().is_empty());
+
+    let recent = tempfile::tempdir().unwrap();
+    let file = event_file(recent.path(), &acs, &now(), &["d9"]);
+    run(recent.path(), &settings, &["replay", "--no-archive", &file]);
+    for _ in 0..5 {
+        acs.inject("d9", FileKind::Metadata, Fault::Status(503));
+    }
+    let (code, stdout, _) = run(recent.path(), &settings, &["archive"]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.contains("chunk d9: not finished (run the command again): ACS answered 503"),
+        "{stdout}"
+    );
+    assert_eq!(
+        chunk_states(recent.path()),
+        ["pending"],
+        "still pending, for the next run"
+    );
+}
+
+#[test]
+fn archive_command_needs_archival_to_be_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = run(dir.path(), &[], &["archive"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("archival is off: set AcsConnection"), "{stderr}");
+}
