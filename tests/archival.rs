@@ -467,3 +467,53 @@ async fn event_grid_deliveries_and_queues_together_archive_every_chunk() {
         assert_archived(&host, &acs, &format!("d{i}"));
     }
 }
+
+#[tokio::test]
+async fn with_entra_id_the_apps_managed_identity_token_signs_the_downloads() {
+    let token = "entra-token-for-acs";
+    let acs = AcsServer::start(AcsOptions {
+        bearer_token: Some(token.to_owned()),
+        ..AcsOptions::default()
+    });
+    let identity = support::identity::IdentityEndpoint::start(token);
+    let mut settings = identity.settings();
+    settings.extend([
+        (
+            "AcsConnection__endpoint".to_owned(),
+            format!("https://{DEFAULT_ACS_HOST}/"),
+        ),
+        ("AcsConnection__credential".to_owned(), "managedidentity".to_owned()),
+        (
+            "AcsConnection__clientId".to_owned(),
+            "11111111-2222-3333-4444-555555555555".to_owned(),
+        ),
+        ("RECORDINGS_ARCHIVE_SOURCES".to_owned(), acs.base_url()),
+    ]);
+    let host = Host::start(&support::str_pairs(&settings)).await;
+    assert!(
+        host.invoke(&event_of(&acs, "e1", &now(), &[("d0", 1000)]))
+            .await
+            .succeeded()
+    );
+    let report = host.run_queues(|| false).await;
+    assert_eq!(report.failures, 0, "{:?}", report.invocations);
+    assert_archived(&host, &acs, "d0");
+    let asked = identity.requests();
+    assert!(!asked.is_empty());
+    assert!(asked.iter().all(|r| r.header_ok));
+    assert_eq!(
+        asked[0].resource.as_deref(),
+        Some("https://communication.azure.com/"),
+        "ACS's scope"
+    );
+    assert_eq!(
+        asked[0].client_id.as_deref(),
+        Some("11111111-2222-3333-4444-555555555555")
+    );
+    assert!(
+        acs.requests()
+            .iter()
+            .all(|r| r.has_authorization && r.x_ms_host.is_none()),
+        "a bearer token, no HMAC"
+    );
+}

@@ -331,3 +331,41 @@ async fn an_account_with_several_write_regions_is_used_when_allowed_with_a_warni
         host.output()
     );
 }
+
+#[tokio::test]
+async fn with_entra_id_the_apps_managed_identity_signs_in_to_cosmos() {
+    let target = CosmosTarget::start();
+    if !target.is_local() {
+        return; // a live account would need a real identity
+    }
+    let identity = support::identity::IdentityEndpoint::start("entra-token-for-cosmos");
+    let database = unique_database();
+    // The database and containers exist (made with the key); the handler signs in with its identity only.
+    target.store(&database).await;
+    let mut settings = identity.settings();
+    settings.extend([
+        (
+            "CosmosDbConnection__accountEndpoint".to_owned(),
+            target.endpoint.clone(),
+        ),
+        (
+            "CosmosDbConnection__credential".to_owned(),
+            "managedidentity".to_owned(),
+        ),
+        ("RECORDINGS_DATABASE".to_owned(), database.clone()),
+    ]);
+    settings.extend(support::cosmos::LOCAL_SERVER_ENV.map(|(k, v)| (k.to_owned(), v.to_owned())));
+    let host = Host::start(&support::str_pairs(&settings)).await;
+    let answer = host
+        .invoke(&recording_event("e1", "call-1", "rec-1", T1, &[chunk(0, "d0")]))
+        .await;
+    assert_eq!(answer.log(), "stored recording rec-1 of call call-1 (created)");
+    let asked = identity.requests();
+    assert!(!asked.is_empty() && asked.iter().all(|r| r.header_ok));
+    assert!(
+        asked
+            .iter()
+            .all(|r| r.resource.as_deref() == Some("https://cosmos.azure.com")),
+        "Cosmos DB's scope: {asked:?}"
+    );
+}

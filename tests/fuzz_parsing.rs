@@ -13,7 +13,7 @@ use acs_recording_handler::functions::RecordingEvent;
 use acs_recording_handler::functions::recording_event::TRIGGER;
 use acs_recording_handler::host::invocation;
 use acs_recording_handler::pipeline::{Outcome, Pipeline};
-use acs_recording_handler::recording::RecordingDocument;
+use acs_recording_handler::recording::{ArchivedFile, ChunkArchive, RecordingDocument};
 use acs_recording_handler::store::{EmbeddedStore, RecordingStore};
 use acs_recording_handler::subject::RecordingSubject;
 use proptest::prelude::*;
@@ -205,8 +205,11 @@ fn recording_events() -> impl Strategy<Value = Vec<RecordingDocument>> {
         prop::collection::vec(("d[0-3]", 0u64..4, prop::option::of("[ab]")), 0..4),
         prop::option::of("[xyz]"),
         prop::option::of(0u64..3),
+        // Archive states: stored with archival on, then results recorded for some chunks.
+        any::<bool>(),
+        prop::collection::vec(("d[0-3]", 0u8..4, 0u32..3, "[pq]"), 0..3),
     )
-        .prop_map(|(id, time, chunks, reason, duration)| {
+        .prop_map(|(id, time, chunks, reason, duration, archival, results)| {
             let chunks: Vec<Value> = chunks
                 .into_iter()
                 .map(|(document_id, index, end)| {
@@ -230,7 +233,30 @@ fn recording_events() -> impl Strategy<Value = Vec<RecordingDocument>> {
             if let Some(time) = time {
                 event["eventTime"] = json!(time);
             }
-            RecordingDocument::from_event(Event::parse(&event.to_string()).unwrap()).unwrap()
+            let mut document = RecordingDocument::from_event(Event::parse(&event.to_string()).unwrap()).unwrap();
+            if archival {
+                document = document.with_pending_archives();
+            }
+            for (chunk, state, attempts, variant) in results {
+                let file = |kind: &str| ArchivedFile {
+                    location: format!("file:///archive/{chunk}.{kind}.{variant}"),
+                    bytes: 3,
+                    sha256: variant.repeat(64),
+                };
+                let result = match state {
+                    0 => ChunkArchive::pending(),
+                    1 => ChunkArchive::failed(format!("gave up {variant}"), attempts),
+                    2 => ChunkArchive::expired(format!("404 {variant}"), attempts),
+                    _ => ChunkArchive::archived(
+                        file("mp4"),
+                        file("json"),
+                        format!("2026-11-28T00:00:0{attempts}Z"),
+                        attempts,
+                    ),
+                };
+                document.record_archive(&chunk, &result);
+            }
+            document
         });
     prop::collection::vec(one, 3)
 }

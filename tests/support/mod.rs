@@ -5,6 +5,7 @@
 //! - [`grid`]: Event Grid, delivering batches through the host's webhook at least once, with retries;
 //! - [`queues`]: the host's Storage Queues bindings: output messages, queue triggers, retries and poison queues;
 //! - [`cosmos`], [`proxy`]: the Cosmos DB test server, and a proxy to cut, black-hole or slow a connection;
+//! - [`acs`], [`identity`]: ACS's recording storage, and a managed identity endpoint for Microsoft Entra ID;
 //! - [`acs`]: ACS recording storage (signed downloads and deletes, faults on demand) and a trap for foreign hosts;
 //! - [`events`], [`contract`], [`rng`], [`ports`]: real-shaped events, the store contract, seeded randomness, ports.
 #![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -17,6 +18,7 @@ pub mod envelope;
 pub mod events;
 pub mod grid;
 pub mod host;
+pub mod identity;
 pub mod ports;
 pub mod proxy;
 pub mod queues;
