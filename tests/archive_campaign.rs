@@ -278,7 +278,7 @@ async fn campaign(store: &str, store_settings: &[(&str, &str)], cosmos: Option<(
     let (grid_report, queue_report, ()) =
         tokio::time::timeout(DEADLINE, async { tokio::join!(deliver, archive, chaos) })
             .await
-            .expect("the campaign ended within its deadline");
+            .unwrap_or_else(|_| panic!("the campaign overran its deadline:\n{}", host.diagnosis()));
 
     let stored = match cosmos {
         Some((target, database)) => {

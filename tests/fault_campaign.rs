@@ -228,7 +228,7 @@ async fn embedded_store_loses_nothing_through_crashes_duplicates_and_disorder() 
         tokio::join!(run, chaos_kills(&host, chaos_seed, &done, &restarts, (100, 400)))
     })
     .await
-    .expect("the campaign ended within its deadline");
+    .unwrap_or_else(|_| panic!("the campaign overran its deadline:\n{}", host.diagnosis()));
 
     let data = host.data_dir();
     // Every file must be a whole, valid document (json_files fails on a torn one); temporary files aside.
@@ -308,7 +308,7 @@ async fn cosmos_store_loses_nothing_through_faults_crashes_duplicates_and_disord
         )
     })
     .await
-    .expect("the campaign ended within its deadline");
+    .unwrap_or_else(|_| panic!("the campaign overran its deadline:\n{}", host.diagnosis()));
     let injected = target
         .faults(json!({"throttle": 0, "unavailable": 0, "timeout": 0, "lostResponse": 0}))
         .await;

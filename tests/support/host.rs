@@ -462,6 +462,28 @@ impl Host {
         }
     }
 
+    /// What a test that went wrong should print: the worker's state and the end of its output.
+    pub fn diagnosis(&self) -> String {
+        let state = self.shared.state.lock().unwrap();
+        let summary = format!(
+            "phase {:?}, {} worker(s) started, exits {:?}, {} error(s) in the window, {} host restart(s), {} timeout(s)",
+            state.phase,
+            state.started,
+            state.exits.iter().map(|(w, s)| (w, s.code())).collect::<Vec<_>>(),
+            state.errors.len(),
+            state.host_restarts,
+            state.timeouts
+        );
+        drop(state);
+        let logs = self.logs();
+        let tail: Vec<String> = logs
+            .iter()
+            .skip(logs.len().saturating_sub(60))
+            .map(|l| format!("[{} {:?}] {}", l.worker, l.level, l.text))
+            .collect();
+        format!("{summary}\n{}", tail.join("\n"))
+    }
+
     /// Every line the workers wrote so far, classified.
     pub fn logs(&self) -> Vec<LogLine> {
         self.shared.logs.lock().unwrap().clone()

@@ -1,0 +1,298 @@
+//! Archiving one large chunk, measured: the handler's `handler archive` against a bare streaming copy of the same
+//! bytes from the same ACS test server in the same run, and the handler's peak memory while it copies.
+//!
+//! `cargo bench --bench archive` serves chunks of each size from the ACS test server (`tests/support/acs.rs`, in
+//! this process), then for each size and round: copies the chunk with a bare signed GET streamed to a file and
+//! flushed to disk (the floor: network, copy and disk, nothing else), and archives it with the handler — metadata,
+//! content, SHA-256, the flushed and renamed file, the document updated — timing the command and reading its peak RSS
+//! (`VmHWM`) from `/proc` as it runs. It prints a table, and writes `target/perf/archive.csv` and
+//! `target/perf/archive.svg`.
+//!
+//! Settings: `ARCHIVE_SIZES` in MiB (`256,1024`), `ARCHIVE_ROUNDS` (3).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::StreamExt;
+use serde_json::json;
+use support::acs::{AcsOptions, AcsServer, DEFAULT_ACCESS_KEY, DEFAULT_ACS_HOST, hmac_headers};
+use support::events::{chunk_at, recording_event};
+
+const MIB: u64 = 1024 * 1024;
+
+struct Point {
+    size_mib: u64,
+    round: usize,
+    bare_mib_s: f64,
+    handler_mib_s: f64,
+    handler_peak_rss_mib: f64,
+    requests: usize,
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("archive: run with `cargo bench --bench archive`");
+        return;
+    }
+    let sizes: Vec<u64> = std::env::var("ARCHIVE_SIZES")
+        .unwrap_or_else(|_| "256,1024".to_owned())
+        .split(',')
+        .map(|s| s.trim().parse().expect("sizes in MiB"))
+        .collect();
+    let rounds: usize = std::env::var("ARCHIVE_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let acs = AcsServer::start(AcsOptions::default());
+    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/perf");
+    std::fs::create_dir_all(&out).unwrap();
+
+    let mut points = Vec::new();
+    for round in 1..=rounds {
+        for &size_mib in &sizes {
+            let id = format!("bench-{size_mib}-{round}");
+            let urls = acs.add_chunk(&id, size_mib * MIB);
+            // The server computes the hash once; not part of either measurement.
+            let expected = acs.content_sha256_hex(&id);
+            let bare = runtime.block_on(bare_copy(&urls.content, size_mib * MIB));
+            let before = acs.requests().len();
+            let (handler, peak_rss) = handler_archive(&acs, &id, &urls, &expected);
+            let requests = acs.requests().len() - before;
+            let point = Point {
+                size_mib,
+                round,
+                bare_mib_s: size_mib as f64 / bare.as_secs_f64(),
+                handler_mib_s: size_mib as f64 / handler.as_secs_f64(),
+                handler_peak_rss_mib: peak_rss as f64 / 1024.0,
+                requests,
+            };
+            println!(
+                "{size_mib:>5} MiB round {round}: bare copy {:>7.1} MiB/s, handler {:>7.1} MiB/s ({:.2}×), peak RSS {:.1} MiB, {} requests",
+                point.bare_mib_s,
+                point.handler_mib_s,
+                point.handler_mib_s / point.bare_mib_s,
+                point.handler_peak_rss_mib,
+                point.requests
+            );
+            points.push(point);
+        }
+    }
+
+    let mut csv = String::from("size_mib,round,bare_mib_s,handler_mib_s,ratio,handler_peak_rss_mib,requests\n");
+    for p in &points {
+        writeln!(
+            csv,
+            "{},{},{:.1},{:.1},{:.3},{:.1},{}",
+            p.size_mib,
+            p.round,
+            p.bare_mib_s,
+            p.handler_mib_s,
+            p.handler_mib_s / p.bare_mib_s,
+            p.handler_peak_rss_mib,
+            p.requests
+        )
+        .unwrap();
+    }
+    std::fs::write(out.join("archive.csv"), &csv).unwrap();
+    let mut summary = String::from(
+        "\n| Size | bare copy (MiB/s) | handler (MiB/s) | ratio | handler peak RSS |\n|---:|---:|---:|---:|---:|\n",
+    );
+    for &size_mib in &sizes {
+        let of_size: Vec<&Point> = points.iter().filter(|p| p.size_mib == size_mib).collect();
+        let median = |f: &dyn Fn(&Point) -> f64| {
+            let mut values: Vec<f64> = of_size.iter().map(|p| f(p)).collect();
+            values.sort_by(f64::total_cmp);
+            values[values.len() / 2]
+        };
+        writeln!(
+            summary,
+            "| {size_mib} MiB | {:.0} | {:.0} | {:.2}× | {:.1} MiB |",
+            median(&|p| p.bare_mib_s),
+            median(&|p| p.handler_mib_s),
+            median(&|p| p.handler_mib_s / p.bare_mib_s),
+            of_size.iter().map(|p| p.handler_peak_rss_mib).fold(0.0, f64::max)
+        )
+        .unwrap();
+    }
+    println!("{summary}(medians of {rounds} rounds; peak RSS is the largest seen)");
+    std::fs::write(out.join("archive.svg"), plot(&points, &sizes)).unwrap();
+    println!(
+        "wrote {} and {}",
+        out.join("archive.csv").display(),
+        out.join("archive.svg").display()
+    );
+}
+
+/// The floor: the same bytes, signed GET, streamed to a file and flushed to disk.
+async fn bare_copy(url: &str, bytes: u64) -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("copy");
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let mut request = client.get(url);
+    for (name, value) in hmac_headers(&AcsOptions::default(), "GET", url, b"", SystemTime::now()) {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.unwrap();
+    assert!(response.status().is_success());
+    let mut file = std::io::BufWriter::with_capacity(1024 * 1024, std::fs::File::create(&path).unwrap());
+    let mut body = response.bytes_stream();
+    let mut received = 0u64;
+    while let Some(piece) = body.next().await {
+        let piece = piece.unwrap();
+        received += piece.len() as u64;
+        file.write_all(&piece).unwrap();
+    }
+    file.into_inner().unwrap().sync_all().unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(received, bytes);
+    elapsed
+}
+
+/// Archives the chunk with the handler (`replay --no-archive`, then the timed `archive`); returns the archive
+/// command's time and its peak RSS in KiB, after checking the archived file's hash.
+fn handler_archive(acs: &AcsServer, id: &str, urls: &support::acs::ChunkUrls, expected: &str) -> (Duration, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let event = recording_event("e1", "call-1", "rec-1", &now, &[chunk_at(0, id, urls)]);
+    std::fs::write(dir.path().join("event.json"), json!([event]).to_string()).unwrap();
+    let connection = format!("endpoint=https://{DEFAULT_ACS_HOST}/;accesskey={DEFAULT_ACCESS_KEY}");
+    let env = [
+        ("AcsConnection", connection.as_str()),
+        ("RECORDINGS_ARCHIVE_SOURCES", &acs.base_url()),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    let run = |args: &[&str]| {
+        Command::new(handler_executable())
+            .args(args)
+            .current_dir(dir.path())
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap()
+    };
+    assert!(run(&["replay", "--no-archive", "event.json"]).wait().unwrap().success());
+    let started = Instant::now();
+    let mut child = run(&["archive"]);
+    let mut peak = 0;
+    let status = loop {
+        peak = peak.max(peak_rss_kib(child.id()));
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let elapsed = started.elapsed();
+    assert!(status.success(), "handler archive failed");
+    let archived = dir.path().join(format!(".data/archive/call-1/rec-1/{id}.content.mp4"));
+    assert_eq!(
+        support::acs::sha256_hex(std::fs::File::open(&archived).unwrap()),
+        expected
+    );
+    (elapsed, peak)
+}
+
+fn handler_executable() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_handler"))
+}
+
+/// The peak resident set (`VmHWM`) of a running process, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// One bar series: its label, colour and value.
+type Series = (&'static str, &'static str, fn(&Point) -> f64);
+
+/// Two panels of bars per size: throughput (bare copy beside the handler) and the handler's peak RSS.
+fn plot(points: &[Point], sizes: &[u64]) -> String {
+    let median = |size: u64, f: fn(&Point) -> f64| {
+        let mut values: Vec<f64> = points.iter().filter(|p| p.size_mib == size).map(f).collect();
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let (width, height, top, bottom) = (760.0, 340.0, 50.0, 270.0);
+    let mut svg = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12" fill="#222"><rect width="{width}" height="{height}" fill="white"/>"##
+    );
+    let panels: [(&str, &str, Vec<Series>); 2] = [
+        (
+            "Archiving throughput (MiB/s)",
+            "",
+            vec![
+                ("bare streaming copy", "#7f7f7f", |p| p.bare_mib_s),
+                ("handler archive", "#1f77b4", |p| p.handler_mib_s),
+            ],
+        ),
+        (
+            "Handler peak RSS (MiB)",
+            "target 64 MiB",
+            vec![("peak RSS", "#ff7f0e", |p| p.handler_peak_rss_mib)],
+        ),
+    ];
+    for (i, (title, note, series)) in panels.iter().enumerate() {
+        let x0 = 60.0 + i as f64 * 370.0;
+        let max = sizes
+            .iter()
+            .flat_map(|s| series.iter().map(move |(_, _, f)| median(*s, *f)))
+            .fold(if note.is_empty() { 1.0 } else { 64.0 }, f64::max)
+            * 1.15;
+        let to_y = |v: f64| bottom - v / max * (bottom - top);
+        write!(
+            svg,
+            r#"<text x="{}" y="28" text-anchor="middle" font-size="15" font-weight="bold">{title}</text>"#,
+            x0 + 150.0
+        )
+        .unwrap();
+        write!(
+            svg,
+            r##"<polyline points="{x0},{top} {x0},{bottom} {},{bottom}" fill="none" stroke="#333"/>"##,
+            x0 + 300.0
+        )
+        .unwrap();
+        if !note.is_empty() {
+            let y = to_y(64.0);
+            write!(svg, r##"<line x1="{x0}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#d62728" stroke-dasharray="6 4"/><text x="{}" y="{:.1}" fill="#d62728" text-anchor="end">{note}</text>"##, x0 + 300.0, x0 + 298.0, y - 4.0).unwrap();
+        }
+        let group = 300.0 / sizes.len() as f64;
+        let bar = (group - 30.0) / series.len() as f64;
+        for (g, size) in sizes.iter().enumerate() {
+            let gx = x0 + 15.0 + g as f64 * group;
+            for (b, (_, colour, f)) in series.iter().enumerate() {
+                let v = median(*size, *f);
+                let (x, y) = (gx + b as f64 * bar, to_y(v));
+                write!(svg, r#"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{colour}"/><text x="{:.1}" y="{:.1}" text-anchor="middle">{v:.0}</text>"#, bar - 4.0, bottom - y, x + bar / 2.0 - 2.0, y - 4.0).unwrap();
+            }
+            write!(
+                svg,
+                r#"<text x="{:.1}" y="{}" text-anchor="middle">{size} MiB</text>"#,
+                gx + (group - 30.0) / 2.0,
+                bottom + 18.0
+            )
+            .unwrap();
+        }
+        for (b, (label, colour, _)) in series.iter().enumerate() {
+            let ly = bottom + 40.0 + b as f64 * 16.0;
+            write!(svg, r#"<rect x="{x0}" y="{:.1}" width="12" height="10" fill="{colour}"/><text x="{}" y="{ly:.1}">{label}</text>"#, ly - 9.0, x0 + 18.0).unwrap();
+        }
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
