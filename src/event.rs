@@ -35,6 +35,13 @@ impl EventTime {
     }
 }
 
+impl EventTime {
+    /// The instant an RFC 3339 time names, without a copy of its text.
+    pub fn instant(text: &str) -> Option<OffsetDateTime> {
+        OffsetDateTime::parse(text, &Rfc3339).ok()
+    }
+}
+
 impl Ord for EventTime {
     /// Orders by instant; two spellings of one instant are ordered by their text so that the order is total.
     fn cmp(&self, other: &Self) -> Ordering {
@@ -77,9 +84,9 @@ pub enum EventError {
     NoType,
 }
 
-/// Both schemas' fields; which ones are present tells the schema.
+/// Both schemas' fields, as they arrive; which ones are present tells the schema.
 #[derive(Deserialize)]
-struct WireEvent {
+pub struct WireEvent {
     id: Option<String>,
     #[serde(rename = "eventType")]
     event_type: Option<String>,
@@ -98,6 +105,11 @@ struct WireEvent {
 impl Event {
     pub fn parse(json: &str) -> Result<Self, EventError> {
         let wire: WireEvent = serde_json::from_str(json).map_err(|e| EventError::Malformed(e.to_string()))?;
+        Self::from_wire(wire)
+    }
+
+    /// The event in its fields as deserialized (from the text, or straight out of an envelope).
+    pub fn from_wire(wire: WireEvent) -> Result<Self, EventError> {
         let schema = if wire.specversion.is_some() {
             Schema::CloudEvents
         } else {

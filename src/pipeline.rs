@@ -4,6 +4,7 @@
 //! Anything that can never be processed is quarantined (and acknowledged); only a store failure is an error, and
 //! every such error means "not kept, deliver again".
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -112,10 +113,19 @@ impl Pipeline {
 
     /// Processes one event's JSON text, in either schema.
     pub async fn process_event(&self, json: &str) -> Result<Outcome, StoreError> {
-        let event = match Event::parse(json) {
-            Ok(event) => event,
-            Err(error) => return self.quarantine(json.as_bytes(), error.to_string()).await,
-        };
+        match Event::parse(json) {
+            Ok(event) => self.process(event, &|| Cow::Borrowed(json)).await,
+            Err(error) => self.quarantine(json.as_bytes(), error.to_string()).await,
+        }
+    }
+
+    /// Processes an event already read; `text` gives its JSON when it must be quarantined (only then, so that the
+    /// common path never copies it).
+    pub async fn process<'t>(
+        &self,
+        event: Event,
+        text: &(dyn Fn() -> Cow<'t, str> + Sync),
+    ) -> Result<Outcome, StoreError> {
         let span = tracing::Span::current();
         span.record("event_id", event.id.as_str());
         if let Some(allowed) = &self.allowed_sources {
@@ -127,7 +137,7 @@ impl Pipeline {
                 Some(_) => None,
             };
             if let Some(reason) = reason {
-                return self.quarantine(json.as_bytes(), reason).await;
+                return self.quarantine(text().as_bytes(), reason).await;
             }
         }
         if !event.event_type.eq_ignore_ascii_case(RECORDING_EVENT_TYPE) {
@@ -142,7 +152,7 @@ impl Pipeline {
         let document = match RecordingDocument::from_event(event) {
             Ok(document) if self.archival => document.with_pending_archives(),
             Ok(document) => document,
-            Err(error) => return self.quarantine(json.as_bytes(), error.to_string()).await,
+            Err(error) => return self.quarantine(text().as_bytes(), error.to_string()).await,
         };
         span.record("recording_id", document.id.as_str());
         let (call_id, id) = (document.call_id.clone(), document.id.clone());
@@ -151,7 +161,7 @@ impl Pipeline {
             Ok(merged) => merged,
             Err(StoreError::Refused(reason)) => {
                 let reason = format!("the store refuses the recording document: {reason}");
-                return self.quarantine(json.as_bytes(), reason).await;
+                return self.quarantine(text().as_bytes(), reason).await;
             }
             Err(e) => return Err(e),
         };

@@ -45,19 +45,31 @@ impl RecordingSubject {
             recording_id: None,
             call_connection_id: None,
         };
-        // Where each known key starts (as `key/` at the start or `/key/` further on), in order of position.
-        let pairs_with_slash = format!("/{pairs}");
-        let lower = pairs_with_slash.to_ascii_lowercase();
+        // Where each known key starts: a segment equal to the key (in any case) and followed by another, in order of
+        // position. A key's segment right after its own match is a value, not a key (`recordingId/recordingId/x`).
         let mut starts: Vec<(usize, &str)> = Vec::new();
         for key in KEYS {
-            let marker = format!("/{}/", key.to_ascii_lowercase());
-            starts.extend(lower.match_indices(&marker).map(|(at, _)| (at, key)));
+            let (mut offset, mut after_match) = (0, false);
+            let mut segments = pairs.split('/').peekable();
+            while let Some(segment) = segments.next() {
+                let at = offset;
+                offset += segment.len() + 1;
+                if std::mem::take(&mut after_match) {
+                    continue;
+                }
+                if segments.peek().is_some() && segment.eq_ignore_ascii_case(key) {
+                    starts.push((at, key));
+                    after_match = true;
+                }
+            }
         }
         starts.sort_unstable();
         for (i, (at, key)) in starts.iter().enumerate() {
-            let value_start = at + key.len() + 2;
-            let value_end = starts.get(i + 1).map_or(pairs_with_slash.len(), |(next, _)| *next);
-            let Some(value) = pairs_with_slash.get(value_start..value_end.max(value_start)) else {
+            let value_start = at + key.len() + 1;
+            let value_end = starts
+                .get(i + 1)
+                .map_or(pairs.len(), |(next, _)| next.saturating_sub(1));
+            let Some(value) = pairs.get(value_start..value_end.max(value_start)) else {
                 continue;
             };
             let slot = match *key {
@@ -152,6 +164,58 @@ mod tests {
                 .as_deref(),
             Some("a")
         );
+    }
+
+    /// The first implementation, kept to check the current one against: it searched a lower-cased copy for
+    /// `/key/` markers.
+    fn parse_by_markers(subject: &str) -> Option<RecordingSubject> {
+        let parsed = RecordingSubject::parse(subject).ok()?;
+        let rest = subject.strip_prefix('/').unwrap_or(subject);
+        let after_call = rest.splitn(3, '/').nth(2).unwrap_or_default();
+        let pairs = after_call.split_once('/').map_or("", |(_, pairs)| pairs);
+        let pairs_with_slash = format!("/{pairs}");
+        let lower = pairs_with_slash.to_ascii_lowercase();
+        let mut starts: Vec<(usize, &str)> = Vec::new();
+        for key in KEYS {
+            let marker = format!("/{}/", key.to_ascii_lowercase());
+            starts.extend(lower.match_indices(&marker).map(|(at, _)| (at, key)));
+        }
+        starts.sort_unstable();
+        let mut old = RecordingSubject {
+            server_call_id: None,
+            recording_id: None,
+            call_connection_id: None,
+            ..parsed
+        };
+        for (i, (at, key)) in starts.iter().enumerate() {
+            let value_start = at + key.len() + 2;
+            let value_end = starts.get(i + 1).map_or(pairs_with_slash.len(), |(next, _)| *next);
+            let Some(value) = pairs_with_slash.get(value_start..value_end.max(value_start)) else {
+                continue;
+            };
+            let slot = match *key {
+                "serverCallId" => &mut old.server_call_id,
+                "recordingId" => &mut old.recording_id,
+                _ => &mut old.call_connection_id,
+            };
+            if slot.is_none() && !value.is_empty() {
+                *slot = Some(value.to_owned());
+            }
+        }
+        Some(old)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn segments_are_read_as_the_marker_search_read_them(
+            segments in proptest::collection::vec(
+                "recordingId|RECORDINGID|serverCallId|callconnectionid|x|a=|abc==|",
+                0..8,
+            )
+        ) {
+            let subject = format!("/recording/call/c/{}", segments.join("/"));
+            proptest::prop_assert_eq!(RecordingSubject::parse(&subject).ok(), parse_by_markers(&subject));
+        }
     }
 
     #[test]

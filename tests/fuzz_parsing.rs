@@ -271,7 +271,13 @@ proptest! {
         prop_assert_eq!(a.clone().merge(b.clone()).merge(c.clone()), a.clone().merge(b.clone().merge(c.clone())));
         prop_assert_eq!(a.clone().merge(a.clone()), a.clone());
         let ab = a.clone().merge(b.clone());
-        prop_assert_eq!(ab.clone().merge(b), ab);
+        prop_assert_eq!(ab.clone().merge(b.clone()), ab.clone());
+        // The in-place merge says whether it changed the document, exactly: stores write only then.
+        for (x, y) in [(&a, &b), (&ab, &b), (&ab, &c), (&c, &ab)] {
+            let mut merged = x.clone();
+            let changed = merged.merge_from(y.clone());
+            prop_assert_eq!(changed, merged != *x, "changed flag for {:?} into {:?}", y.event_ids, x.event_ids);
+        }
     }
 }
 

@@ -99,7 +99,11 @@ pub fn run(url: &str, script: &Path, bodies: &Path, threads: usize, connections:
         .output()
         .expect("run wrk");
     let report = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(output.status.success(), "wrk failed:\n{report}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "wrk failed:\n{report}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     parse(&report)
 }
 

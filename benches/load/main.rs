@@ -125,7 +125,10 @@ fn main() {
             if target == "floor" {
                 floor_at.insert(concurrency, run.throughput);
             } else if let Some(floor) = floor_at.get(&concurrency) {
-                ratios.push(format!("{target} at {concurrency}: {:.2}× the floor", run.throughput / floor));
+                ratios.push(format!(
+                    "{target} at {concurrency}: {:.2}× the floor",
+                    run.throughput / floor
+                ));
             }
         }
         let (now_kib, peak_kib) = server.rss_kib();

@@ -29,4 +29,3 @@ pub fn plot(out: &Path, caption: &str) {
         println!("no plot: python3 scripts/plot_performance.py did not run");
     }
 }
-

@@ -158,7 +158,6 @@ fn first_answer(port: u16, limit: Duration) -> Option<()> {
     None
 }
 
-
 /// The HTTP floor: a bare hyper server that reads each request's body and answers with the host's reply, fixed.
 pub mod floor {
     use std::convert::Infallible;

@@ -3,6 +3,7 @@
 //! chunk of the event not archived yet, for the host to queue — again on a redelivery, since the host writes outputs
 //! only after a successful reply, and a job lost with a failed one is made again by the next.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -10,8 +11,9 @@ use serde_json::Value;
 
 use super::{Function, FunctionError};
 use crate::archive::ArchiveJob;
+use crate::event::{Event, WireEvent};
 use crate::host::InvocationReply;
-use crate::host::invocation::{self, binding_object};
+use crate::host::invocation::{self, binding_object, parse_binding};
 use crate::pipeline::{Outcome, Pipeline};
 use crate::store::StoreError;
 
@@ -38,6 +40,12 @@ impl RecordingEvent {
     /// What becomes of one invocation body: the event it carries processed, or the body quarantined when it
     /// carries none that can be read.
     pub async fn handle(&self, body: &[u8]) -> Result<Outcome, StoreError> {
+        // The common case, an event object, is read in the one pass over the envelope; anything else (an event
+        // given as a string, a body that is not an invocation) takes the path that keeps its text for quarantine.
+        if let Some(event) = parse_binding::<WireEvent>(body, TRIGGER).and_then(|wire| Event::from_wire(wire).ok()) {
+            let text = || binding_object(body, TRIGGER).unwrap_or(Cow::Borrowed(""));
+            return self.pipeline.process(event, &text).await;
+        }
         match binding_object(body, TRIGGER) {
             Ok(event) => self.pipeline.process_event(&event).await,
             Err(error) => {

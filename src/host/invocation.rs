@@ -5,7 +5,9 @@
 //! "ReturnValue": null}`. Nothing here knows what a function does with its inputs.
 
 use std::borrow::Cow;
+use std::marker::PhantomData;
 
+use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -44,6 +46,108 @@ pub fn binding_value<'a>(body: &'a [u8], binding: &'static str) -> Result<&'a Ra
         .copied()
         .flatten()
         .ok_or(InvocationError::NoBinding(binding))
+}
+
+/// Deserializes the object bound to `binding` straight out of the body, in the one pass over it that reading the
+/// envelope takes. `None` when the body is not an invocation with that binding, or the value does not deserialize
+/// as `T` (a JSON string holding the object, say); [`binding_object`] then gives the text to look at.
+pub fn parse_binding<T: DeserializeOwned>(body: &[u8], binding: &str) -> Option<T> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let found = Envelope::<T> {
+        binding,
+        found: PhantomData,
+    }
+    .deserialize(&mut deserializer)
+    .ok()?;
+    deserializer.end().ok()?;
+    found
+}
+
+/// A map key, borrowed from the body unless it holds escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(key)))
+            }
+            fn visit_str<E>(self, key: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(key.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// The envelope: `Data` (read with [`DataSeed`]) found, everything else skipped; the last `Data` counts.
+struct Envelope<'b, T> {
+    binding: &'b str,
+    found: PhantomData<T>,
+}
+
+impl<'de, T: DeserializeOwned> DeserializeSeed<'de> for Envelope<'_, T> {
+    type Value = Option<T>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<T>, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, T: DeserializeOwned> Visitor<'de> for Envelope<'_, T> {
+    type Value = Option<T>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an invocation object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<T>, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            if key.0 == "Data" {
+                found = map.next_value_seed(DataSeed::<T> {
+                    binding: self.binding,
+                    found: PhantomData,
+                })?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// `Data`: the binding's value deserialized, every other binding skipped; the last of a repeated binding counts.
+struct DataSeed<'b, T> {
+    binding: &'b str,
+    found: PhantomData<T>,
+}
+
+impl<'de, T: DeserializeOwned> DeserializeSeed<'de> for DataSeed<'_, T> {
+    type Value = Option<T>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<T>, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, T: DeserializeOwned> Visitor<'de> for DataSeed<'_, T> {
+    type Value = Option<T>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the invocation's Data object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<T>, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            if key.0 == self.binding {
+                found = Some(map.next_value::<T>()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
 }
 
 /// What to keep of a body that holds no usable input: its `Data`, without the host's per-delivery `Metadata`
@@ -155,6 +259,35 @@ mod tests {
             refused(invalid_utf8),
             Err(InvocationError::NotAnInvocation(_))
         ));
+    }
+
+    #[test]
+    fn a_bound_object_is_read_in_the_envelope_pass_as_its_text_would_be() {
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct Event {
+            id: String,
+            data: serde_json::Value,
+        }
+        let body = body(EVENT);
+        let direct: Option<Event> = parse_binding(body.as_bytes(), BINDING);
+        let from_text: Event = serde_json::from_str(&binding_object(body.as_bytes(), BINDING).unwrap()).unwrap();
+        assert_eq!(direct, Some(from_text));
+        let quoted = self::body(&serde_json::to_string(EVENT).unwrap());
+        assert_eq!(
+            parse_binding::<Event>(quoted.as_bytes(), BINDING),
+            None,
+            "a string holding it: the slow path"
+        );
+        for refused in [
+            &b"not json"[..],
+            b"{}",
+            br#"{"Data":{}}"#,
+            br#"{"Data":{"eventGridEvent":{"id":1}}}"#,
+        ] {
+            assert_eq!(parse_binding::<Event>(refused, BINDING), None);
+        }
+        let escaped = br#"{"Data":{"eventGridEvent":{"id":"e1","data":1}}}"#;
+        assert_eq!(parse_binding::<Event>(escaped, BINDING).unwrap().id, "e1");
     }
 
     #[test]

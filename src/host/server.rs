@@ -13,7 +13,7 @@ use std::sync::Arc;
 use bytes::Buf;
 use futures_util::{Stream, StreamExt};
 use tokio::net::TcpListener;
-use tracing::{Instrument, error, info_span, warn};
+use tracing::{Instrument, debug_span, error, warn};
 use warp::Filter;
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
@@ -76,15 +76,18 @@ pub fn routes(
                 let Some(function) = function else {
                     return Err(warp::reject::not_found());
                 };
-                let span = info_span!(
+                let invocation_id = invocation_id.unwrap_or_default();
+                // At `debug` only: a span costs its fields' formatting on every invocation, and the lines logged
+                // at the default level (warnings and errors) name the function and invocation themselves.
+                let span = debug_span!(
                     "invocation",
                     function = function.name(),
-                    invocation_id = invocation_id.as_deref().unwrap_or("-"),
+                    invocation_id = invocation_id.as_str(),
                     event_id = tracing::field::Empty,
                     recording_id = tracing::field::Empty,
                     chunk_id = tracing::field::Empty,
                 );
-                Ok(invoke(function.as_ref(), body).instrument(span).await)
+                Ok(invoke(function.as_ref(), &invocation_id, body).instrument(span).await)
             }
         });
     ready
@@ -94,11 +97,18 @@ pub fn routes(
         .unify()
 }
 
-async fn invoke(function: &dyn Function, body: impl Stream<Item = Result<impl Buf, warp::Error>>) -> Response {
+async fn invoke(
+    function: &dyn Function,
+    invocation_id: &str,
+    body: impl Stream<Item = Result<impl Buf, warp::Error>>,
+) -> Response {
+    let name = function.name();
     let body = match read_limited(body, MAX_BODY_BYTES).await {
         Ok(body) => body,
         Err(BodyError::TooLarge) => {
             error!(
+                function = name,
+                invocation_id,
                 limit = MAX_BODY_BYTES,
                 "invocation body is larger than the limit; refused, so the trigger retries and then gives it up"
             );
@@ -108,7 +118,7 @@ async fn invoke(function: &dyn Function, body: impl Stream<Item = Result<impl Bu
             );
         }
         Err(BodyError::Read(e)) => {
-            warn!(error = %e, "could not read the invocation body");
+            warn!(function = name, invocation_id, error = %e, "could not read the invocation body");
             return reply(StatusCode::BAD_REQUEST, "failed: the invocation body could not be read");
         }
     };
@@ -121,9 +131,14 @@ async fn invoke(function: &dyn Function, body: impl Stream<Item = Result<impl Bu
         Err(e) => {
             let cause = error_chain(&e);
             if e.needs_operator() {
-                error!(error = %cause, "invocation failed and needs an operator; its trigger will retry it");
+                error!(
+                    function = name,
+                    invocation_id,
+                    error = %cause,
+                    "invocation failed and needs an operator; its trigger will retry it"
+                );
             } else {
-                error!(error = %cause, "invocation failed; its trigger will retry it");
+                error!(function = name, invocation_id, error = %cause, "invocation failed; its trigger will retry it");
             }
             reply(StatusCode::SERVICE_UNAVAILABLE, "failed: retry later")
         }

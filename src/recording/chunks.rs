@@ -1,53 +1,111 @@
 //! The union of two chunk lists: one chunk per `documentId`, the fields of each chunk united, ordered by `index`.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
 use super::archive;
 use super::field_times::canonical;
 
-/// The union of two chunk lists: one chunk per `documentId` (chunks without one are kept as they are, once each),
+/// Chunk lists longer than this are searched through an index rather than one by one.
+const INDEXED_FROM: usize = 32;
+
+type Chunk = Map<String, Value>;
+
+fn document_id(chunk: &Chunk) -> Option<&str> {
+    match chunk.get("documentId") {
+        Some(Value::String(id)) => Some(id),
+        _ => None,
+    }
+}
+
+/// Merges `theirs` into `ours`: one chunk per `documentId` (chunks without one are kept as they are, once each),
 /// fields of the same chunk united — where two announcements disagree on a field the greater JSON value wins, and
-/// the `archive` field follows its own merge ([`archive::merge`]) — ordered by `index` then `documentId`.
-pub(super) fn merge_chunks(ours: Vec<Map<String, Value>>, theirs: Vec<Map<String, Value>>) -> Vec<Map<String, Value>> {
-    let mut by_key: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
-    for chunk in ours.into_iter().chain(theirs) {
-        let key = match chunk.get("documentId") {
-            Some(Value::String(id)) => format!("id:{id}"),
-            _ => format!("anonymous:{}", canonical(&chunk)),
+/// the `archive` field follows its own merge ([`archive::merge`]) — ordered by `index` then `documentId`. Returns
+/// whether `ours` changed.
+pub(super) fn merge_chunks(ours: &mut Vec<Chunk>, theirs: Vec<Chunk>) -> bool {
+    let mut index: Option<HashMap<String, usize>> = None;
+    let (mut changed, mut reorder) = (false, false);
+    for chunk in theirs {
+        if index.is_none() && ours.len() >= INDEXED_FROM {
+            index = Some(
+                ours.iter()
+                    .enumerate()
+                    .filter_map(|(i, c)| document_id(c).map(|id| (id.to_owned(), i)))
+                    .collect(),
+            );
+        }
+        let position = match (document_id(&chunk), &index) {
+            (Some(id), Some(index)) => index.get(id).copied(),
+            (Some(id), None) => ours.iter().position(|c| document_id(c) == Some(id)),
+            (None, _) => ours.iter().position(|c| document_id(c).is_none() && *c == chunk),
         };
-        match by_key.get_mut(&key) {
-            None => {
-                by_key.insert(key, chunk);
+        match position {
+            Some(i) => {
+                let (fields_changed, index_changed) = merge_fields(&mut ours[i], chunk);
+                changed |= fields_changed;
+                reorder |= index_changed;
             }
-            Some(existing) => {
-                for (field, value) in chunk {
-                    match existing.get_mut(&field) {
-                        Some(current) if field == archive::FIELD => {
-                            *current = archive::merge(current.take(), value);
-                        }
-                        Some(current) if canonical(current) >= canonical(&value) => {}
-                        Some(current) => *current = value,
-                        None => {
-                            existing.insert(field, value);
-                        }
-                    }
+            None => {
+                if let (Some(index), Some(id)) = (index.as_mut(), document_id(&chunk)) {
+                    index.insert(id.to_owned(), ours.len());
                 }
+                ours.push(chunk);
+                changed = true;
+                reorder = true;
             }
         }
     }
-    let mut chunks: Vec<(String, Map<String, Value>)> = by_key.into_iter().collect();
-    chunks.sort_by(|(key_a, a), (key_b, b)| {
-        let index = |chunk: &Map<String, Value>| chunk.get("index").and_then(Value::as_f64);
-        match (index(a), index(b)) {
-            (Some(x), Some(y)) => x.total_cmp(&y),
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (None, None) => Ordering::Equal,
-        }
-        .then_with(|| key_a.cmp(key_b))
-    });
-    chunks.into_iter().map(|(_, chunk)| chunk).collect()
+    if reorder {
+        ours.sort_by(order);
+    }
+    changed
+}
+
+/// Unites two announcements of one chunk into `ours`; returns whether it changed, and whether its `index` did.
+fn merge_fields(ours: &mut Chunk, theirs: Chunk) -> (bool, bool) {
+    let (mut changed, mut index_changed) = (false, false);
+    for (field, value) in theirs {
+        let is_index = field == "index";
+        let field_changed = match ours.get_mut(&field) {
+            None => {
+                ours.insert(field, value);
+                true
+            }
+            Some(current) if *current == value => false,
+            Some(current) if field == archive::FIELD => {
+                let merged = archive::merge(current.clone(), value);
+                let differs = merged != *current;
+                *current = merged;
+                differs
+            }
+            Some(current) if canonical(current) >= canonical(&value) => false,
+            Some(current) => {
+                *current = value;
+                true
+            }
+        };
+        changed |= field_changed;
+        index_changed |= field_changed && is_index;
+    }
+    (changed, index_changed)
+}
+
+/// Chunks in order of `index` (chunks without one last), then `documentId` (chunks without one first, in the order
+/// of their JSON).
+fn order(a: &Chunk, b: &Chunk) -> Ordering {
+    let index = |chunk: &Chunk| chunk.get("index").and_then(Value::as_f64);
+    let by_index = match (index(a), index(b)) {
+        (Some(x), Some(y)) => x.total_cmp(&y),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
+    };
+    by_index.then_with(|| match (document_id(a), document_id(b)) {
+        (Some(x), Some(y)) => x.cmp(y),
+        (None, Some(_)) => Ordering::Less,
+        (Some(_), None) => Ordering::Greater,
+        (None, None) => canonical(a).cmp(&canonical(b)),
+    })
 }

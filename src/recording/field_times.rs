@@ -1,5 +1,9 @@
 //! Which of two values of one field wins a merge: the one from the later event, by `eventTime`, with ties settled
 //! by the value itself so that the outcome never depends on which delivery came first.
+//!
+//! The merge works in place: our values and `fieldTimes` are updated where theirs win, and every pick reports
+//! whether it changed anything, so that a redelivery that adds nothing is seen to add nothing without comparing
+//! whole documents.
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
@@ -8,117 +12,146 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
+use time::OffsetDateTime;
+
 use crate::event::EventTime;
 
-/// The winner between two values of one field, by (event time, canonical JSON): the later event wins and equal
-/// times are settled by the value itself, so the choice never depends on which delivery came first.
-pub(super) struct FieldTimes {
-    ours: BTreeMap<String, String>,
+/// Picks, field by field, between our values and theirs, keeping our `fieldTimes` up to date.
+pub(super) struct Picker<'a> {
+    ours: &'a mut BTreeMap<String, String>,
     theirs: BTreeMap<String, String>,
-    merged: BTreeMap<String, String>,
     /// Each time text read once: a document's fields mostly share one or two times.
-    parsed: Vec<(String, Option<EventTime>)>,
+    parsed: Vec<(String, Option<OffsetDateTime>)>,
 }
 
-impl FieldTimes {
-    /// Two documents' `fieldTimes`, to pick their fields' winners from.
-    pub(super) fn new(ours: BTreeMap<String, String>, theirs: BTreeMap<String, String>) -> Self {
+impl<'a> Picker<'a> {
+    /// Our `fieldTimes`, updated in place, and theirs.
+    pub(super) fn new(ours: &'a mut BTreeMap<String, String>, theirs: BTreeMap<String, String>) -> Self {
         Self {
             ours,
             theirs,
-            merged: BTreeMap::new(),
             parsed: Vec::new(),
         }
     }
 
-    /// The merged document's `fieldTimes`: the time of each winning value.
-    pub(super) fn into_merged(self) -> BTreeMap<String, String> {
-        self.merged
-    }
-
-    pub(super) fn pick<T: Serialize>(&mut self, key: &str, ours: Option<T>, theirs: Option<T>) -> Option<T> {
-        let (value, time) = match (ours, theirs) {
-            (None, None) => return None,
-            (Some(ours), None) => (ours, self.ours.remove(key)),
-            (None, Some(theirs)) => (theirs, self.theirs.remove(key)),
-            (Some(ours), Some(theirs)) => {
-                let our_time = self.ours.remove(key);
-                let their_time = self.theirs.remove(key);
-                let order = self
-                    .compare(our_time.as_deref(), their_time.as_deref())
-                    .then_with(|| canonical(&ours).cmp(&canonical(&theirs)));
-                if order == Ordering::Less {
-                    (theirs, their_time)
-                } else {
-                    (ours, our_time)
-                }
+    /// Picks between our value of a field and theirs; returns whether ours changed.
+    pub(super) fn pick<T: Serialize + PartialEq>(
+        &mut self,
+        key: &str,
+        ours: &mut Option<T>,
+        theirs: Option<T>,
+    ) -> bool {
+        let Some(theirs) = theirs else {
+            return false;
+        };
+        let their_time = self.theirs.remove(key);
+        let wins = match ours.as_ref() {
+            None => true,
+            Some(current) => {
+                let our_time = self.ours.get(key).map(String::as_str);
+                compare(&mut self.parsed, our_time, their_time.as_deref())
+                    .then_with(|| canonical(current).cmp(&canonical(&theirs)))
+                    == Ordering::Less
             }
         };
-        if let Some(time) = time {
-            self.merged.insert(key.to_owned(), time);
+        if !wins {
+            return false;
         }
-        Some(value)
-    }
-
-    /// Orders two stored event times, a missing or unreadable one older than any readable one, reading each time
-    /// text once.
-    fn compare(&mut self, a: Option<&str>, b: Option<&str>) -> Ordering {
-        if a == b {
-            return Ordering::Equal;
-        }
-        let a = a.map(|a| self.parse(a));
-        let b = b.map(|b| self.parse(b));
-        let (a, b) = (
-            a.and_then(|i| self.parsed[i].1.as_ref()),
-            b.and_then(|i| self.parsed[i].1.as_ref()),
-        );
-        a.cmp(&b)
-    }
-
-    /// The one of two times that sorts `wanted` (Less: the earlier, Greater: the later).
-    pub(super) fn pick_time(&mut self, a: Option<String>, b: Option<String>, wanted: Ordering) -> Option<String> {
-        match (a, b) {
-            (Some(a), Some(b)) => {
-                if self.compare(Some(&b), Some(&a)).then_with(|| b.cmp(&a)) == wanted {
-                    Some(b)
-                } else {
-                    Some(a)
-                }
+        let changed = ours.as_ref() != Some(&theirs) || self.ours.get(key) != their_time.as_ref();
+        *ours = Some(theirs);
+        match (their_time, self.ours.get_mut(key)) {
+            (Some(time), Some(ours)) => *ours = time,
+            (Some(time), None) => {
+                self.ours.insert(key.to_owned(), time);
             }
-            (a, b) => a.or(b),
-        }
-    }
-
-    fn parse(&mut self, text: &str) -> usize {
-        match self.parsed.iter().position(|(known, _)| known == text) {
-            Some(index) => index,
-            None => {
-                self.parsed.push((text.to_owned(), EventTime::parse(text)));
-                self.parsed.len() - 1
+            (None, _) => {
+                self.ours.remove(key);
             }
         }
+        changed
     }
 
+    /// [`Picker::pick`] for a field every document has.
+    pub(super) fn pick_required<T: Serialize + PartialEq + Default>(
+        &mut self,
+        key: &str,
+        ours: &mut T,
+        theirs: T,
+    ) -> bool {
+        let mut slot = Some(std::mem::take(ours));
+        let changed = self.pick(key, &mut slot, Some(theirs));
+        *ours = slot.unwrap_or_default();
+        changed
+    }
+
+    /// Picks every field of a map (`data`, `extraData`), under `prefix` in `fieldTimes`; returns whether ours
+    /// changed.
     pub(super) fn pick_each(
         &mut self,
         prefix: &str,
-        mut ours: BTreeMap<String, Value>,
+        ours: &mut BTreeMap<String, Value>,
         theirs: BTreeMap<String, Value>,
-    ) -> BTreeMap<String, Value> {
-        let mut merged = BTreeMap::new();
+    ) -> bool {
+        let mut changed = false;
         for (name, their_value) in theirs {
-            let our_value = ours.remove(&name);
-            if let Some(value) = self.pick(&field_key(prefix, &name), our_value, Some(their_value)) {
-                merged.insert(name, value);
+            let key = field_key(prefix, &name);
+            match ours.get_mut(&name) {
+                Some(current) => {
+                    let mut slot = Some(std::mem::take(current));
+                    changed |= self.pick(&key, &mut slot, Some(their_value));
+                    *current = slot.unwrap_or_default();
+                }
+                None => {
+                    let mut slot = None;
+                    changed |= self.pick(&key, &mut slot, Some(their_value));
+                    if let Some(value) = slot {
+                        ours.insert(name, value);
+                    }
+                }
             }
         }
-        for (name, our_value) in ours {
-            if let Some(value) = self.pick(&field_key(prefix, &name), Some(our_value), None) {
-                merged.insert(name, value);
-            }
-        }
-        merged
+        changed
     }
+
+    /// Keeps the one of two times that sorts `wanted` (Less: the earlier, Greater: the later); returns whether ours
+    /// changed.
+    pub(super) fn pick_time(&mut self, ours: &mut Option<String>, theirs: Option<String>, wanted: Ordering) -> bool {
+        let Some(theirs) = theirs else {
+            return false;
+        };
+        let take = match ours.as_deref() {
+            None => true,
+            Some(current) => {
+                current != theirs
+                    && compare(&mut self.parsed, Some(&theirs), Some(current))
+                        .then_with(|| theirs.as_str().cmp(current))
+                        == wanted
+            }
+        };
+        if take {
+            *ours = Some(theirs);
+        }
+        take
+    }
+}
+
+/// Orders two stored event times, a missing or unreadable one older than any readable one, reading each time text
+/// once (`parsed` caches what was read).
+fn compare(parsed: &mut Vec<(String, Option<OffsetDateTime>)>, a: Option<&str>, b: Option<&str>) -> Ordering {
+    if a == b {
+        return Ordering::Equal;
+    }
+    let mut read = |text: &str| match parsed.iter().position(|(known, _)| known == text) {
+        Some(index) => index,
+        None => {
+            parsed.push((text.to_owned(), EventTime::instant(text)));
+            parsed.len() - 1
+        }
+    };
+    let (a, b) = (a.map(&mut read), b.map(&mut read));
+    // By instant, then by text: two spellings of one instant still order one way, as `EventTime` orders them.
+    let time = |i: Option<usize>| i.and_then(|i| parsed[i].1.map(|instant| (instant, parsed[i].0.as_str())));
+    time(a).cmp(&time(b))
 }
 
 /// The `fieldTimes` key of a `data` (no prefix) or `extraData` field.

@@ -23,7 +23,7 @@ pub use archive::{ArchiveStatus, ArchivedFile, ChunkArchive};
 pub use ids::document_id;
 
 use chunks::merge_chunks;
-use field_times::FieldTimes;
+use field_times::Picker;
 use ids::derived_id;
 
 /// The event type this handler stores; every other type is acknowledged and ignored.
@@ -177,7 +177,7 @@ impl RecordingDocument {
                 document.data.insert(name, value);
             }
         }
-        document.chunks = merge_chunks(Vec::new(), chunks);
+        merge_chunks(&mut document.chunks, chunks);
         if let Some(time) = time {
             let keys: Vec<String> = document.single_valued_keys().collect();
             document.field_times = keys.into_iter().map(|key| (key, time.clone())).collect();
@@ -186,35 +186,48 @@ impl RecordingDocument {
     }
 
     /// Merges another delivery's document of the same recording into this one.
-    pub fn merge(self, other: RecordingDocument) -> RecordingDocument {
-        let mut times = FieldTimes::new(self.field_times, other.field_times);
-        let server_call_id = times.pick("serverCallId", self.server_call_id, other.server_call_id);
-        let call_connection_id = times.pick("callConnectionId", self.call_connection_id, other.call_connection_id);
-        let subject = times
-            .pick("subject", Some(self.subject), Some(other.subject))
-            .unwrap_or_default();
-        let source = times.pick("source", self.source, other.source);
-        let data = times.pick_each("", self.data, other.data);
-        let extra_data = times.pick_each(EXTRA_PREFIX, self.extra_data, other.extra_data);
+    pub fn merge(mut self, other: RecordingDocument) -> RecordingDocument {
+        self.merge_from(other);
+        self
+    }
 
-        let mut event_ids = self.event_ids;
-        event_ids.extend(other.event_ids);
-        RecordingDocument {
-            id: self.id,
-            call_id: self.call_id,
-            recording_id: self.recording_id.or(other.recording_id),
+    /// Merges another delivery's document of the same recording into this one, in place; returns whether anything
+    /// changed — false exactly when the merge leaves the document as it was, so that a store writes nothing.
+    pub fn merge_from(&mut self, other: RecordingDocument) -> bool {
+        let RecordingDocument {
+            recording_id,
             server_call_id,
             call_connection_id,
             subject,
             source,
             data,
             extra_data,
-            chunks: merge_chunks(self.chunks, other.chunks),
+            chunks,
             event_ids,
-            first_event_time: times.pick_time(self.first_event_time, other.first_event_time, Ordering::Less),
-            last_event_time: times.pick_time(self.last_event_time, other.last_event_time, Ordering::Greater),
-            field_times: times.into_merged(),
+            first_event_time,
+            last_event_time,
+            field_times,
+            ..
+        } = other;
+        let mut changed = false;
+        if self.recording_id.is_none() && recording_id.is_some() {
+            self.recording_id = recording_id;
+            changed = true;
         }
+        let mut times = Picker::new(&mut self.field_times, field_times);
+        changed |= times.pick("serverCallId", &mut self.server_call_id, server_call_id);
+        changed |= times.pick("callConnectionId", &mut self.call_connection_id, call_connection_id);
+        changed |= times.pick_required("subject", &mut self.subject, subject);
+        changed |= times.pick("source", &mut self.source, source);
+        changed |= times.pick_each("", &mut self.data, data);
+        changed |= times.pick_each(EXTRA_PREFIX, &mut self.extra_data, extra_data);
+        changed |= times.pick_time(&mut self.first_event_time, first_event_time, Ordering::Less);
+        changed |= times.pick_time(&mut self.last_event_time, last_event_time, Ordering::Greater);
+        changed |= merge_chunks(&mut self.chunks, chunks);
+        for id in event_ids {
+            changed |= self.event_ids.insert(id);
+        }
+        changed
     }
 
     /// Marks every chunk that has a `documentId` and no archive state yet as `pending`: how an event is stored when

@@ -85,12 +85,14 @@ impl EmbeddedStore {
     fn merge_blocking(&self, update: RecordingDocument) -> Result<Merged, StoreError> {
         let archivable = update.archivable_chunk_ids();
         let (call_id, id) = (update.call_id.clone(), update.id.clone());
-        let mut update = Some(update);
         let (outcome, stored) = self.change_blocking(&call_id, &id, |stored| match stored {
-            None => update.take().map(|update| (update, MergeOutcome::Created)),
-            Some(stored) => {
-                let merged = stored.clone().merge(update.take()?);
-                (merged != *stored).then_some((merged, MergeOutcome::Updated))
+            None => Change::Write(update, MergeOutcome::Created),
+            Some(mut stored) => {
+                if stored.merge_from(update) {
+                    Change::Write(stored, MergeOutcome::Updated)
+                } else {
+                    Change::Keep(Some(stored))
+                }
             }
         })?;
         let outcome = outcome.unwrap_or(MergeOutcome::Unchanged);
@@ -104,10 +106,15 @@ impl EmbeddedStore {
     }
 
     fn edit_blocking(&self, call_id: &str, id: &str, edit: Edit) -> Result<Edited, StoreError> {
-        let (changed, stored) = self.change_blocking(call_id, id, |stored| {
-            let stored = stored?;
-            let mut edited = stored.clone();
-            (edit(&mut edited) && edited != *stored).then_some((edited, ()))
+        let (changed, stored) = self.change_blocking(call_id, id, |stored| match stored {
+            None => Change::Keep(None),
+            Some(mut document) => {
+                if edit(&mut document) {
+                    Change::Write(document, ())
+                } else {
+                    Change::Keep(Some(document))
+                }
+            }
         })?;
         Ok(match (changed, stored) {
             (_, None) => Edited::Missing,
@@ -122,7 +129,7 @@ impl EmbeddedStore {
         &self,
         call_id: &str,
         id: &str,
-        change: impl FnOnce(Option<&RecordingDocument>) -> Option<(RecordingDocument, T)>,
+        change: impl FnOnce(Option<RecordingDocument>) -> Change<T>,
     ) -> Result<(Option<T>, Option<RecordingDocument>), StoreError> {
         let dir = self.call_dir(call_id);
         fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
@@ -131,12 +138,15 @@ impl EmbeddedStore {
 
         let path = self.document_path(call_id, id);
         let stored = read_json::<RecordingDocument>(&path)?;
-        let Some((changed, report)) = change(stored.as_ref()) else {
-            // Nothing to write — perhaps already written by a writer that crashed before flushing its rename: flush
-            // it now, since the answer says the document is kept.
-            sync_dir(&dir)?;
-            sync_dir(&self.recordings)?;
-            return Ok((None, stored));
+        let (changed, report) = match change(stored) {
+            Change::Write(changed, report) => (changed, report),
+            Change::Keep(stored) => {
+                // Nothing to write — perhaps already written by a writer that crashed before flushing its rename:
+                // flush it now, since the answer says the document is kept.
+                sync_dir(&dir)?;
+                sync_dir(&self.recordings)?;
+                return Ok((None, stored));
+            }
         };
         write_atomically(&path, &to_json(&changed))?;
         // The call's folder may be new, made by this writer or by another that has not flushed it yet.
@@ -249,6 +259,14 @@ fn lexical(path: &Path) -> PathBuf {
         }
     }
     resolved
+}
+
+/// What a change makes of the stored document.
+enum Change<T> {
+    /// Write this document, and report this.
+    Write(RecordingDocument, T),
+    /// Write nothing; the document stays as stored (or missing).
+    Keep(Option<RecordingDocument>),
 }
 
 /// Runs file work off the async runtime's threads.

@@ -5,7 +5,6 @@
 //! as the others (one writer at a time per process; nothing written when a merge changes nothing).
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
@@ -18,8 +17,8 @@ use crate::recording::RecordingDocument;
 /// concurrent merges of one recording are serialized.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    /// Documents by `(callId, id)`, the key Cosmos DB and the embedded store use.
-    recordings: Mutex<HashMap<(String, String), RecordingDocument>>,
+    /// Documents by `callId`, then `id`: the key Cosmos DB and the embedded store use, looked up without copying it.
+    recordings: Mutex<HashMap<String, HashMap<String, RecordingDocument>>>,
     quarantine: Mutex<HashMap<String, QuarantineEntry>>,
 }
 
@@ -29,8 +28,8 @@ impl MemoryStore {
     }
 }
 
-/// A panic while holding the lock cannot leave a half-merged document (merging happens before the map is touched),
-/// so a poisoned map is still sound.
+/// The merge and the edits change documents in place, but none of them has a path that panics, so a poisoned map
+/// (a panic elsewhere while the lock was held) still holds whole documents.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -40,33 +39,28 @@ impl RecordingStore for MemoryStore {
     async fn merge(&self, update: RecordingDocument) -> Result<Merged, StoreError> {
         let archivable = update.archivable_chunk_ids();
         let mut recordings = lock(&self.recordings);
-        match recordings.entry((update.call_id.clone(), update.id.clone())) {
-            Entry::Vacant(slot) => {
-                let stored = slot.insert(update);
-                Ok(Merged::new(MergeOutcome::Created, &archivable, stored))
-            }
-            Entry::Occupied(mut slot) => {
-                let stored = slot.get_mut();
-                let merged = stored.clone().merge(update);
-                let outcome = if merged == *stored {
-                    MergeOutcome::Unchanged
-                } else {
-                    *stored = merged;
-                    MergeOutcome::Updated
-                };
-                Ok(Merged::new(outcome, &archivable, stored))
-            }
+        if let Some(stored) = recordings
+            .get_mut(&update.call_id)
+            .and_then(|call| call.get_mut(&update.id))
+        {
+            let outcome = if stored.merge_from(update) {
+                MergeOutcome::Updated
+            } else {
+                MergeOutcome::Unchanged
+            };
+            return Ok(Merged::new(outcome, &archivable, stored));
         }
+        let call = recordings.entry(update.call_id.clone()).or_default();
+        let stored = call.entry(update.id.clone()).or_insert(update);
+        Ok(Merged::new(MergeOutcome::Created, &archivable, stored))
     }
 
     async fn edit(&self, call_id: &str, id: &str, edit: Edit) -> Result<Edited, StoreError> {
         let mut recordings = lock(&self.recordings);
-        let Some(stored) = recordings.get_mut(&(call_id.to_owned(), id.to_owned())) else {
+        let Some(stored) = recordings.get_mut(call_id).and_then(|call| call.get_mut(id)) else {
             return Ok(Edited::Missing);
         };
-        let mut edited = stored.clone();
-        if edit(&mut edited) && edited != *stored {
-            *stored = edited;
+        if edit(stored) {
             Ok(Edited::Changed)
         } else {
             Ok(Edited::Unchanged)
@@ -76,8 +70,8 @@ impl RecordingStore for MemoryStore {
     async fn documents(&self, call_id: Option<&str>) -> Result<Vec<RecordingDocument>, StoreError> {
         Ok(lock(&self.recordings)
             .iter()
-            .filter(|((call, _), _)| call_id.is_none_or(|wanted| wanted == call))
-            .map(|(_, document)| document.clone())
+            .filter(|(call, _)| call_id.is_none_or(|wanted| wanted == call.as_str()))
+            .flat_map(|(_, documents)| documents.values().cloned())
             .collect())
     }
 
@@ -88,7 +82,8 @@ impl RecordingStore for MemoryStore {
 
     async fn read(&self, call_id: &str, id: &str) -> Result<Option<RecordingDocument>, StoreError> {
         Ok(lock(&self.recordings)
-            .get(&(call_id.to_owned(), id.to_owned()))
+            .get(call_id)
+            .and_then(|call| call.get(id))
             .cloned())
     }
 

@@ -75,9 +75,9 @@ pub enum Edited {
     Missing,
 }
 
-/// A change to a stored document: applied to the current document, it returns whether it changed it. It may run
-/// more than once (when another writer got there first, it runs again on the fresh document), so it must depend on
-/// nothing but the document.
+/// A change to a stored document: applied to the current document in place, it returns whether it changed it — and
+/// leaves it as it was when it returns false. It may run more than once (when another writer got there first, it
+/// runs again on the fresh document), so it must depend on nothing but the document.
 pub type Edit = Arc<dyn Fn(&mut RecordingDocument) -> bool + Send + Sync>;
 
 #[async_trait]

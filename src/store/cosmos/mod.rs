@@ -170,9 +170,9 @@ impl RecordingStore for CosmosStore {
                 try_create = true; // deleted since the create failed: start over
                 continue;
             };
-            let merged = stored.clone().merge(update.clone());
-            if merged == stored {
-                return Ok(Merged::new(MergeOutcome::Unchanged, &archivable, &stored));
+            let mut merged = stored;
+            if !merged.merge_from(update.clone()) {
+                return Ok(Merged::new(MergeOutcome::Unchanged, &archivable, &merged));
             }
             match self.replace(&call_id, &id, &merged, etag).await? {
                 Replaced::Yes => return Ok(Merged::new(MergeOutcome::Updated, &archivable, &merged)),
@@ -194,8 +194,8 @@ impl RecordingStore for CosmosStore {
             else {
                 return Ok(Edited::Missing);
             };
-            let mut edited = stored.clone();
-            if !edit(&mut edited) || edited == stored {
+            let mut edited = stored;
+            if !edit(&mut edited) {
                 return Ok(Edited::Unchanged);
             }
             match self.replace(call_id, id, &edited, etag).await? {
