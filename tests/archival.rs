@@ -226,21 +226,11 @@ async fn transient_acs_failures_are_retried_by_the_queue_and_downloads_resume() 
         "a broken download resumes where it stopped: {ranges:?}"
     );
     assert!(ranges.iter().all(|r| r != "bytes=0-"), "{ranges:?}");
-    let leftovers: Vec<String> = walk(&host.data_dir().join("archive"));
-    assert!(leftovers.iter().all(|f| !f.ends_with(".partial")), "{leftovers:?}");
-}
-
-fn walk(dir: &std::path::Path) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            found.extend(walk(&path));
-        } else {
-            found.push(path.display().to_string());
-        }
-    }
-    found
+    let leftovers = support::files_under(&host.data_dir().join("archive"));
+    assert!(
+        leftovers.iter().all(|f| f.extension().is_none_or(|e| e != "partial")),
+        "{leftovers:?}"
+    );
 }
 
 #[tokio::test]
@@ -382,7 +372,7 @@ async fn a_duplicate_job_running_at_the_same_time_archives_the_chunk_once() {
     assert_eq!(host.queue_texts("recording-archive").len(), 2);
     host.run_queues(|| false).await;
     assert_archived(&host, &acs, "d0");
-    let files = walk(&host.data_dir().join("archive"));
+    let files = support::files_under(&host.data_dir().join("archive"));
     assert_eq!(files.len(), 2, "one content and one metadata file: {files:?}");
 }
 

@@ -127,19 +127,6 @@ fn size() -> usize {
         .unwrap_or(60)
 }
 
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            found.extend(files_under(&path));
-        } else {
-            found.push(path);
-        }
-    }
-    found
-}
-
 /// Every way the stored documents and the archive folder differ from what the campaign made happen.
 fn judge(w: &Workload, acs: &AcsServer, stored: &[Value], data: &Path) -> (Vec<String>, BTreeMap<&'static str, usize>) {
     let mut problems = Vec::new();
@@ -204,7 +191,7 @@ fn judge(w: &Workload, acs: &AcsServer, stored: &[Value], data: &Path) -> (Vec<S
         }
     }
     expected_files.sort();
-    let mut on_disk: Vec<PathBuf> = files_under(&data.join("archive"))
+    let mut on_disk: Vec<PathBuf> = support::files_under(&data.join("archive"))
         .into_iter()
         .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
         .collect();

@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::host::{Stream, Verdict, classify, judge};
 use support::{AppDir, Host, Level, Phase, envelope};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 #[test]
 fn replies_are_judged_as_the_host_reads_them() {
@@ -138,14 +138,9 @@ async fn answer_for_the_worker(port: u16, dir: &Path, impostor: Arc<AtomicBool>,
         while let Ok((mut socket, _)) = listener.accept().await {
             let (dir, impostor, reply) = (dir.clone(), impostor.clone(), reply.clone());
             tokio::spawn(async move {
-                let mut request = Vec::new();
-                let mut buffer = [0u8; 4096];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match socket.read(&mut buffer).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => request.extend_from_slice(&buffer[..n]),
-                    }
-                }
+                let Some(request) = support::read_request_head(&mut socket).await else {
+                    return;
+                };
                 let answer = if request.starts_with(b"GET / ") {
                     let id = if impostor.load(Ordering::SeqCst) {
                         "someone-else".to_owned()

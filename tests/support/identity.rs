@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use super::ports::Port;
 
@@ -93,14 +93,9 @@ impl Drop for IdentityEndpoint {
 }
 
 async fn answer(mut socket: tokio::net::TcpStream, requests: Arc<Mutex<Vec<TokenRequest>>>, token: String) {
-    let mut request = Vec::new();
-    let mut buffer = [0u8; 4096];
-    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-        match socket.read(&mut buffer).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => request.extend_from_slice(&buffer[..n]),
-        }
-    }
+    let Some(request) = super::read_request_head(&mut socket).await else {
+        return;
+    };
     let text = String::from_utf8_lossy(&request).into_owned();
     let target = text.split_whitespace().nth(1).unwrap_or_default();
     let query = url::Url::parse(&format!("http://x{target}")).ok();

@@ -107,6 +107,35 @@ pub fn json_files(dir: &Path) -> Vec<(PathBuf, Value)> {
     found
 }
 
+/// Every file under `dir`, recursively (hidden files included).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_under(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// Reads an HTTP request's head (up to the blank line) from a test server's socket; `None` when the client went
+/// away first.
+pub async fn read_request_head(socket: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut request = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        match socket.read(&mut buffer).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => request.extend_from_slice(&buffer[..n]),
+        }
+    }
+    Some(request)
+}
+
 /// The chunk `documentId`s of a document, in stored order.
 pub fn chunk_ids(document: &Value) -> Vec<String> {
     document["chunks"]
