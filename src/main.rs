@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use acs_recording_handler::archive::{self, Archiver};
-use acs_recording_handler::commands;
+use acs_recording_handler::commands::{self, Summary};
 use acs_recording_handler::config::{ACS_VARIABLES, Config, Purpose};
 use acs_recording_handler::error::error_chain;
 use acs_recording_handler::functions::{ArchiveRecording, ArchiveRecordingPoison, Function, RecordingEvent};
@@ -170,21 +170,8 @@ async fn run_replay(config: Config, files: &[PathBuf], no_archive: bool) -> Exit
             None
         }
     };
-    let summary = match commands::replay::replay(&pipeline, archiver, files, &mut stdout).await {
-        Ok(summary) => summary,
-        Err(e) => {
-            error!(error = %e, "cannot write the replay report");
-            return ExitCode::FAILURE;
-        }
-    };
-    if let Err(e) = writeln!(stdout, "{summary}") {
-        error!(error = %e, "cannot write the replay report");
-    }
-    if summary.succeeded() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    let summary = commands::replay::replay(&pipeline, archiver, files, &mut stdout).await;
+    finish(summary, &mut stdout)
 }
 
 async fn run_archive(config: Config, call: Option<&str>) -> ExitCode {
@@ -199,16 +186,19 @@ async fn run_archive(config: Config, call: Option<&str>) -> ExitCode {
         return ExitCode::from(2);
     };
     let mut stdout = std::io::stdout().lock();
-    let summary = match commands::archive::archive(&archiver, call, &mut stdout).await {
+    let summary = commands::archive::archive(&archiver, call, &mut stdout).await;
+    finish(summary, &mut stdout)
+}
+
+/// Writes a command's summary line last, and exits with success only when everything went through.
+fn finish(summary: std::io::Result<impl Summary>, out: &mut impl Write) -> ExitCode {
+    let summary = match summary.and_then(|summary| writeln!(out, "{summary}").map(|()| summary)) {
         Ok(summary) => summary,
         Err(e) => {
-            error!(error = %e, "cannot write the archive report");
+            error!(error = %e, "cannot write the report");
             return ExitCode::FAILURE;
         }
     };
-    if let Err(e) = writeln!(stdout, "{summary}") {
-        error!(error = %e, "cannot write the archive report");
-    }
     if summary.succeeded() {
         ExitCode::SUCCESS
     } else {

@@ -21,8 +21,8 @@ pub struct ArchiveSummary {
     pub unreadable: bool,
 }
 
-impl ArchiveSummary {
-    pub fn succeeded(&self) -> bool {
+impl super::Summary for ArchiveSummary {
+    fn succeeded(&self) -> bool {
         !self.unreadable && self.counts.errors == 0 && self.counts.failed == 0
     }
 }

@@ -14,6 +14,11 @@ use crate::archive::archiver::JobError;
 use crate::archive::{ArchiveJob, Archiver, JobOutcome};
 use crate::error::error_chain;
 
+/// What a command reports last: a summary line, and whether everything went through (the exit status).
+pub trait Summary: std::fmt::Display {
+    fn succeeded(&self) -> bool;
+}
+
 /// Items in a run from which a progress bar is shown (when stderr is a terminal).
 const PROGRESS_FROM: usize = 50;
 /// Attempts per item when a store or ACS fails; the waits between them grow from the first.

@@ -36,8 +36,10 @@ impl ReplaySummary {
     pub fn events(&self) -> usize {
         self.stored + self.ignored + self.quarantined + self.failed
     }
+}
 
-    pub fn succeeded(&self) -> bool {
+impl super::Summary for ReplaySummary {
+    fn succeeded(&self) -> bool {
         self.failed == 0 && self.unreadable_files == 0 && self.archive.as_ref().is_none_or(|a| a.errors == 0)
     }
 }

@@ -361,10 +361,8 @@ async fn client(
 
 /// A random pause that grows with the attempts, up to [`MAX_CONTENTION_PAUSE_MS`].
 fn contention_pause(attempt: usize) -> Duration {
-    use std::hash::BuildHasher;
-    let random = std::collections::hash_map::RandomState::new().hash_one(attempt);
     let ceiling = (5 * (attempt as u64 + 1)).min(MAX_CONTENTION_PAUSE_MS);
-    Duration::from_millis(random % (ceiling + 1))
+    Duration::from_millis(fastrand::u64(0..=ceiling))
 }
 
 fn ignore_conflict<T>(result: Result<T, CosmosError>) -> Result<(), CosmosError> {
