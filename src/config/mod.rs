@@ -10,7 +10,10 @@ mod cosmos;
 use std::fmt;
 use std::path::PathBuf;
 
-pub use archive::{ACS_VARIABLES, AcsConnection, ArchiveConfig};
+pub use archive::{
+    ACS_VARIABLES, AccessTier, AcsConnection, ArchiveConfig, ArchiveLocation, BLOB_VARIABLES, BlobAuth, BlobConfig,
+    DEFAULT_ARCHIVE_CONTAINER, DEVELOPMENT_ACCOUNT, DEVELOPMENT_BLOB_ENDPOINT, DEVELOPMENT_KEY,
+};
 pub use cosmos::{
     COSMOS_VARIABLES, CosmosAuth, CosmosConfig, DEFAULT_CONTAINER, DEFAULT_DATABASE, DEFAULT_QUARANTINE_CONTAINER,
 };

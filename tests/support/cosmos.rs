@@ -61,7 +61,7 @@ impl CosmosTarget {
             };
         }
         let dir = server_dir();
-        install(&dir);
+        super::npm::install(&dir, "@vercel/cosmosdb-server");
         loop {
             // A reserved port, so that no other test of this process is handed it while the server runs.
             let port = Port::reserve();
@@ -263,23 +263,4 @@ pub fn unique_database() -> String {
 
 fn server_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/cosmos-server")
-}
-
-/// Installs the pinned server from its lockfile once; test processes running at the same time wait for each other.
-fn install(dir: &std::path::Path) {
-    let installed = || dir.join("node_modules/@vercel/cosmosdb-server/package.json").is_file();
-    if installed() {
-        return;
-    }
-    let lock = std::fs::File::create(dir.join(".install.lock")).unwrap();
-    lock.lock().unwrap();
-    if installed() {
-        return;
-    }
-    let status = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-        .current_dir(dir)
-        .status()
-        .expect("run npm: Node.js 20 or newer and npm must be installed");
-    assert!(status.success(), "npm ci in {} failed", dir.display());
 }

@@ -81,9 +81,13 @@ impl DownloadError {
         matches!(self, DownloadError::NotAllowed(_) | DownloadError::InvalidUrl(_))
     }
 
-    /// True when someone must fix a credential or a role first.
+    /// True when someone must fix a credential or a role first (at ACS, or at the archive the bytes go to).
     pub fn needs_operator(&self) -> bool {
-        matches!(self, DownloadError::Unauthorized { .. } | DownloadError::Credential(_))
+        match self {
+            DownloadError::Unauthorized { .. } | DownloadError::Credential(_) => true,
+            DownloadError::Archive(e) => e.needs_operator(),
+            _ => false,
+        }
     }
 }
 

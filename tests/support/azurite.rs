@@ -1,0 +1,223 @@
+//! A Blob Storage endpoint for tests: by default Azurite's Blob service (`tests/azurite`, installed with npm on first
+//! use and started on a reserved loopback port, one per test, stopped on drop and when the test process exits); with
+//! `ARCHIVE_TEST_BLOB_URI` a real account instead (`ARCHIVE_TEST_BLOB_KEY` for Shared Key, otherwise the developer's
+//! Azure CLI sign-in), where each test makes a container of its own named `test-…`.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use acs_recording_handler::archive::BlobArchive;
+use acs_recording_handler::config::{BlobAuth, BlobConfig, DEVELOPMENT_ACCOUNT, DEVELOPMENT_KEY};
+use acs_recording_handler::secret::Secret;
+use futures_util::StreamExt;
+
+use super::ports::Port;
+
+/// Where Azurite keeps blobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persistence {
+    Memory,
+    /// In the server's temporary folder, for blobs too large to keep in memory (the bench).
+    Disk,
+}
+
+pub struct BlobTarget {
+    server: Option<(Child, ChildStdin)>,
+    port: Option<Port>,
+    /// Azurite's working folder, removed on drop.
+    _workdir: Option<tempfile::TempDir>,
+    /// The blob service URL, `http://127.0.0.1:PORT/devstoreaccount1` locally.
+    pub service_uri: String,
+    /// The account key for Shared Key; `None` signs in with the Azure CLI (live targets only).
+    key: Option<(String, String)>,
+}
+
+impl BlobTarget {
+    pub fn start() -> BlobTarget {
+        Self::start_with(Persistence::Memory)
+    }
+
+    pub fn start_with(persistence: Persistence) -> BlobTarget {
+        if let Ok(uri) = std::env::var("ARCHIVE_TEST_BLOB_URI") {
+            let account = url::Url::parse(&uri)
+                .ok()
+                .and_then(|u| u.host_str().map(|h| h.split('.').next().unwrap_or_default().to_owned()))
+                .expect("ARCHIVE_TEST_BLOB_URI is https://ACCOUNT.blob.core.windows.net");
+            return BlobTarget {
+                server: None,
+                port: None,
+                _workdir: None,
+                service_uri: uri.trim_end_matches('/').to_owned(),
+                key: std::env::var("ARCHIVE_TEST_BLOB_KEY").ok().map(|key| (account, key)),
+            };
+        }
+        let dir = server_dir();
+        super::npm::install(&dir, "azurite");
+        loop {
+            let workdir = tempfile::tempdir().unwrap();
+            // A reserved port, so that no other test of this process is handed it while the server runs.
+            let port = Port::reserve();
+            let mut command = Command::new("node");
+            command
+                .arg("start.js")
+                .arg(port.0.to_string())
+                .arg(workdir.path())
+                .current_dir(&dir)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit());
+            if persistence == Persistence::Disk {
+                command.arg("disk");
+            }
+            let mut child = command
+                .spawn()
+                .expect("start Azurite: Node.js 20 or newer must be installed");
+            let stdin = child.stdin.take().expect("stdin");
+            let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+            let mut line = String::new();
+            let ready = loop {
+                line.clear();
+                if stdout.read_line(&mut line).unwrap_or(0) == 0 {
+                    break false;
+                }
+                if line.contains("successfully listens") {
+                    break true;
+                }
+            };
+            if !ready {
+                // Another process took the port between its reservation and the server's bind: try another.
+                let _ = child.kill();
+                let _ = child.wait();
+                continue;
+            }
+            // Keep reading (and dropping) its output, so that it never blocks on a full pipe.
+            std::thread::spawn(move || for _ in stdout.lines().map_while(Result::ok) {});
+            return BlobTarget {
+                server: Some((child, stdin)),
+                service_uri: format!("http://127.0.0.1:{}/{DEVELOPMENT_ACCOUNT}", port.0),
+                port: Some(port),
+                _workdir: Some(workdir),
+                key: Some((DEVELOPMENT_ACCOUNT.to_owned(), DEVELOPMENT_KEY.to_owned())),
+            };
+        }
+    }
+
+    pub fn is_local(&self) -> bool {
+        self.server.is_some()
+    }
+
+    /// Azurite's port (panics for a live target).
+    pub fn port(&self) -> u16 {
+        self.port.as_ref().expect("a local server").0
+    }
+
+    /// The archive settings of a container (created if missing), with the service at `service_uri` (a proxy's, say)
+    /// instead of the target's own.
+    pub fn config(&self, container: &str, service_uri: Option<&str>) -> BlobConfig {
+        let service_uri = url::Url::parse(service_uri.unwrap_or(&self.service_uri)).unwrap();
+        let auth = match &self.key {
+            Some((account, key)) => BlobAuth::SharedKey {
+                account: account.clone(),
+                key: Secret::new(key.clone()),
+            },
+            None => BlobAuth::DeveloperCredential,
+        };
+        BlobConfig {
+            service_uri,
+            auth,
+            container: container.to_owned(),
+            create_container: true,
+            access_tier: None,
+        }
+    }
+
+    /// An archive on a container of its own, created.
+    pub async fn archive(&self, container: &str) -> BlobArchive {
+        let archive = BlobArchive::new(&self.config(container, None)).unwrap();
+        archive.prepare(true).await.unwrap();
+        archive
+    }
+
+    /// The handler's settings for a container of its own (created at startup), through `service_uri` when given.
+    pub fn handler_settings(&self, container: &str, service_uri: Option<&str>) -> Vec<(String, String)> {
+        let uri = service_uri.unwrap_or(&self.service_uri);
+        let connection = match &self.key {
+            Some((account, key)) => {
+                vec![(
+                    "ArchiveStorage".to_owned(),
+                    format!("DefaultEndpointsProtocol=http;AccountName={account};AccountKey={key};BlobEndpoint={uri};"),
+                )]
+            }
+            None => vec![("ArchiveStorage__blobServiceUri".to_owned(), uri.to_owned())],
+        };
+        let mut settings = connection;
+        settings.extend([
+            ("RECORDINGS_ARCHIVE_CONTAINER".to_owned(), container.to_owned()),
+            ("RECORDINGS_CREATE_IF_NOT_EXISTS".to_owned(), "true".to_owned()),
+        ]);
+        settings
+    }
+
+    /// The SHA-256 (lowercase hex) and size of the blob at `location`, read whole; `None` when there is none.
+    pub async fn blob_sha256(&self, archive: &BlobArchive, location: &str) -> Option<(String, u64)> {
+        use sha2::Digest;
+        let client = archive.blob_client(url::Url::parse(location).unwrap()).unwrap();
+        let response = match client.download(None).await {
+            Ok(response) => response,
+            Err(e) if e.http_status().map(u16::from) == Some(404) => return None,
+            Err(e) => panic!("download {location}: {e}"),
+        };
+        let mut body = response.body;
+        let mut hasher = sha2::Sha256::new();
+        let mut bytes = 0u64;
+        while let Some(piece) = body.next().await {
+            let piece = piece.unwrap();
+            bytes += piece.len() as u64;
+            hasher.update(&piece);
+        }
+        Some((acs_recording_handler::digest::hex(&hasher.finalize()), bytes))
+    }
+
+    /// The names of every committed blob in the archive's container, sorted.
+    pub async fn blob_names(&self, archive: &BlobArchive) -> Vec<String> {
+        let mut pages = archive
+            .container_client()
+            .unwrap()
+            .list_blobs(None)
+            .unwrap()
+            .into_pages();
+        let mut names = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.unwrap().into_model().unwrap();
+            names.extend(page.blob_items.into_iter().filter_map(|blob| blob.name));
+        }
+        names.sort();
+        names
+    }
+}
+
+impl Drop for BlobTarget {
+    fn drop(&mut self) {
+        if let Some((mut child, stdin)) = self.server.take() {
+            drop(stdin);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A container name no other test uses.
+pub fn unique_container() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "test-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn server_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/azurite")
+}
