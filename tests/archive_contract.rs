@@ -4,66 +4,15 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use acs_recording_handler::archive::blob::BLOCK_BYTES;
 use acs_recording_handler::archive::{Archive, ArchiveError, BlobArchive, EmbeddedArchive, FileKey, FileKind};
-use async_trait::async_trait;
-use azure_storage_blob::models::{BlobClientGetPropertiesResultHeaders, BlobClientUploadOptions};
-use support::archive_contract::{self as contract, Inspect};
+use support::archive_contract::{self as contract, Container, Folder, Inspect};
 use support::azurite::{BlobTarget, unique_container};
 
 /// Small blocks, so that a few hundred kilobytes cross many block boundaries.
 const SMALL_BLOCK: u32 = 64 * 1024;
-
-struct Folder {
-    root: PathBuf,
-}
-
-#[async_trait]
-impl Inspect for Folder {
-    async fn read(&self, location: &str) -> Option<(String, u64)> {
-        let path = url::Url::parse(location).unwrap().to_file_path().unwrap();
-        let bytes = std::fs::read(path).ok()?;
-        Some((contract_sha256(&bytes), bytes.len() as u64))
-    }
-
-    async fn tamper(&self, location: &str, bytes: &[u8]) {
-        std::fs::write(url::Url::parse(location).unwrap().to_file_path().unwrap(), bytes).unwrap();
-    }
-
-    async fn names(&self) -> Vec<String> {
-        let mut names = Vec::new();
-        let mut stack = vec![self.root.clone()];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else if !path.file_name().unwrap().to_string_lossy().starts_with('.') {
-                    names.push(path.display().to_string());
-                }
-            }
-        }
-        names
-    }
-
-    fn root(&self) -> String {
-        format!(
-            "{}/",
-            url::Url::from_directory_path(&self.root)
-                .unwrap()
-                .as_str()
-                .trim_end_matches('/')
-        )
-    }
-}
-
-fn contract_sha256(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    acs_recording_handler::digest::hex(&sha2::Sha256::digest(bytes))
-}
 
 fn embedded() -> (tempfile::TempDir, Arc<dyn Archive>, Folder) {
     let dir = tempfile::tempdir().unwrap();
@@ -74,41 +23,10 @@ fn embedded() -> (tempfile::TempDir, Arc<dyn Archive>, Folder) {
     (dir, Arc::new(archive), folder)
 }
 
-struct Container {
-    target: BlobTarget,
-    archive: BlobArchive,
-}
-
-#[async_trait]
-impl Inspect for Container {
-    async fn read(&self, location: &str) -> Option<(String, u64)> {
-        self.target.blob_sha256(&self.archive, location).await
-    }
-
-    async fn tamper(&self, location: &str, bytes: &[u8]) {
-        let client = self.archive.blob_client(url::Url::parse(location).unwrap()).unwrap();
-        let metadata = client.get_properties(None).await.unwrap().metadata().unwrap();
-        let options = BlobClientUploadOptions {
-            metadata: Some(metadata),
-            ..Default::default()
-        };
-        let body = azure_core::http::Body::from(bytes.to_vec());
-        client.upload(body.into(), Some(options)).await.unwrap();
-    }
-
-    async fn names(&self) -> Vec<String> {
-        self.target.blob_names(&self.archive).await
-    }
-
-    fn root(&self) -> String {
-        format!("{}/", self.archive.container_url())
-    }
-}
-
-async fn blob(block_bytes: u32) -> (Arc<dyn Archive>, Container) {
+async fn blob(block_bytes: u32) -> (Arc<dyn Archive>, Container, BlobTarget) {
     let target = BlobTarget::start();
     let archive = target.archive(&unique_container()).await.with_block_bytes(block_bytes);
-    (Arc::new(archive.clone()), Container { target, archive })
+    (Arc::new(archive.clone()), Container { archive }, target)
 }
 
 #[tokio::test]
@@ -143,32 +61,32 @@ async fn embedded_names_from_hostile_ids_stay_distinct_and_inside() {
 
 #[tokio::test]
 async fn blob_a_file_is_read_back_as_written() {
-    let (archive, container) = blob(SMALL_BLOCK).await;
+    let (archive, container, _target) = blob(SMALL_BLOCK).await;
     contract::a_file_is_read_back_as_written(archive, &container, 300_000).await;
 }
 
 #[tokio::test]
 async fn blob_a_write_resumes_after_a_cut() {
-    let (archive, container) = blob(SMALL_BLOCK).await;
+    let (archive, container, _target) = blob(SMALL_BLOCK).await;
     contract::a_write_resumes_after_a_cut(archive, &container, 300_000, 200_000).await;
 }
 
 #[tokio::test]
 async fn blob_a_write_of_full_size_blocks_resumes_after_a_cut() {
-    let (archive, container) = blob(BLOCK_BYTES).await;
+    let (archive, container, _target) = blob(BLOCK_BYTES).await;
     let block = BLOCK_BYTES as usize;
     contract::a_write_resumes_after_a_cut(archive, &container, 2 * block + 12_345, block + 100).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn blob_concurrent_writers_leave_one_whole_file() {
-    let (archive, container) = blob(SMALL_BLOCK).await;
+    let (archive, container, _target) = blob(SMALL_BLOCK).await;
     contract::concurrent_writers_leave_one_whole_file(archive, &container, 300_000, 4).await;
 }
 
 #[tokio::test]
 async fn blob_a_short_file_is_never_vouched_for() {
-    let (archive, container) = blob(SMALL_BLOCK).await;
+    let (archive, container, _target) = blob(SMALL_BLOCK).await;
     contract::a_short_file_is_never_vouched_for(archive.clone(), &container).await;
     assert!(
         matches!(
@@ -181,13 +99,13 @@ async fn blob_a_short_file_is_never_vouched_for() {
 
 #[tokio::test]
 async fn blob_names_from_hostile_ids_stay_distinct_and_inside() {
-    let (archive, container) = blob(SMALL_BLOCK).await;
+    let (archive, container, _target) = blob(SMALL_BLOCK).await;
     contract::names_from_hostile_ids_stay_distinct_and_inside(archive, &container).await;
 }
 
 #[tokio::test]
 async fn blob_a_blob_without_the_archives_metadata_is_left_for_an_operator() {
-    let (archive, container) = blob(SMALL_BLOCK).await;
+    let (archive, container, _target) = blob(SMALL_BLOCK).await;
     let key = FileKey {
         kind: FileKind::Metadata,
         ..contract::key("d0")

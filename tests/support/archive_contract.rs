@@ -2,12 +2,15 @@
 //! resumed after a cut with the same bytes and hash, one whole file however many writers race, an archive that never
 //! vouches for bytes it does not hold, and names that no id can bend.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use acs_recording_handler::archive::{Archive, ArchiveError, FileKey, FileKind};
+use acs_recording_handler::archive::{Archive, ArchiveError, BlobArchive, FileKey, FileKind};
 use acs_recording_handler::digest::hex;
 use acs_recording_handler::recording::ArchivedFile;
 use async_trait::async_trait;
+use azure_storage_blob::models::{BlobClientGetPropertiesResultHeaders, BlobClientUploadOptions};
+use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
 /// How a test sees into an archive from outside it, to check what it really holds.
@@ -17,10 +20,122 @@ pub trait Inspect: Send + Sync {
     async fn read(&self, location: &str) -> Option<(String, u64)>;
     /// Replaces the bytes of a committed file behind the archive's back, keeping whatever else it records.
     async fn tamper(&self, location: &str, bytes: &[u8]);
-    /// Every complete file the archive holds, by name.
+    /// The location of every complete file the archive holds.
     async fn names(&self) -> Vec<String>;
     /// What every location starts with.
     fn root(&self) -> String;
+}
+
+/// The embedded archive's folder, read straight from disk.
+pub struct Folder {
+    pub root: PathBuf,
+}
+
+#[async_trait]
+impl Inspect for Folder {
+    async fn read(&self, location: &str) -> Option<(String, u64)> {
+        let path = url::Url::parse(location).unwrap().to_file_path().unwrap();
+        let bytes = std::fs::read(path).ok()?;
+        Some((sha256(&bytes), bytes.len() as u64))
+    }
+
+    async fn tamper(&self, location: &str, bytes: &[u8]) {
+        std::fs::write(url::Url::parse(location).unwrap().to_file_path().unwrap(), bytes).unwrap();
+    }
+
+    async fn names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut stack = vec![self.root.clone()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if !path.file_name().unwrap().to_string_lossy().starts_with('.') {
+                    names.push(url::Url::from_file_path(&path).unwrap().to_string());
+                }
+            }
+        }
+        names
+    }
+
+    fn root(&self) -> String {
+        format!(
+            "{}/",
+            url::Url::from_directory_path(&self.root)
+                .unwrap()
+                .as_str()
+                .trim_end_matches('/')
+        )
+    }
+}
+
+/// A Blob Storage archive's container, read and listed with the archive's own signing.
+pub struct Container {
+    pub archive: BlobArchive,
+}
+
+#[async_trait]
+impl Inspect for Container {
+    async fn read(&self, location: &str) -> Option<(String, u64)> {
+        let client = self.archive.blob_client(url::Url::parse(location).unwrap()).unwrap();
+        let response = match client.download(None).await {
+            Ok(response) => response,
+            Err(e) if e.http_status().map(u16::from) == Some(404) => return None,
+            Err(e) => panic!("download {location}: {e}"),
+        };
+        let mut body = response.body;
+        let mut hasher = Sha256::new();
+        let mut bytes = 0u64;
+        while let Some(piece) = body.next().await {
+            let piece = piece.unwrap();
+            bytes += piece.len() as u64;
+            hasher.update(&piece);
+        }
+        Some((hex(&hasher.finalize()), bytes))
+    }
+
+    async fn tamper(&self, location: &str, bytes: &[u8]) {
+        let client = self.archive.blob_client(url::Url::parse(location).unwrap()).unwrap();
+        let metadata = client.get_properties(None).await.unwrap().metadata().unwrap();
+        let options = BlobClientUploadOptions {
+            metadata: Some(metadata),
+            ..Default::default()
+        };
+        let body = azure_core::http::Body::from(bytes.to_vec());
+        client.upload(body.into(), Some(options)).await.unwrap();
+    }
+
+    async fn names(&self) -> Vec<String> {
+        let mut pages = self
+            .archive
+            .container_client()
+            .unwrap()
+            .list_blobs(None)
+            .unwrap()
+            .into_pages();
+        let mut names = Vec::new();
+        while let Some(page) = pages.next().await {
+            for name in page
+                .unwrap()
+                .into_model()
+                .unwrap()
+                .blob_items
+                .into_iter()
+                .filter_map(|b| b.name)
+            {
+                let mut location = self.archive.container_url().clone();
+                location.path_segments_mut().unwrap().extend(name.split('/'));
+                names.push(location.to_string());
+            }
+        }
+        names.sort();
+        names
+    }
+
+    fn root(&self) -> String {
+        format!("{}/", self.archive.container_url())
+    }
 }
 
 /// `n` bytes that differ with `seed`.

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use acs_recording_handler::archive::BlobArchive;
 use acs_recording_handler::config::{BlobAuth, BlobConfig, DEVELOPMENT_ACCOUNT, DEVELOPMENT_KEY};
 use acs_recording_handler::secret::Secret;
-use futures_util::StreamExt;
 
 use super::ports::Port;
 
@@ -158,43 +157,6 @@ impl BlobTarget {
             ("RECORDINGS_CREATE_IF_NOT_EXISTS".to_owned(), "true".to_owned()),
         ]);
         settings
-    }
-
-    /// The SHA-256 (lowercase hex) and size of the blob at `location`, read whole; `None` when there is none.
-    pub async fn blob_sha256(&self, archive: &BlobArchive, location: &str) -> Option<(String, u64)> {
-        use sha2::Digest;
-        let client = archive.blob_client(url::Url::parse(location).unwrap()).unwrap();
-        let response = match client.download(None).await {
-            Ok(response) => response,
-            Err(e) if e.http_status().map(u16::from) == Some(404) => return None,
-            Err(e) => panic!("download {location}: {e}"),
-        };
-        let mut body = response.body;
-        let mut hasher = sha2::Sha256::new();
-        let mut bytes = 0u64;
-        while let Some(piece) = body.next().await {
-            let piece = piece.unwrap();
-            bytes += piece.len() as u64;
-            hasher.update(&piece);
-        }
-        Some((acs_recording_handler::digest::hex(&hasher.finalize()), bytes))
-    }
-
-    /// The names of every committed blob in the archive's container, sorted.
-    pub async fn blob_names(&self, archive: &BlobArchive) -> Vec<String> {
-        let mut pages = archive
-            .container_client()
-            .unwrap()
-            .list_blobs(None)
-            .unwrap()
-            .into_pages();
-        let mut names = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.unwrap().into_model().unwrap();
-            names.extend(page.blob_items.into_iter().filter_map(|blob| blob.name));
-        }
-        names.sort();
-        names
     }
 }
 
