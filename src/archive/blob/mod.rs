@@ -277,15 +277,20 @@ struct BlobWriter {
 }
 
 impl BlobWriter {
-    /// Stages the buffer as the block that starts at `self.staged`.
+    /// Stages the buffer as the block that starts at `self.staged`. On failure the buffer keeps its bytes, so that
+    /// [`FileWriter::offset`] stays true.
     async fn stage(&mut self, id: BlockId) -> Result<(), ArchiveError> {
         let id = id.to_bytes();
         let block: Bytes = self.buffer.split().freeze();
         let length = block.len() as u64;
-        self.client
-            .stage_block(&id, length, Body::from(block).into(), None)
-            .await
-            .map_err(|e| storage_error("stage a block", e))?;
+        let staged = self
+            .client
+            .stage_block(&id, length, Body::from(block.clone()).into(), None)
+            .await;
+        if let Err(e) = staged {
+            self.buffer = block.try_into_mut().unwrap_or_else(|block| BytesMut::from(&block[..]));
+            return Err(storage_error("stage a block", e));
+        }
         self.ids.push(id);
         self.staged += length;
         Ok(())
