@@ -1,9 +1,10 @@
 // Azurite's Blob service on 127.0.0.1 for the handler's tests (tests/support/azurite.rs starts one per test).
 //
 // Usage: node start.js PORT LOCATION [disk]. Azurite keeps blobs in memory (on disk under LOCATION with `disk`),
-// accepts any API version and unknown headers, sends no telemetry, and logs no requests. It prints
-// "Azurite Blob service successfully listens on http://127.0.0.1:PORT" once ready, and exits when its stdin closes:
-// the test process holds it open, so the server never outlives the test, however the test ends.
+// accepts any API version and unknown headers, and sends no telemetry. It prints
+// "Azurite Blob service successfully listens on http://127.0.0.1:PORT" once ready, then one access-log line per
+// request (which the test support counts), and exits when its stdin closes: the test process holds it open, so the
+// server never outlives the test, however the test ends.
 'use strict';
 
 const [port, location, persistence] = process.argv.slice(2);
@@ -18,7 +19,6 @@ process.argv = [
   '--blobPort', port,
   '--skipApiVersionCheck',
   '--loose',
-  '--silent',
   '--disableTelemetry',
   ...(persistence === 'disk' ? ['--location', location] : ['--inMemoryPersistence']),
 ];

@@ -6,7 +6,8 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use acs_recording_handler::archive::BlobArchive;
 use acs_recording_handler::config::{BlobAuth, BlobConfig, DEVELOPMENT_ACCOUNT, DEVELOPMENT_KEY};
@@ -31,6 +32,8 @@ pub struct BlobTarget {
     pub service_uri: String,
     /// The account key for Shared Key; `None` signs in with the Azure CLI (live targets only).
     key: Option<(String, String)>,
+    /// Requests Azurite has answered (its access log's lines).
+    requests: Arc<AtomicUsize>,
 }
 
 impl BlobTarget {
@@ -50,6 +53,7 @@ impl BlobTarget {
                 _workdir: None,
                 service_uri: uri.trim_end_matches('/').to_owned(),
                 key: std::env::var("ARCHIVE_TEST_BLOB_KEY").ok().map(|key| (account, key)),
+                requests: Arc::default(),
             };
         }
         let dir = server_dir();
@@ -91,16 +95,31 @@ impl BlobTarget {
                 let _ = child.wait();
                 continue;
             }
-            // Keep reading (and dropping) its output, so that it never blocks on a full pipe.
-            std::thread::spawn(move || for _ in stdout.lines().map_while(Result::ok) {});
+            // Keep reading its output, so that it never blocks on a full pipe, and count the requests it logs.
+            let requests: Arc<AtomicUsize> = Arc::default();
+            let count = requests.clone();
+            std::thread::spawn(move || {
+                for line in stdout.lines().map_while(Result::ok) {
+                    if line.contains("\" ") && line.contains(" HTTP/") {
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
             return BlobTarget {
                 server: Some((child, stdin)),
                 service_uri: format!("http://127.0.0.1:{}/{DEVELOPMENT_ACCOUNT}", port.0),
                 port: Some(port),
                 _workdir: Some(workdir),
                 key: Some((DEVELOPMENT_ACCOUNT.to_owned(), DEVELOPMENT_KEY.to_owned())),
+                requests,
             };
         }
+    }
+
+    /// The requests Azurite has answered so far (0 for a live target). It logs a request once answered, so a count
+    /// read just after a client finishes may lag by a moment.
+    pub fn request_count(&self) -> usize {
+        self.requests.load(Ordering::Relaxed)
     }
 
     pub fn is_local(&self) -> bool {
