@@ -222,12 +222,7 @@ async fn transient_acs_failures_are_retried_by_the_queue_and_downloads_resume() 
     );
     let state = assert_archived(&host, &acs, "d0");
     assert!(state["attempts"].as_u64().unwrap() >= 3, "{state}");
-    let ranges: Vec<String> = acs
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.ends_with("/video"))
-        .filter_map(|r| r.range)
-        .collect();
+    let ranges = content_ranges(&acs);
     assert!(
         ranges.len() >= 3,
         "a broken download resumes where it stopped: {ranges:?}"
@@ -235,6 +230,15 @@ async fn transient_acs_failures_are_retried_by_the_queue_and_downloads_resume() 
     assert!(ranges.iter().all(|r| r != "bytes=0-"), "{ranges:?}");
     let leftovers: Vec<String> = walk(&host.data_dir().join("archive"));
     assert!(leftovers.iter().all(|f| !f.ends_with(".partial")), "{leftovers:?}");
+}
+
+/// The `Range` of every content request ACS answered, in order.
+fn content_ranges(acs: &AcsServer) -> Vec<String> {
+    acs.requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/video"))
+        .filter_map(|r| r.range)
+        .collect()
 }
 
 fn walk(dir: &std::path::Path) -> Vec<String> {
@@ -417,12 +421,7 @@ async fn a_download_killed_midway_resumes_in_the_next_worker() {
     let (report, ()) = tokio::join!(host.run_queues(|| false), restart);
     assert!(report.failures >= 1, "the killed invocation failed");
     assert_archived(&host, &acs, "d0");
-    let ranges: Vec<String> = acs
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.ends_with("/video"))
-        .filter_map(|r| r.range)
-        .collect();
+    let ranges = content_ranges(&acs);
     assert_eq!(
         ranges.len(),
         1,
@@ -649,12 +648,7 @@ async fn with_blob_storage_a_download_killed_midway_resumes_after_the_staged_blo
     let (report, ()) = tokio::join!(host.run_queues(|| false), restart);
     assert!(report.failures >= 1, "the killed invocation failed");
     assert_archived_in_blob_storage(&host, &acs, &container, "d0").await;
-    let ranges: Vec<String> = acs
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.ends_with("/video"))
-        .filter_map(|r| r.range)
-        .collect();
+    let ranges = content_ranges(&acs);
     assert!(!ranges.is_empty(), "the second attempt resumed");
     let from: u64 = ranges[0]
         .trim_start_matches("bytes=")

@@ -69,6 +69,19 @@ pub async fn open(config: &ArchiveConfig, store: Arc<dyn RecordingStore>) -> Res
     Ok(Archiver::new(store, archive, client, config.delete_after_archive))
 }
 
+/// An HTTP client for moving files: the bytes exactly as stored, never decompressed on the way, over connections
+/// that must open within `connect` and never stay silent longer than `read`. ACS downloads and Blob Storage both use
+/// one.
+fn file_transfer_client(connect: std::time::Duration, read: std::time::Duration) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .no_gzip()
+        .no_deflate()
+        .no_brotli()
+        .no_zstd()
+        .connect_timeout(connect)
+        .read_timeout(read)
+}
+
 /// Why archival could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {

@@ -5,14 +5,15 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use acs_recording_handler::archive::BlobArchive;
 use acs_recording_handler::config::{BlobAuth, BlobConfig, DEVELOPMENT_ACCOUNT, DEVELOPMENT_KEY};
 use acs_recording_handler::secret::Secret;
 
+use super::npm::ServerProcess;
 use super::ports::Port;
 
 /// Where Azurite keeps blobs.
@@ -24,7 +25,7 @@ pub enum Persistence {
 }
 
 pub struct BlobTarget {
-    server: Option<(Child, ChildStdin)>,
+    server: Option<ServerProcess>,
     port: Option<Port>,
     /// Azurite's working folder, removed on drop.
     _workdir: Option<tempfile::TempDir>,
@@ -77,7 +78,6 @@ impl BlobTarget {
             let mut child = command
                 .spawn()
                 .expect("start Azurite: Node.js 20 or newer must be installed");
-            let stdin = child.stdin.take().expect("stdin");
             let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
             let mut line = String::new();
             let ready = loop {
@@ -105,8 +105,9 @@ impl BlobTarget {
                     }
                 }
             });
+            let server = ServerProcess::new(child);
             return BlobTarget {
-                server: Some((child, stdin)),
+                server: Some(server),
                 service_uri: format!("http://127.0.0.1:{}/{DEVELOPMENT_ACCOUNT}", port.0),
                 port: Some(port),
                 _workdir: Some(workdir),
@@ -179,24 +180,9 @@ impl BlobTarget {
     }
 }
 
-impl Drop for BlobTarget {
-    fn drop(&mut self) {
-        if let Some((mut child, stdin)) = self.server.take() {
-            drop(stdin);
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 /// A container name no other test uses.
 pub fn unique_container() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "test-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    super::npm::unique_name()
 }
 
 fn server_dir() -> PathBuf {

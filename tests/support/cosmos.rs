@@ -4,8 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use acs_recording_handler::config::{CosmosAuth, CosmosConfig};
@@ -15,6 +14,7 @@ use azure_core::credentials::Secret as AzureSecret;
 use azure_data_cosmos::options::{BinaryEncodingOptions, ConnectionPoolOptions};
 use azure_data_cosmos::{AccountEndpoint, AccountReference, CosmosClient, CosmosRuntime, RoutingStrategy};
 
+use super::npm::ServerProcess;
 use super::ports::Port;
 
 /// The Cosmos DB emulator's documented key; the local server accepts any valid base64 key.
@@ -35,7 +35,7 @@ pub struct ServerOptions {
 }
 
 pub struct CosmosTarget {
-    server: Option<(Child, ChildStdin)>,
+    server: Option<ServerProcess>,
     /// The local server's reserved port.
     port: Option<Port>,
     pub endpoint: String,
@@ -80,7 +80,6 @@ impl CosmosTarget {
             let mut child = command
                 .spawn()
                 .expect("start the Cosmos DB test server: Node.js 20 or newer must be installed");
-            let stdin = child.stdin.take().expect("stdin");
             let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
             let mut line = String::new();
             let _ = stdout.read_line(&mut line);
@@ -100,8 +99,9 @@ impl CosmosTarget {
                     }
                 }
             });
+            let server = ServerProcess::new(child);
             return CosmosTarget {
-                server: Some((child, stdin)),
+                server: Some(server),
                 port: Some(port),
                 endpoint: format!("http://{address}/"),
                 key: EMULATOR_KEY.to_owned(),
@@ -241,24 +241,9 @@ impl CosmosTarget {
     }
 }
 
-impl Drop for CosmosTarget {
-    fn drop(&mut self) {
-        if let Some((mut child, stdin)) = self.server.take() {
-            drop(stdin);
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 /// A database name no other test uses.
 pub fn unique_database() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "test-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    super::npm::unique_name()
 }
 
 fn server_dir() -> PathBuf {

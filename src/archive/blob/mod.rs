@@ -94,14 +94,7 @@ impl BlobArchive {
             }
             BlobAuth::DeveloperCredential => Some(identity::developer().map_err(ArchiveError::Setup)?),
         };
-        let http = reqwest::Client::builder()
-            // The bytes as stored: never decompressed on the way.
-            .no_gzip()
-            .no_deflate()
-            .no_brotli()
-            .no_zstd()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .read_timeout(READ_TIMEOUT)
+        let http = super::file_transfer_client(CONNECT_TIMEOUT, READ_TIMEOUT)
             .build()
             .map_err(|e| ArchiveError::Setup(format!("cannot make the HTTP client for Blob Storage: {e}")))?;
         client_options.transport = Some(Transport::new(Arc::new(http)));
