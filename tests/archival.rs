@@ -660,3 +660,73 @@ async fn with_blob_storage_a_download_killed_midway_resumes_after_the_staged_blo
         "resumed after whole staged blocks: {ranges:?}"
     );
 }
+
+/// A token as Microsoft Entra ID issues one for Blob Storage, as far as Azurite looks: its audience, issuer and
+/// lifetime (Azurite checks no signature).
+fn storage_token() -> String {
+    use base64::Engine;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let part = |value: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string());
+    format!(
+        "{}.{}.{}",
+        part(json!({"typ": "JWT", "alg": "RS256"})),
+        part(json!({
+            "aud": "https://storage.azure.com",
+            "iss": "https://sts.windows.net/11111111-2222-3333-4444-555555555555/",
+            "iat": now - 300,
+            "nbf": now - 300,
+            "exp": now + 3600,
+            "oid": "66666666-7777-8888-9999-000000000000",
+        })),
+        "c2lnbmF0dXJl"
+    )
+}
+
+#[tokio::test]
+async fn with_entra_id_the_apps_managed_identity_writes_to_blob_storage_over_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+    let blob = BlobTarget::start_https(&cert, &key);
+    let acs = AcsServer::start(AcsOptions::default());
+    let identity = support::identity::IdentityEndpoint::start(&storage_token());
+    let mut settings = identity.settings();
+    settings.extend([
+        ("ArchiveStorage__blobServiceUri".to_owned(), blob.service_uri.clone()),
+        ("ArchiveStorage__credential".to_owned(), "managedidentity".to_owned()),
+        ("RECORDINGS_ARCHIVE_CONTAINER".to_owned(), unique_container()),
+        ("RECORDINGS_CREATE_IF_NOT_EXISTS".to_owned(), "true".to_owned()),
+        // The handler trusts the test's certificate, and only it.
+        ("SSL_CERT_FILE".to_owned(), cert.display().to_string()),
+    ]);
+    let host = archiving_host(&acs, &support::str_pairs(&settings)).await;
+    assert!(
+        host.logged_at("chunks are archived in Blob Storage", Some(Level::Information))
+            .await,
+        "{}",
+        host.output()
+    );
+    assert!(
+        host.invoke(&event_of(&acs, "e1", &now(), &[("d0", 100_000)]))
+            .await
+            .succeeded()
+    );
+    let report = host.run_queues(|| false).await;
+    assert_eq!(report.failures, 0, "{:?}\n{}", report.invocations, host.output());
+    let (_, state) = states(&host).remove(0);
+    assert_eq!(state["state"], "archived", "{state}");
+    // The handler committed the blob and read its length and metadata back before recording these.
+    assert_eq!(state["contentSha256"], acs.content_sha256_hex("d0"));
+    assert_eq!(state["contentBytes"], acs.content_len("d0"));
+    let location = state["contentLocation"].as_str().unwrap();
+    assert!(location.starts_with(&format!("{}/", blob.service_uri)), "{location}");
+    let asked = identity.requests();
+    assert!(
+        asked
+            .iter()
+            .any(|r| r.resource.as_deref() == Some("https://storage.azure.com")),
+        "Blob Storage's scope: {asked:?}"
+    );
+}

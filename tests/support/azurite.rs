@@ -43,7 +43,18 @@ impl BlobTarget {
     }
 
     pub fn start_with(persistence: Persistence) -> BlobTarget {
-        if let Ok(uri) = std::env::var("ARCHIVE_TEST_BLOB_URI") {
+        Self::launch(persistence, None)
+    }
+
+    /// A local Azurite over HTTPS with this certificate and key (PEM files), which also takes Microsoft Entra ID
+    /// bearer tokens (Azurite's `--oauth basic`: it checks a token's audience, issuer and lifetime, not its
+    /// signature). Always local: the Entra ID path is tested against it, never against a live account.
+    pub fn start_https(cert: &std::path::Path, key: &std::path::Path) -> BlobTarget {
+        Self::launch(Persistence::Memory, Some((cert, key)))
+    }
+
+    fn launch(persistence: Persistence, tls: Option<(&std::path::Path, &std::path::Path)>) -> BlobTarget {
+        if let Some(uri) = std::env::var("ARCHIVE_TEST_BLOB_URI").ok().filter(|_| tls.is_none()) {
             let account = url::Url::parse(&uri)
                 .ok()
                 .and_then(|u| u.host_str().map(|h| h.split('.').next().unwrap_or_default().to_owned()))
@@ -72,8 +83,12 @@ impl BlobTarget {
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit());
-            if persistence == Persistence::Disk {
-                command.arg("disk");
+            command.arg(match persistence {
+                Persistence::Disk => "disk",
+                Persistence::Memory => "memory",
+            });
+            if let Some((cert, key)) = tls {
+                command.env("AZURITE_CERT", cert).env("AZURITE_KEY", key);
             }
             let mut child = command
                 .spawn()
@@ -108,7 +123,11 @@ impl BlobTarget {
             let server = ServerProcess::new(child);
             return BlobTarget {
                 server: Some(server),
-                service_uri: format!("http://127.0.0.1:{}/{DEVELOPMENT_ACCOUNT}", port.0),
+                service_uri: format!(
+                    "{}://127.0.0.1:{}/{DEVELOPMENT_ACCOUNT}",
+                    if tls.is_some() { "https" } else { "http" },
+                    port.0
+                ),
                 port: Some(port),
                 _workdir: Some(workdir),
                 key: Some((DEVELOPMENT_ACCOUNT.to_owned(), DEVELOPMENT_KEY.to_owned())),
