@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::{Settings, data_dir};
+use super::{Settings, SignIn, data_dir};
 use crate::archive::sources::{ArchiveSources, DEFAULT_SOURCES};
 use crate::secret::Secret;
 
@@ -176,21 +176,9 @@ fn blob(settings: &mut Settings<'_>) -> Option<BlobConfig> {
                 ));
                 return None;
             };
-            let client_id = settings.get("ArchiveStorage__clientId");
-            let auth = match settings
-                .get("ArchiveStorage__credential")
-                .map(|c| c.to_ascii_lowercase())
-                .as_deref()
-            {
-                Some("managedidentity") => BlobAuth::ManagedIdentity { client_id },
-                None if settings.in_azure() => BlobAuth::ManagedIdentity { client_id },
-                None => BlobAuth::DeveloperCredential,
-                Some(other) => {
-                    settings.problem(format!(
-                        "ArchiveStorage__credential must be \"managedidentity\" or unset, not {other:?}"
-                    ));
-                    return None;
-                }
+            let auth = match settings.sign_in(BLOB_VARIABLES[0])? {
+                SignIn::ManagedIdentity { client_id } => BlobAuth::ManagedIdentity { client_id },
+                SignIn::Developer => BlobAuth::DeveloperCredential,
             };
             (service_uri, auth)
         }
@@ -320,22 +308,10 @@ fn connection(settings: &mut Settings<'_>) -> Option<AcsConnection> {
                 settings.problem(format!("{} must be an https URL, not {endpoint:?}", ACS_VARIABLES[1]));
                 return None;
             }
-            let client_id = settings.get("AcsConnection__clientId");
-            match settings
-                .get("AcsConnection__credential")
-                .map(|c| c.to_ascii_lowercase())
-                .as_deref()
-            {
-                Some("managedidentity") => Some(AcsConnection::ManagedIdentity { client_id }),
-                None if settings.in_azure() => Some(AcsConnection::ManagedIdentity { client_id }),
-                None => Some(AcsConnection::DeveloperCredential),
-                Some(other) => {
-                    settings.problem(format!(
-                        "AcsConnection__credential must be \"managedidentity\" or unset, not {other:?}"
-                    ));
-                    None
-                }
-            }
+            Some(match settings.sign_in(ACS_VARIABLES[0])? {
+                SignIn::ManagedIdentity { client_id } => AcsConnection::ManagedIdentity { client_id },
+                SignIn::Developer => AcsConnection::DeveloperCredential,
+            })
         }
     }
 }

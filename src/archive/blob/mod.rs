@@ -9,7 +9,11 @@
 //! A file goes up as staged blocks of [`BLOCK_BYTES`], one `Put Block` per block as the download fills it (memory
 //! holds at most one block per writer), then one conditional `Put Block List` commits it with its SHA-256 and size
 //! as metadata: `If-None-Match: *`, so that of two writers of one file exactly one commit wins and a blob, once
-//! there, is never replaced. The block ids carry the running hash ([`blocks`]), so a retried job lists the
+//! there, is never replaced. The writer whose commit finds the blob there (409 or 412: another writer, or its own
+//! earlier try whose answer was lost) accepts it only if its metadata names exactly its own bytes, and otherwise
+//! reports the file busy; it never commits over it, not even with `If-Match` when the bytes are the same — that
+//! would gain nothing, and risk a mix if they were not. The block ids carry the running hash ([`blocks`]), so a
+//! retried job lists the
 //! uncommitted blocks, keeps the run it can vouch for and resumes the download after it. Before a file is reported
 //! archived, the committed blob's length and metadata are read back and checked.
 
