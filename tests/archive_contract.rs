@@ -167,3 +167,24 @@ async fn blob_a_wrong_key_needs_an_operator() {
     assert!(refused.needs_operator(), "{refused:?}");
     assert!(refused.to_string().contains("403"), "{refused}");
 }
+
+#[tokio::test]
+async fn blob_files_are_committed_in_the_configured_access_tier() {
+    use azure_storage_blob::models::BlobClientGetPropertiesResultHeaders;
+    let target = BlobTarget::start();
+    let mut config = target.config(&unique_container(), None);
+    config.access_tier = Some(acs_recording_handler::config::AccessTier::Cold);
+    let archive = BlobArchive::new(&config).unwrap();
+    archive.prepare(true).await.unwrap();
+    let mut writer = archive.writer(&contract::key("d0")).await.unwrap();
+    writer.write(&contract::content(5, 1000)).await.unwrap();
+    let file = writer.commit(Some(1000)).await.unwrap();
+    let properties = archive
+        .blob_client(url::Url::parse(&file.location).unwrap())
+        .unwrap()
+        .get_properties(None)
+        .await
+        .unwrap();
+    assert_eq!(properties.access_tier().unwrap().as_deref(), Some("Cold"));
+    assert_eq!(properties.content_type().unwrap().as_deref(), Some("video/mp4"));
+}
