@@ -142,7 +142,7 @@ async fn open(config: &Config) -> Option<(Pipeline, Archival)> {
         }
     };
     let archival = match &config.archive {
-        Some(archive) => match archive::open(archive, store.clone()) {
+        Some(archive) => match archive::open(archive, store.clone()).await {
             Ok(archiver) => Archival::On(archiver),
             Err(e) => {
                 error!(error = %error_chain(&e), "cannot set archival up");

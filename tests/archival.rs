@@ -1,14 +1,21 @@
 //! Archival behind the stand-in host: `RecordingEvent` queues a job per chunk, `ArchiveRecording` downloads the
-//! chunk's files from the ACS test server into the embedded archive and records the result, the queue retries
-//! failures and gives up into the poison queue, where `ArchiveRecordingPoison` marks the chunk failed.
+//! chunk's files from the ACS test server into the embedded archive (or Blob Storage: Azurite) and records the
+//! result, the queue retries failures and gives up into the poison queue, where `ArchiveRecordingPoison` marks the
+//! chunk failed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 
 use std::path::PathBuf;
 
+use acs_recording_handler::archive::blob::BLOCK_BYTES;
+use acs_recording_handler::archive::{Archive, FileKey};
+use acs_recording_handler::config::DEVELOPMENT_KEY;
+use azure_storage_blob::models::BlockListType;
 use serde_json::{Value, json};
 use support::acs::{AcsOptions, AcsServer, DEFAULT_ACCESS_KEY, DEFAULT_ACS_HOST, Fault, FileKind, Trap};
+use support::archive_contract::{Container, Inspect};
+use support::azurite::{BlobTarget, unique_container};
 use support::events::{chunk, chunk_at, recording_event};
 use support::{EventGrid, Host, Level, documents};
 
@@ -215,12 +222,7 @@ async fn transient_acs_failures_are_retried_by_the_queue_and_downloads_resume() 
     );
     let state = assert_archived(&host, &acs, "d0");
     assert!(state["attempts"].as_u64().unwrap() >= 3, "{state}");
-    let ranges: Vec<String> = acs
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.ends_with("/video"))
-        .filter_map(|r| r.range)
-        .collect();
+    let ranges = content_ranges(&acs);
     assert!(
         ranges.len() >= 3,
         "a broken download resumes where it stopped: {ranges:?}"
@@ -231,6 +233,15 @@ async fn transient_acs_failures_are_retried_by_the_queue_and_downloads_resume() 
         leftovers.iter().all(|f| f.extension().is_none_or(|e| e != "partial")),
         "{leftovers:?}"
     );
+}
+
+/// The `Range` of every content request ACS answered, in order.
+fn content_ranges(acs: &AcsServer) -> Vec<String> {
+    acs.requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/video"))
+        .filter_map(|r| r.range)
+        .collect()
 }
 
 #[tokio::test]
@@ -400,12 +411,7 @@ async fn a_download_killed_midway_resumes_in_the_next_worker() {
     let (report, ()) = tokio::join!(host.run_queues(|| false), restart);
     assert!(report.failures >= 1, "the killed invocation failed");
     assert_archived(&host, &acs, "d0");
-    let ranges: Vec<String> = acs
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.ends_with("/video"))
-        .filter_map(|r| r.range)
-        .collect();
+    let ranges = content_ranges(&acs);
     assert_eq!(
         ranges.len(),
         1,
@@ -501,5 +507,216 @@ async fn with_entra_id_the_apps_managed_identity_token_signs_the_downloads() {
             .iter()
             .all(|r| r.has_authorization && r.x_ms_host.is_none()),
         "a bearer token, no HMAC"
+    );
+}
+
+/// A host archiving to a container of its own in `blob`, and an archive client of the test's on that container.
+async fn blob_archiving_host(acs: &AcsServer, blob: &BlobTarget, extra: &[(&str, &str)]) -> (Host, Container) {
+    let container = unique_container();
+    let mut settings = blob.handler_settings(&container, None);
+    settings.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let host = archiving_host(acs, &support::str_pairs(&settings)).await;
+    let archive = blob.archive(&container).await;
+    (host, Container { archive })
+}
+
+/// Checks a chunk is archived in Blob Storage with exactly the bytes ACS serves, and returns its state.
+async fn assert_archived_in_blob_storage(host: &Host, acs: &AcsServer, container: &Container, chunk_id: &str) -> Value {
+    let archive = &container.archive;
+    let (_, state) = states(host).into_iter().find(|(id, _)| id == chunk_id).unwrap();
+    assert_eq!(state["state"], "archived", "{chunk_id}: {state}");
+    let content = state["contentLocation"].as_str().unwrap();
+    let container_url = archive.container_url().as_str();
+    assert!(
+        content.starts_with(container_url),
+        "{content} is a blob of {container_url}"
+    );
+    assert!(!content.contains('?'), "no SAS or query in a location: {content}");
+    assert_eq!(
+        content,
+        archive.location(&FileKey {
+            call_id: "call-1".into(),
+            recording_id: "rec-1".into(),
+            chunk_id: chunk_id.into(),
+            kind: acs_recording_handler::archive::FileKind::Content {
+                extension: "mp4".into()
+            },
+        })
+    );
+    assert_eq!(
+        container.read(content).await,
+        Some((acs.content_sha256_hex(chunk_id), acs.content_len(chunk_id))),
+        "the blob holds ACS's bytes"
+    );
+    assert_eq!(state["contentSha256"], acs.content_sha256_hex(chunk_id));
+    let metadata = state["metadataLocation"].as_str().unwrap();
+    assert!(metadata.ends_with("/metadata.json"), "{metadata}");
+    assert_eq!(
+        container.read(metadata).await,
+        Some((
+            acs.metadata_sha256_hex(chunk_id),
+            acs.metadata_bytes(chunk_id).len() as u64
+        ))
+    );
+    state
+}
+
+#[tokio::test]
+async fn with_blob_storage_each_chunk_is_archived_as_a_blob_with_acs_bytes_and_the_key_never_shows() {
+    let acs = AcsServer::start(AcsOptions::default());
+    let blob = BlobTarget::start();
+    let (host, container) = blob_archiving_host(&acs, &blob, &[("RUST_LOG", "trace")]).await;
+    assert!(
+        host.logged_at("chunks are archived in Blob Storage", Some(Level::Information))
+            .await,
+        "{}",
+        host.output()
+    );
+    assert!(
+        host.invoke(&event_of(&acs, "e1", &now(), &[("d0", 300_000), ("d1", 5)]))
+            .await
+            .succeeded()
+    );
+    let report = host.run_queues(|| false).await;
+    assert_eq!((report.deliveries, report.failures), (2, 0), "{:?}", report.invocations);
+    for chunk in ["d0", "d1"] {
+        assert_archived_in_blob_storage(&host, &acs, &container, chunk).await;
+    }
+    assert_eq!(container.names().await.len(), 4, "two files per chunk, nothing else");
+    assert!(
+        !host.data_dir().join("archive").exists(),
+        "the embedded archive is never used"
+    );
+    let output = host.output();
+    for fragment in [DEVELOPMENT_KEY, &DEVELOPMENT_KEY[..16], &DEVELOPMENT_KEY[40..60]] {
+        assert!(!output.contains(fragment), "the storage account key leaked");
+    }
+}
+
+#[tokio::test]
+async fn with_blob_storage_a_download_killed_midway_resumes_after_the_staged_blocks() {
+    let acs = AcsServer::start(AcsOptions::default());
+    let blob = BlobTarget::start();
+    let (host, container) = blob_archiving_host(&acs, &blob, &[]).await;
+    let archive = &container.archive;
+    let size = 2 * u64::from(BLOCK_BYTES) + 1_000_000;
+    let event = event_of(&acs, "e1", &now(), &[("d0", size)]);
+    acs.inject(
+        "d0",
+        FileKind::Content,
+        Fault::Slow {
+            delay_per_frame: std::time::Duration::from_millis(4),
+        },
+    );
+    assert!(host.invoke(&event).await.succeeded());
+    let content = FileKey {
+        call_id: "call-1".into(),
+        recording_id: "rec-1".into(),
+        chunk_id: "d0".into(),
+        kind: acs_recording_handler::archive::FileKind::Content {
+            extension: "mp4".into(),
+        },
+    };
+    let blocks = archive
+        .blob_client(url::Url::parse(&archive.location(&content)).unwrap())
+        .unwrap()
+        .block_blob_client();
+    let restart = async {
+        // Wait until a block is staged, then have the host kill the worker (a restart, or a timeout).
+        loop {
+            let staged = match blocks.get_block_list(BlockListType::Uncommitted, None).await {
+                Ok(list) => list.into_model().unwrap().uncommitted_blocks.unwrap_or_default().len(),
+                Err(_) => 0,
+            };
+            if staged > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        host.restart().await;
+    };
+    let (report, ()) = tokio::join!(host.run_queues(|| false), restart);
+    assert!(report.failures >= 1, "the killed invocation failed");
+    assert_archived_in_blob_storage(&host, &acs, &container, "d0").await;
+    let ranges = content_ranges(&acs);
+    assert!(!ranges.is_empty(), "the second attempt resumed");
+    let from: u64 = ranges[0]
+        .trim_start_matches("bytes=")
+        .trim_end_matches('-')
+        .parse()
+        .unwrap();
+    assert!(
+        from > 0 && from.is_multiple_of(u64::from(BLOCK_BYTES)),
+        "resumed after whole staged blocks: {ranges:?}"
+    );
+}
+
+/// A token as Microsoft Entra ID issues one for Blob Storage, as far as Azurite looks: its audience, issuer and
+/// lifetime (Azurite checks no signature).
+fn storage_token() -> String {
+    use base64::Engine;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let part = |value: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string());
+    format!(
+        "{}.{}.{}",
+        part(json!({"typ": "JWT", "alg": "RS256"})),
+        part(json!({
+            "aud": "https://storage.azure.com",
+            "iss": "https://sts.windows.net/11111111-2222-3333-4444-555555555555/",
+            "iat": now - 300,
+            "nbf": now - 300,
+            "exp": now + 3600,
+            "oid": "66666666-7777-8888-9999-000000000000",
+        })),
+        "c2lnbmF0dXJl"
+    )
+}
+
+#[tokio::test]
+async fn with_entra_id_the_apps_managed_identity_writes_to_blob_storage_over_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+    let blob = BlobTarget::start_https(&cert, &key);
+    let acs = AcsServer::start(AcsOptions::default());
+    let identity = support::identity::IdentityEndpoint::start(&storage_token());
+    let mut settings = identity.settings();
+    settings.extend([
+        ("ArchiveStorage__blobServiceUri".to_owned(), blob.service_uri.clone()),
+        ("ArchiveStorage__credential".to_owned(), "managedidentity".to_owned()),
+        ("RECORDINGS_ARCHIVE_CONTAINER".to_owned(), unique_container()),
+        ("RECORDINGS_CREATE_IF_NOT_EXISTS".to_owned(), "true".to_owned()),
+        // The handler trusts the test's certificate, and only it.
+        ("SSL_CERT_FILE".to_owned(), cert.display().to_string()),
+    ]);
+    let host = archiving_host(&acs, &support::str_pairs(&settings)).await;
+    assert!(
+        host.logged_at("chunks are archived in Blob Storage", Some(Level::Information))
+            .await,
+        "{}",
+        host.output()
+    );
+    assert!(
+        host.invoke(&event_of(&acs, "e1", &now(), &[("d0", 100_000)]))
+            .await
+            .succeeded()
+    );
+    let report = host.run_queues(|| false).await;
+    assert_eq!(report.failures, 0, "{:?}\n{}", report.invocations, host.output());
+    let (_, state) = states(&host).remove(0);
+    assert_eq!(state["state"], "archived", "{state}");
+    // The handler committed the blob and read its length and metadata back before recording these.
+    assert_eq!(state["contentSha256"], acs.content_sha256_hex("d0"));
+    assert_eq!(state["contentBytes"], acs.content_len("d0"));
+    let location = state["contentLocation"].as_str().unwrap();
+    assert!(location.starts_with(&format!("{}/", blob.service_uri)), "{location}");
+    let asked = identity.requests();
+    assert!(
+        asked
+            .iter()
+            .any(|r| r.resource.as_deref() == Some("https://storage.azure.com")),
+        "Blob Storage's scope: {asked:?}"
     );
 }

@@ -3,6 +3,8 @@
 //! simulated Event Grid in batches, archived through the queue while the host kills and restarts the handler
 //! (SIGKILL, downloads in flight). The verdict: every chunk archived byte for byte, or expired or failed exactly
 //! where the test made it so; no file archived twice or under another name; no `archived` state without its file.
+//! It runs with the embedded archive on both stores, and with Blob Storage (Azurite behind a proxy that cuts,
+//! black-holes and slows its connections).
 //!
 //! `FAULT_CAMPAIGN_SEED` replays a campaign; `ARCHIVE_CAMPAIGN_RECORDINGS` sets its size (60 by default).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -10,17 +12,21 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::acs::{AcsOptions, AcsServer, DEFAULT_ACCESS_KEY, DEFAULT_ACS_HOST, Fault, FileKind};
+use support::archive_contract::{Container, Folder, Inspect};
+use support::azurite::{BlobTarget, unique_container};
 use support::cosmos::{CosmosTarget, unique_database};
 use support::events::{chunk_at, recording_event};
 use support::grid::{self, Subscription};
+use support::proxy::{Disruptions, Proxy};
 use support::rng::Rng;
 use support::{Host, documents};
+
+use acs_recording_handler::config::DEVELOPMENT_ACCOUNT;
 
 /// The campaign must end by itself, well inside CI's budget.
 const DEADLINE: Duration = Duration::from_secs(300);
@@ -127,8 +133,18 @@ fn size() -> usize {
         .unwrap_or(60)
 }
 
-/// Every way the stored documents and the archive folder differ from what the campaign made happen.
-fn judge(w: &Workload, acs: &AcsServer, stored: &[Value], data: &Path) -> (Vec<String>, BTreeMap<&'static str, usize>) {
+/// A location's path: the handler reaches Blob Storage through a proxy, the judge directly.
+fn path_of(location: &str) -> String {
+    url::Url::parse(location).map_or_else(|_| location.to_owned(), |url| url.path().to_owned())
+}
+
+/// Every way the stored documents and the archive differ from what the campaign made happen.
+async fn judge(
+    w: &Workload,
+    acs: &AcsServer,
+    stored: &[Value],
+    archive: &dyn Inspect,
+) -> (Vec<String>, BTreeMap<&'static str, usize>) {
     let mut problems = Vec::new();
     let mut tally = BTreeMap::new();
     let mut states = BTreeMap::new();
@@ -176,35 +192,28 @@ fn judge(w: &Workload, acs: &AcsServer, stored: &[Value], data: &Path) -> (Vec<S
                     state[sha]
                 ));
             }
-            let path = url::Url::parse(state[location].as_str().unwrap_or_default())
-                .ok()
-                .and_then(|u| u.to_file_path().ok())
-                .unwrap_or_default();
-            match std::fs::File::open(&path).map(support::acs::sha256_hex) {
-                Ok(on_disk) if on_disk == source_sha => expected_files.push(path),
-                Ok(_) => problems.push(format!(
-                    "{recording}/{chunk}: {} differs from the source",
-                    path.display()
-                )),
-                Err(e) => problems.push(format!("{recording}/{chunk}: archived, but {}: {e}", path.display())),
+            let location = state[location].as_str().unwrap_or_default().to_owned();
+            match archive.read(&location).await {
+                Some((kept, _)) if kept == source_sha => expected_files.push(path_of(&location)),
+                Some(_) => problems.push(format!("{recording}/{chunk}: {location} differs from the source")),
+                None => problems.push(format!("{recording}/{chunk}: archived, but nothing is at {location}")),
             }
         }
     }
-    expected_files.sort();
-    let mut on_disk: Vec<PathBuf> = support::files_under(&data.join("archive"))
-        .into_iter()
-        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
-        .collect();
-    on_disk.sort();
-    for extra in on_disk.iter().filter(|p| !expected_files.contains(p)) {
-        problems.push(format!("a file no archived chunk names: {}", extra.display()));
+    for extra in archive
+        .names()
+        .await
+        .iter()
+        .filter(|name| !expected_files.contains(&path_of(name)))
+    {
+        problems.push(format!("a file no archived chunk names: {extra}"));
     }
     (problems, tally)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn archive_phase_on_the_embedded_store_archives_every_chunk_byte_for_byte_through_faults_and_crashes() {
-    campaign("embedded", &[], None).await;
+    campaign("embedded", &[], None, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -215,12 +224,48 @@ async fn archive_phase_on_cosmos_archives_every_chunk_byte_for_byte_through_faul
     }
     let database = unique_database();
     let settings = target.handler_settings(&database, None);
-    campaign("Cosmos DB", &support::str_pairs(&settings), Some((&target, &database))).await;
+    campaign(
+        "Cosmos DB",
+        &support::str_pairs(&settings),
+        Some((&target, &database)),
+        None,
+    )
+    .await;
 }
 
-/// Runs the archive phase with the store these settings choose; `cosmos` names the Cosmos DB target to read the
-/// documents back from (the embedded store's are read from its folder).
-async fn campaign(store: &str, store_settings: &[(&str, &str)], cosmos: Option<(&CosmosTarget, &str)>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn archive_phase_on_blob_storage_archives_every_chunk_byte_for_byte_through_faults_crashes_and_network_cuts() {
+    let target = BlobTarget::start();
+    if !target.is_local() {
+        return; // the proxy stands in front of the local server
+    }
+    let proxy = Proxy::start(([127, 0, 0, 1], target.port()).into()).await;
+    let container = unique_container();
+    let archive = target.archive(&container).await;
+    let through_proxy = format!("http://127.0.0.1:{}/{}", proxy.port, DEVELOPMENT_ACCOUNT);
+    let settings = target.handler_settings(&container, Some(&through_proxy));
+    let blob = BlobStorage {
+        container: Container { archive },
+        proxy: &proxy,
+    };
+    campaign("embedded", &support::str_pairs(&settings), None, Some(&blob)).await;
+}
+
+/// The Blob Storage archive a campaign archives into, and the proxy between the handler and it.
+struct BlobStorage<'a> {
+    container: Container,
+    proxy: &'a Proxy,
+}
+
+/// Runs the archive phase with the store and archive these settings choose; `cosmos` names the Cosmos DB target to
+/// read the documents back from (the embedded store's are read from its folder), `blob` the Blob Storage archive
+/// and its proxy (the embedded archive's files are read from its folder).
+async fn campaign(
+    store: &str,
+    store_settings: &[(&str, &str)],
+    cosmos: Option<(&CosmosTarget, &str)>,
+    blob: Option<&BlobStorage<'_>>,
+) {
     let seed = Rng::seed_from_env();
     let mut rng = Rng::new(seed);
     let acs = AcsServer::start(AcsOptions::default());
@@ -240,8 +285,9 @@ async fn campaign(store: &str, store_settings: &[(&str, &str)], cosmos: Option<(
             .await;
     }
     let (delivered, done, restarts) = (AtomicBool::new(false), AtomicBool::new(false), AtomicUsize::new(0));
+    let disruptions = Disruptions::default();
     let started = Instant::now();
-    let chaos_seed = rng.next_u64();
+    let (chaos_seed, network_seed) = (rng.next_u64(), rng.next_u64());
     let deliver = async {
         let report = grid::deliver(&host, "RecordingEvent", &w.events, &Subscription::default(), &mut rng).await;
         delivered.store(true, Ordering::SeqCst);
@@ -262,8 +308,13 @@ async fn campaign(store: &str, store_settings: &[(&str, &str)], cosmos: Option<(
             }
         }
     };
-    let (grid_report, queue_report, ()) =
-        tokio::time::timeout(DEADLINE, async { tokio::join!(deliver, archive, chaos) })
+    let network = async {
+        if let Some(blob) = blob {
+            blob.proxy.disrupt(network_seed, &done, &disruptions).await;
+        }
+    };
+    let (grid_report, queue_report, (), ()) =
+        tokio::time::timeout(DEADLINE, async { tokio::join!(deliver, archive, chaos, network) })
             .await
             .unwrap_or_else(|_| panic!("the campaign overran its deadline:\n{}", host.diagnosis()));
 
@@ -276,9 +327,22 @@ async fn campaign(store: &str, store_settings: &[(&str, &str)], cosmos: Option<(
         }
         None => documents(&host.data_dir()),
     };
-    let (problems, tally) = judge(&w, &acs, &stored, &host.data_dir());
+    let folder = Folder {
+        root: host.data_dir().join("archive"),
+    };
+    let inspect: &dyn Inspect = match blob {
+        Some(blob) => &blob.container,
+        None => &folder,
+    };
+    let (problems, tally) = judge(&w, &acs, &stored, inspect).await;
     let count = |state: &str| tally.get(state).copied().unwrap_or(0);
-    println!("\narchive campaign on the {store} store (seed {seed})");
+    let archive_name = if blob.is_some() {
+        "Blob Storage"
+    } else {
+        "the embedded archive"
+    };
+    println!("\narchive campaign on the {store} store, into {archive_name} (seed {seed})");
+    let network_rows = blob.map(|_| disruptions.rows()).into_iter().flatten();
     for (label, value) in [
         (
             "recordings",
@@ -296,11 +360,15 @@ async fn campaign(store: &str, store_settings: &[(&str, &str)], cosmos: Option<(
         ("  of which failed and retried", queue_report.failures),
         ("  moved to the poison queue", queue_report.poisoned),
         ("handler killed by the host (SIGKILL)", restarts.load(Ordering::SeqCst)),
+    ]
+    .into_iter()
+    .chain(network_rows)
+    .chain([
         ("chunks archived (byte-identical)", count("archived")),
         ("chunks expired (404 at ACS)", count("expired")),
         ("chunks failed (outside the sources)", count("failed")),
         ("lost or wrong", problems.len()),
-    ] {
+    ]) {
         println!("  {label:<58} {value:>7}");
     }
     for problem in problems.iter().take(20) {

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use support::cosmos::{CosmosTarget, unique_database};
 use support::events::{call_ended, chunk, cloud_event, event_grid, recording_data, subject};
 use support::grid::{self, Subscription};
-use support::proxy::Proxy;
+use support::proxy::{Disruptions, Proxy};
 use support::rng::Rng;
 use support::{Host, documents, json_files, quarantined};
 
@@ -263,38 +263,10 @@ async fn cosmos_store_loses_nothing_through_faults_crashes_duplicates_and_disord
         .faults(json!({"throttle": 0.04, "unavailable": 0.02, "timeout": 0.02, "lostResponse": 0.02}))
         .await;
 
-    let (done, restarts, cuts, black_holes, slowdowns) = (
-        AtomicBool::new(false),
-        AtomicUsize::new(0),
-        AtomicUsize::new(0),
-        AtomicUsize::new(0),
-        AtomicUsize::new(0),
-    );
+    let (done, restarts, disruptions) = (AtomicBool::new(false), AtomicUsize::new(0), Disruptions::default());
     let started = Instant::now();
     let (kill_seed, net_seed) = (rng.next_u64(), rng.next_u64());
-    let network = async {
-        let mut rng = Rng::new(net_seed);
-        while !done.load(Ordering::SeqCst) {
-            tokio::time::sleep(Duration::from_millis(rng.between(300, 900))).await;
-            let roll = rng.between(0, 100);
-            if roll < 25 {
-                proxy.set_latency(Duration::from_millis(rng.between(20, 400)));
-                tokio::time::sleep(Duration::from_millis(rng.between(200, 800))).await;
-                proxy.set_latency(Duration::ZERO);
-                slowdowns.fetch_add(1, Ordering::SeqCst);
-            } else if roll < 75 {
-                proxy.stop();
-                tokio::time::sleep(Duration::from_millis(rng.between(20, 200))).await;
-                proxy.resume().await;
-                cuts.fetch_add(1, Ordering::SeqCst);
-            } else {
-                proxy.black_hole().await;
-                tokio::time::sleep(Duration::from_millis(rng.between(200, 800))).await;
-                proxy.restore().await;
-                black_holes.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-    };
+    let network = proxy.disrupt(net_seed, &done, &disruptions);
     let run = async {
         let report = grid::deliver(&host, "RecordingEvent", &w.events, &Subscription::default(), &mut rng).await;
         done.store(true, Ordering::SeqCst);
@@ -322,9 +294,9 @@ async fn cosmos_store_loses_nothing_through_faults_crashes_duplicates_and_disord
         ("503 unavailable", count("unavailable")),
         ("408 timeout", count("timeout")),
         ("answer lost after the write", count("lostResponse")),
-        ("connections cut", cuts.load(Ordering::SeqCst)),
-        ("black holes", black_holes.load(Ordering::SeqCst)),
-        ("slowdowns (20-400 ms)", slowdowns.load(Ordering::SeqCst)),
+        disruptions.rows()[0],
+        disruptions.rows()[1],
+        disruptions.rows()[2],
         ("handler killed by the host (SIGKILL)", restarts.load(Ordering::SeqCst)),
     ];
     verdict("Cosmos DB", seed, &w, &report, &faults, &problems, started);

@@ -55,6 +55,14 @@ fn function_app_files_follow_the_host_contract() {
         "RECORDINGS_DATA_DIR",
         "RECORDINGS_LOG_FORMAT",
         "RECORDINGS_STORE",
+        "AcsConnection",
+        "AcsConnection__endpoint",
+        "ArchiveStorage",
+        "ArchiveStorage__blobServiceUri",
+        "ArchiveStorage__credential",
+        "ArchiveStorage__clientId",
+        "RECORDINGS_ARCHIVE_CONTAINER",
+        "RECORDINGS_ARCHIVE_ACCESS_TIER",
         "RUST_LOG",
     ] {
         assert!(values[ours].is_string(), "{ours} is listed with a placeholder");

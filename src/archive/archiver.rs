@@ -63,7 +63,7 @@ impl JobError {
         match self {
             JobError::Download(e) => e.needs_operator(),
             JobError::Store(e) => e.needs_operator(),
-            JobError::Archive(_) => false,
+            JobError::Archive(e) => e.needs_operator(),
         }
     }
 }

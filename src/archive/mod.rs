@@ -2,13 +2,15 @@
 //!
 //! `RecordingEvent` queues one [`job::ArchiveJob`] per chunk; `ArchiveRecording` runs it with the [`archiver`]:
 //! the chunk's metadata, then its content, are downloaded from ACS ([`acs`], signed, only from allowed
-//! [`sources`]) into the [`Archive`] — the [`embedded`] folder on a developer's machine — and the result is recorded
+//! [`sources`]) into the [`Archive`] — Azure Blob Storage ([`blob`]) in production, the [`embedded`] folder on a
+//! developer's machine — and the result is recorded
 //! in the recording document's chunk (`archive`: archived, expired or failed). Every step can be repeated: a file is
 //! resumed where an earlier attempt stopped, a complete file is never written twice, and the document's merge rule
 //! keeps the best state whatever order results arrive in.
 
 pub mod acs;
 pub mod archiver;
+pub mod blob;
 pub mod embedded;
 pub mod job;
 pub mod sources;
@@ -16,19 +18,23 @@ pub mod sources;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tracing::info;
+use tracing::{info, warn};
 
-use crate::config::{AcsConnection, ArchiveConfig};
+use crate::config::{AcsConnection, ArchiveConfig, ArchiveLocation};
+use crate::error::error_chain;
 use crate::identity;
 use crate::recording::ArchivedFile;
 use crate::store::RecordingStore;
 
 pub use archiver::{Archiver, JobOutcome};
+pub use blob::BlobArchive;
 pub use embedded::EmbeddedArchive;
 pub use job::ArchiveJob;
 
-/// Sets archival up as configured: the archive, and the ACS client signing as the connection says.
-pub fn open(config: &ArchiveConfig, store: Arc<dyn RecordingStore>) -> Result<Archiver, SetupError> {
+/// Sets archival up as configured: the archive, and the ACS client signing as the connection says. A Blob Storage
+/// archive whose container is missing, or that refuses the credential, stops here; one that cannot be reached yet
+/// is only warned about — events are still stored meanwhile, and archive jobs retry until it is back.
+pub async fn open(config: &ArchiveConfig, store: Arc<dyn RecordingStore>) -> Result<Archiver, SetupError> {
     let auth = match &config.acs {
         AcsConnection::Key { host, key } => acs::AcsAuth::Key(acs::hmac::HmacSigner::new(host, key)?),
         AcsConnection::ManagedIdentity { client_id } => {
@@ -39,14 +45,41 @@ pub fn open(config: &ArchiveConfig, store: Arc<dyn RecordingStore>) -> Result<Ar
         }
     };
     let client = acs::AcsClient::new(auth, config.sources.clone())?;
-    let archive = EmbeddedArchive::open(&config.data_dir)?;
-    info!(archive = %archive.root().display(), "chunks are archived in the embedded archive");
-    Ok(Archiver::new(
-        store,
-        Arc::new(archive),
-        client,
-        config.delete_after_archive,
-    ))
+    let archive: Arc<dyn Archive> = match &config.location {
+        ArchiveLocation::Embedded { data_dir } => {
+            let archive = EmbeddedArchive::open(data_dir)?;
+            info!(archive = %archive.root().display(), "chunks are archived in the embedded archive");
+            Arc::new(archive)
+        }
+        ArchiveLocation::Blob(blob) => {
+            let archive = BlobArchive::new(blob)?;
+            match archive.prepare(blob.create_container).await {
+                Ok(()) => {}
+                Err(e) if e.needs_operator() => return Err(SetupError::Archive(e)),
+                Err(e) => warn!(
+                    container = %archive.container_url(),
+                    error = %error_chain(&e),
+                    "cannot reach the archive container yet; archive jobs fail and retry until it answers"
+                ),
+            }
+            info!(container = %archive.container_url(), "chunks are archived in Blob Storage");
+            Arc::new(archive)
+        }
+    };
+    Ok(Archiver::new(store, archive, client, config.delete_after_archive))
+}
+
+/// An HTTP client for moving files: the bytes exactly as stored, never decompressed on the way, over connections
+/// that must open within `connect` and never stay silent longer than `read`. ACS downloads and Blob Storage both use
+/// one.
+fn file_transfer_client(connect: std::time::Duration, read: std::time::Duration) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .no_gzip()
+        .no_deflate()
+        .no_brotli()
+        .no_zstd()
+        .connect_timeout(connect)
+        .read_timeout(read)
 }
 
 /// Why archival could not be set up.
@@ -58,7 +91,7 @@ pub enum SetupError {
     Credential(String),
     #[error("cannot make the HTTP client for ACS")]
     Client(#[from] acs::DownloadError),
-    #[error("cannot open the embedded archive")]
+    #[error("cannot open the archive")]
     Archive(#[from] ArchiveError),
 }
 
@@ -103,8 +136,9 @@ impl FileKey {
     }
 }
 
-/// Where archived files are kept. Every implementation passes the archive contract tests: resumable writes, one
-/// writer per file at a time, a file complete under its final name or not there at all.
+/// Where archived files are kept. Every implementation passes the archive contract tests
+/// (`tests/archive_contract.rs`): resumable writes, one whole file however many writers race for it, a file complete
+/// under its final name or not there at all, and no name an id can turn into another.
 #[async_trait]
 pub trait Archive: Send + Sync {
     /// Where the file is kept, as the URL the recording document records.
@@ -113,8 +147,9 @@ pub trait Archive: Send + Sync {
     /// The file, when an earlier attempt archived it whole.
     async fn existing(&self, key: &FileKey) -> Result<Option<ArchivedFile>, ArchiveError>;
 
-    /// Starts writing the file, or resumes an earlier attempt's bytes. A second writer of the same file while the
-    /// first is open gets [`ArchiveError::Busy`].
+    /// Starts writing the file, or resumes an earlier attempt's bytes. Of two writers of one file at once, at most
+    /// one commits: the other gets [`ArchiveError::Busy`] here (the embedded archive's lock) or at its commit (Blob
+    /// Storage's conditional commit), unless the file committed holds exactly its bytes.
     async fn writer(&self, key: &FileKey) -> Result<Box<dyn FileWriter>, ArchiveError>;
 }
 
@@ -134,7 +169,8 @@ pub trait FileWriter: Send {
     async fn commit(self: Box<Self>, expected_bytes: Option<u64>) -> Result<ArchivedFile, ArchiveError>;
 }
 
-/// Why the archive could not keep a file. Every kind is worth a retry: the job fails and runs again later.
+/// Why the archive could not keep a file. The job fails and runs again later; [`ArchiveError::needs_operator`] says
+/// whether someone must fix something before a retry can succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
     #[error("cannot {action} {path}")]
@@ -148,4 +184,36 @@ pub enum ArchiveError {
     Busy(String),
     #[error("{what} holds {actual} bytes, not the {expected} ACS announced")]
     WrongSize { what: String, expected: u64, actual: u64 },
+    /// A Blob Storage request failed.
+    #[error("cannot {action} in Blob Storage{}", status.map(|s| format!(" (it answered {s})")).unwrap_or_default())]
+    Storage {
+        action: &'static str,
+        status: Option<u16>,
+        /// Authorization (401, 403) or a missing container: retries alone will not help.
+        needs_operator: bool,
+        #[source]
+        source: azure_core::Error,
+    },
+    #[error(
+        "the archive container {container} does not exist; create it (the app's identity needs the Storage Blob \
+         Data Contributor role on it), or set RECORDINGS_CREATE_IF_NOT_EXISTS=true"
+    )]
+    MissingContainer { container: String },
+    /// A blob under a file's name that the archive cannot vouch for: it is left alone for an operator to check.
+    #[error("{location} is in the archive but cannot be vouched for: {problem}")]
+    Unverified { location: String, problem: String },
+    /// The archive's client could not be made (a credential, the HTTP client).
+    #[error("cannot set the archive up: {0}")]
+    Setup(String),
+}
+
+impl ArchiveError {
+    /// True when someone must fix a credential, a role, the container or a blob before a retry can succeed.
+    pub fn needs_operator(&self) -> bool {
+        match self {
+            ArchiveError::Storage { needs_operator, .. } => *needs_operator,
+            ArchiveError::MissingContainer { .. } | ArchiveError::Unverified { .. } | ArchiveError::Setup(_) => true,
+            ArchiveError::Io { .. } | ArchiveError::Busy(_) | ArchiveError::WrongSize { .. } => false,
+        }
+    }
 }

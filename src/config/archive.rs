@@ -1,15 +1,29 @@
 //! The archival settings: how to reach ACS (named like the Cosmos DB connection settings), where downloads may go,
+//! where archived files are kept (the embedded folder, or Blob Storage named like a Functions storage connection),
 //! and what to do once a chunk is archived. Archival is on when an ACS connection is set.
 
 use std::path::PathBuf;
 
-use super::{Settings, data_dir};
+use super::{Settings, SignIn, data_dir};
 use crate::archive::sources::{ArchiveSources, DEFAULT_SOURCES};
 use crate::secret::Secret;
 
 /// The connection settings that turn archival on: the ACS connection string (HMAC with the access key), or the
 /// resource's endpoint (Microsoft Entra ID).
 pub const ACS_VARIABLES: [&str; 2] = ["AcsConnection", "AcsConnection__endpoint"];
+
+/// The settings that archive to Blob Storage: a storage connection string (Shared Key, local development and
+/// Azurite), or the account's blob service URI (Microsoft Entra ID, the production path).
+pub const BLOB_VARIABLES: [&str; 2] = ["ArchiveStorage", "ArchiveStorage__blobServiceUri"];
+
+/// The archive container when `RECORDINGS_ARCHIVE_CONTAINER` is unset.
+pub const DEFAULT_ARCHIVE_CONTAINER: &str = "recordings";
+
+/// Azurite's well-known development account, which `UseDevelopmentStorage=true` names.
+pub const DEVELOPMENT_ACCOUNT: &str = "devstoreaccount1";
+pub const DEVELOPMENT_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+pub const DEVELOPMENT_BLOB_ENDPOINT: &str = "http://127.0.0.1:10000/devstoreaccount1";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArchiveConfig {
@@ -18,8 +32,64 @@ pub struct ArchiveConfig {
     pub sources: ArchiveSources,
     /// Delete a chunk's files at ACS once both are archived (`RECORDINGS_DELETE_AFTER_ARCHIVE`).
     pub delete_after_archive: bool,
-    /// The embedded archive's data folder (`RECORDINGS_DATA_DIR`); the archive is its `archive/` folder.
-    pub data_dir: PathBuf,
+    pub location: ArchiveLocation,
+}
+
+/// Where archived files are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArchiveLocation {
+    /// The embedded archive: the `archive/` folder of the data folder (`RECORDINGS_DATA_DIR`), outside Azure only.
+    Embedded { data_dir: PathBuf },
+    /// A container in Azure Blob Storage (`ArchiveStorage…`).
+    Blob(BlobConfig),
+}
+
+/// A Blob Storage container to archive into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobConfig {
+    /// The blob service's URL without a trailing slash: `https://ACCOUNT.blob.core.windows.net`, or Azurite's
+    /// `http://127.0.0.1:10000/devstoreaccount1`.
+    pub service_uri: url::Url,
+    pub auth: BlobAuth,
+    /// `RECORDINGS_ARCHIVE_CONTAINER`.
+    pub container: String,
+    /// Create the container at startup when missing (`RECORDINGS_CREATE_IF_NOT_EXISTS`).
+    pub create_container: bool,
+    /// The access tier every archived blob is committed in (`RECORDINGS_ARCHIVE_ACCESS_TIER`); `None` leaves the
+    /// account's default.
+    pub access_tier: Option<AccessTier>,
+}
+
+/// How requests to Blob Storage are signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobAuth {
+    /// Shared Key with the account key of a connection string; the handler signs each request itself.
+    SharedKey { account: String, key: Secret },
+    /// A managed identity's token: the system-assigned one, or the user-assigned one with this client id.
+    ManagedIdentity { client_id: Option<String> },
+    /// The developer's own sign-in (Azure CLI), outside Azure.
+    DeveloperCredential,
+}
+
+/// The Blob Storage access tiers a recording can be archived in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessTier {
+    Hot,
+    Cool,
+    Cold,
+    Archive,
+}
+
+impl AccessTier {
+    fn parse(text: &str) -> Option<Self> {
+        match text.to_ascii_lowercase().as_str() {
+            "hot" => Some(Self::Hot),
+            "cool" => Some(Self::Cool),
+            "cold" => Some(Self::Cold),
+            "archive" => Some(Self::Archive),
+            _ => None,
+        }
+    }
 }
 
 /// How requests to ACS are signed.
@@ -47,19 +117,165 @@ pub(super) fn read(settings: &mut Settings<'_>) -> Option<ArchiveConfig> {
             ArchiveSources::default_list()
         }
     };
-    if settings.in_azure() {
-        settings.problem(
-            "archival is on (an ACS connection is set) while running in Azure (WEBSITE_INSTANCE_ID is set), where the \
-             embedded archive would keep recordings on the instance's temporary disk; archive to Blob Storage, or \
-             unset the ACS connection",
-        );
-    }
+    let location = match blob(settings) {
+        Some(blob) => ArchiveLocation::Blob(blob),
+        None => {
+            if settings.in_azure() {
+                settings.problem(format!(
+                    "archival is on (an ACS connection is set) while running in Azure (WEBSITE_INSTANCE_ID is set) \
+                     without Blob Storage, and the embedded archive would keep recordings on the instance's temporary \
+                     disk; set {} (with the app's managed identity) or {}, or unset the ACS connection",
+                    BLOB_VARIABLES[1], BLOB_VARIABLES[0]
+                ));
+            }
+            ArchiveLocation::Embedded {
+                data_dir: data_dir(settings),
+            }
+        }
+    };
     Some(ArchiveConfig {
         acs,
         sources,
         delete_after_archive: settings.flag("RECORDINGS_DELETE_AFTER_ARCHIVE", false),
-        data_dir: data_dir(settings),
+        location,
     })
+}
+
+/// The Blob Storage settings, `None` when neither connection setting is set (problems are still reported).
+fn blob(settings: &mut Settings<'_>) -> Option<BlobConfig> {
+    let (service_uri, auth) = match (settings.get(BLOB_VARIABLES[0]), settings.get(BLOB_VARIABLES[1])) {
+        (None, None) => return None,
+        (Some(_), Some(_)) => {
+            settings.problem(format!(
+                "both {} and {} are set; set only one: the connection string for the account key, the blob \
+                 service URI for Microsoft Entra ID",
+                BLOB_VARIABLES[0], BLOB_VARIABLES[1]
+            ));
+            return None;
+        }
+        (Some(connection_string), None) => match parse_storage_connection_string(&connection_string) {
+            Ok(parsed) => parsed,
+            Err(problem) => {
+                settings.problem(format!("{} {problem}", BLOB_VARIABLES[0]));
+                return None;
+            }
+        },
+        (None, Some(uri)) => {
+            if uri.to_ascii_lowercase().contains("accountkey") {
+                settings.problem(format!(
+                    "{} looks like a connection string; put connection strings in {}",
+                    BLOB_VARIABLES[1], BLOB_VARIABLES[0]
+                ));
+                return None;
+            }
+            let Some(service_uri) = service_url(&uri).filter(|u| u.scheme() == "https") else {
+                settings.problem(format!(
+                    "{} must be the account's https blob service URL (https://ACCOUNT.blob.core.windows.net), not \
+                     {uri:?}",
+                    BLOB_VARIABLES[1]
+                ));
+                return None;
+            };
+            let auth = match settings.sign_in(BLOB_VARIABLES[0])? {
+                SignIn::ManagedIdentity { client_id } => BlobAuth::ManagedIdentity { client_id },
+                SignIn::Developer => BlobAuth::DeveloperCredential,
+            };
+            (service_uri, auth)
+        }
+    };
+    let container = settings
+        .get("RECORDINGS_ARCHIVE_CONTAINER")
+        .unwrap_or_else(|| DEFAULT_ARCHIVE_CONTAINER.to_owned());
+    if !is_container_name(&container) {
+        settings.problem(format!(
+            "RECORDINGS_ARCHIVE_CONTAINER must be a Blob Storage container name (3 to 63 lowercase letters, digits \
+             and single hyphens, starting with a letter or digit), not {container:?}"
+        ));
+    }
+    let access_tier = match settings.get("RECORDINGS_ARCHIVE_ACCESS_TIER") {
+        None => None,
+        Some(text) => AccessTier::parse(&text).or_else(|| {
+            settings.problem(format!(
+                "RECORDINGS_ARCHIVE_ACCESS_TIER must be Hot, Cool, Cold or Archive (or unset), not {text:?}"
+            ));
+            None
+        }),
+    };
+    Some(BlobConfig {
+        service_uri,
+        auth,
+        container,
+        create_container: settings.flag("RECORDINGS_CREATE_IF_NOT_EXISTS", false),
+        access_tier,
+    })
+}
+
+/// A blob service URL, normalized without a trailing slash, query or fragment.
+fn service_url(text: &str) -> Option<url::Url> {
+    let mut url = url::Url::parse(text.trim()).ok()?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() || url.cannot_be_a_base() {
+        return None;
+    }
+    url.set_query(None);
+    url.set_fragment(None);
+    let path = url.path().trim_end_matches('/').to_owned();
+    url.set_path(&path);
+    Some(url)
+}
+
+/// Blob Storage's container naming rule.
+fn is_container_name(name: &str) -> bool {
+    (3..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && !name.contains("--")
+}
+
+/// Reads an Azure Storage connection string: `DefaultEndpointsProtocol=https;AccountName=…;AccountKey=…` with an
+/// optional `EndpointSuffix` or `BlobEndpoint`, or `UseDevelopmentStorage=true` (Azurite's well-known account).
+/// Problems never quote the key.
+fn parse_storage_connection_string(text: &str) -> Result<(url::Url, BlobAuth), &'static str> {
+    let mut fields = std::collections::HashMap::new();
+    for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((name, value)) = part.split_once('=') else {
+            return Err("is not a storage connection string of the form AccountName=…;AccountKey=…");
+        };
+        fields.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
+    }
+    let field = |name: &str| fields.get(name).filter(|v| !v.is_empty()).cloned();
+    if field("usedevelopmentstorage").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        let service_uri = service_url(DEVELOPMENT_BLOB_ENDPOINT).ok_or("has no usable blob endpoint")?;
+        let auth = BlobAuth::SharedKey {
+            account: DEVELOPMENT_ACCOUNT.to_owned(),
+            key: Secret::new(DEVELOPMENT_KEY),
+        };
+        return Ok((service_uri, auth));
+    }
+    if field("sharedaccesssignature").is_some() {
+        return Err(
+            "holds a shared access signature, which the handler does not take; use a connection string \
+                    with the account key, or ArchiveStorage__blobServiceUri with Microsoft Entra ID",
+        );
+    }
+    let account = field("accountname").ok_or("has no AccountName")?;
+    let key = Secret::new(field("accountkey").ok_or("has no AccountKey")?);
+    use base64::Engine;
+    if base64::engine::general_purpose::STANDARD.decode(key.expose()).is_err() {
+        return Err("has an AccountKey that is not valid base64");
+    }
+    let endpoint = match field("blobendpoint") {
+        Some(endpoint) => endpoint,
+        None => {
+            let protocol = field("defaultendpointsprotocol").unwrap_or_else(|| "https".to_owned());
+            let suffix = field("endpointsuffix").unwrap_or_else(|| "core.windows.net".to_owned());
+            format!("{}://{account}.blob.{suffix}", protocol.to_ascii_lowercase())
+        }
+    };
+    let service_uri = service_url(&endpoint).ok_or("has a BlobEndpoint that is not an http(s) URL")?;
+    Ok((service_uri, BlobAuth::SharedKey { account, key }))
 }
 
 fn connection(settings: &mut Settings<'_>) -> Option<AcsConnection> {
@@ -92,22 +308,10 @@ fn connection(settings: &mut Settings<'_>) -> Option<AcsConnection> {
                 settings.problem(format!("{} must be an https URL, not {endpoint:?}", ACS_VARIABLES[1]));
                 return None;
             }
-            let client_id = settings.get("AcsConnection__clientId");
-            match settings
-                .get("AcsConnection__credential")
-                .map(|c| c.to_ascii_lowercase())
-                .as_deref()
-            {
-                Some("managedidentity") => Some(AcsConnection::ManagedIdentity { client_id }),
-                None if settings.in_azure() => Some(AcsConnection::ManagedIdentity { client_id }),
-                None => Some(AcsConnection::DeveloperCredential),
-                Some(other) => {
-                    settings.problem(format!(
-                        "AcsConnection__credential must be \"managedidentity\" or unset, not {other:?}"
-                    ));
-                    None
-                }
-            }
+            Some(match settings.sign_in(ACS_VARIABLES[0])? {
+                SignIn::ManagedIdentity { client_id } => AcsConnection::ManagedIdentity { client_id },
+                SignIn::Developer => AcsConnection::DeveloperCredential,
+            })
         }
     }
 }
@@ -172,7 +376,12 @@ mod tests {
         );
         assert_eq!(archive.sources, ArchiveSources::default_list());
         assert!(!archive.delete_after_archive);
-        assert_eq!(archive.data_dir, PathBuf::from(".data"));
+        assert_eq!(
+            archive.location,
+            ArchiveLocation::Embedded {
+                data_dir: PathBuf::from(".data")
+            }
+        );
         assert!(
             !format!("{archive:?}").contains(&KEY[..12]),
             "Debug never shows the key"
@@ -239,12 +448,157 @@ mod tests {
                     ("AcsConnection__endpoint", "https://x/"),
                     ("WEBSITE_INSTANCE_ID", "abc"),
                 ],
-                "embedded archive",
+                "ArchiveStorage__blobServiceUri",
+            ),
+            (
+                vec![
+                    ("AcsConnection__endpoint", "https://x/"),
+                    ("ArchiveStorage", "AccountName=a;AccountKey=not*base64"),
+                    ("RECORDINGS_ARCHIVE_CONTAINER", "Recordings"),
+                    ("RECORDINGS_ARCHIVE_ACCESS_TIER", "Frozen"),
+                ],
+                "not valid base64",
             ),
         ] {
             let ConfigError(problems) = archive(&vars).unwrap_err();
             assert!(problems.concat().contains(expected), "{vars:?}: {problems:?}");
             assert!(!problems.concat().contains("not*base64"));
         }
+    }
+
+    const ACS: (&str, &str) = (
+        "AcsConnection__endpoint",
+        "https://contoso-acs.communication.azure.com/",
+    );
+
+    fn blob_config(vars: &[(&str, &str)]) -> Result<BlobConfig, ConfigError> {
+        let mut vars = vars.to_vec();
+        vars.push(ACS);
+        match archive(&vars)?.unwrap().location {
+            ArchiveLocation::Blob(blob) => Ok(blob),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_storage_connection_string_archives_to_blob_storage_with_shared_key() {
+        let blob = blob_config(&[(
+            "ArchiveStorage",
+            &format!(
+                "DefaultEndpointsProtocol=https;AccountName=contoso;AccountKey={KEY};EndpointSuffix=core.windows.net"
+            ),
+        )])
+        .unwrap();
+        assert_eq!(blob.service_uri.as_str(), "https://contoso.blob.core.windows.net/");
+        assert_eq!(
+            blob.auth,
+            BlobAuth::SharedKey {
+                account: "contoso".into(),
+                key: Secret::new(KEY)
+            }
+        );
+        assert_eq!(blob.container, "recordings");
+        assert!(!blob.create_container);
+        assert_eq!(blob.access_tier, None);
+        assert!(!format!("{blob:?}").contains(&KEY[..12]), "Debug never shows the key");
+        let explicit = blob_config(&[
+            (
+                "ArchiveStorage",
+                &format!("AccountName=a;AccountKey={KEY};BlobEndpoint=http://127.0.0.1:10000/a/"),
+            ),
+            ("RECORDINGS_ARCHIVE_CONTAINER", "call-archive"),
+            ("RECORDINGS_CREATE_IF_NOT_EXISTS", "true"),
+            ("RECORDINGS_ARCHIVE_ACCESS_TIER", "cold"),
+        ])
+        .unwrap();
+        assert_eq!(explicit.service_uri.as_str(), "http://127.0.0.1:10000/a");
+        assert_eq!(explicit.container, "call-archive");
+        assert!(explicit.create_container);
+        assert_eq!(explicit.access_tier, Some(AccessTier::Cold));
+    }
+
+    #[test]
+    fn use_development_storage_means_azurites_well_known_account() {
+        let blob = blob_config(&[("ArchiveStorage", "UseDevelopmentStorage=true")]).unwrap();
+        assert_eq!(blob.service_uri.as_str(), "http://127.0.0.1:10000/devstoreaccount1");
+        assert_eq!(
+            blob.auth,
+            BlobAuth::SharedKey {
+                account: DEVELOPMENT_ACCOUNT.into(),
+                key: Secret::new(DEVELOPMENT_KEY)
+            }
+        );
+    }
+
+    #[test]
+    fn the_blob_service_uri_archives_with_entra_id_and_is_accepted_in_azure() {
+        let uri = (
+            "ArchiveStorage__blobServiceUri",
+            "https://contoso.blob.core.windows.net/",
+        );
+        assert_eq!(blob_config(&[uri]).unwrap().auth, BlobAuth::DeveloperCredential);
+        let in_azure = blob_config(&[
+            uri,
+            ("ArchiveStorage__clientId", "11111111-2222-3333-4444-555555555555"),
+            ("WEBSITE_INSTANCE_ID", "abc"),
+            (
+                "CosmosDbConnection__accountEndpoint",
+                "https://c.documents.azure.com:443/",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            in_azure.auth,
+            BlobAuth::ManagedIdentity {
+                client_id: Some("11111111-2222-3333-4444-555555555555".into())
+            }
+        );
+    }
+
+    #[test]
+    fn blob_problems_are_reported_together_without_the_key() {
+        for (vars, expected) in [
+            (
+                vec![
+                    ("ArchiveStorage", "UseDevelopmentStorage=true"),
+                    ("ArchiveStorage__blobServiceUri", "https://a.blob.core.windows.net"),
+                ],
+                "set only one",
+            ),
+            (
+                vec![("ArchiveStorage__blobServiceUri", "http://a.blob.core.windows.net")],
+                "https",
+            ),
+            (
+                vec![("ArchiveStorage__blobServiceUri", "AccountName=a;AccountKey=c2VjcmV0")],
+                "looks like a connection string",
+            ),
+            (vec![("ArchiveStorage", "AccountName=a")], "no AccountKey"),
+            (
+                vec![(
+                    "ArchiveStorage",
+                    "BlobEndpoint=https://a/;SharedAccessSignature=sv=1&sig=c2VjcmV0",
+                )],
+                "shared access signature",
+            ),
+            (
+                vec![
+                    ("ArchiveStorage__blobServiceUri", "https://a.blob.core.windows.net"),
+                    ("ArchiveStorage__credential", "password"),
+                ],
+                "managedidentity",
+            ),
+        ] {
+            let ConfigError(problems) = blob_config(&vars).unwrap_err();
+            assert!(problems.concat().contains(expected), "{vars:?}: {problems:?}");
+            assert!(!problems.concat().contains("c2VjcmV0"), "{problems:?}");
+        }
+        let ConfigError(problems) = blob_config(&[
+            ("ArchiveStorage", "UseDevelopmentStorage=true"),
+            ("RECORDINGS_ARCHIVE_CONTAINER", "Bad--Name"),
+            ("RECORDINGS_ARCHIVE_ACCESS_TIER", "Frozen"),
+        ])
+        .unwrap_err();
+        assert_eq!(problems.len(), 2, "every problem at once: {problems:?}");
     }
 }

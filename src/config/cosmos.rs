@@ -2,7 +2,7 @@
 
 use base64::Engine;
 
-use super::Settings;
+use super::{Settings, SignIn};
 use crate::secret::Secret;
 
 /// The connection settings that select Cosmos DB: a connection string (key authentication), or the account
@@ -99,18 +99,10 @@ fn connection(settings: &mut Settings<'_>) -> Option<(String, CosmosAuth)> {
             }
         },
         (None, Some(endpoint)) => {
-            let client_id = settings.get("CosmosDbConnection__clientId");
-            let credential = settings.get("CosmosDbConnection__credential");
-            let auth = match credential.map(|c| c.to_ascii_lowercase()).as_deref() {
-                Some("managedidentity") => CosmosAuth::ManagedIdentity { client_id },
-                None if settings.in_azure() => CosmosAuth::ManagedIdentity { client_id },
-                None => CosmosAuth::DeveloperCredential,
-                Some(other) => {
-                    settings.problem(format!(
-                        "CosmosDbConnection__credential must be \"managedidentity\" or unset, not {other:?}"
-                    ));
-                    CosmosAuth::DeveloperCredential
-                }
+            // After a problem (reported) the credential does not matter: the handler does not start.
+            let auth = match settings.sign_in(COSMOS_VARIABLES[0]) {
+                Some(SignIn::ManagedIdentity { client_id }) => CosmosAuth::ManagedIdentity { client_id },
+                Some(SignIn::Developer) | None => CosmosAuth::DeveloperCredential,
             };
             Some((endpoint, auth))
         }

@@ -10,7 +10,10 @@ mod cosmos;
 use std::fmt;
 use std::path::PathBuf;
 
-pub use archive::{ACS_VARIABLES, AcsConnection, ArchiveConfig};
+pub use archive::{
+    ACS_VARIABLES, AccessTier, AcsConnection, ArchiveConfig, ArchiveLocation, BLOB_VARIABLES, BlobAuth, BlobConfig,
+    DEFAULT_ARCHIVE_CONTAINER, DEVELOPMENT_ACCOUNT, DEVELOPMENT_BLOB_ENDPOINT, DEVELOPMENT_KEY,
+};
 pub use cosmos::{
     COSMOS_VARIABLES, CosmosAuth, CosmosConfig, DEFAULT_CONTAINER, DEFAULT_DATABASE, DEFAULT_QUARANTINE_CONTAINER,
 };
@@ -128,6 +131,37 @@ impl<'a> Settings<'a> {
     pub(crate) fn in_azure(&self) -> bool {
         self.get("WEBSITE_INSTANCE_ID").is_some()
     }
+
+    /// How an identity-based connection signs in, from `{connection}__credential` and `{connection}__clientId` (the
+    /// Functions convention): the app's managed identity when the credential says so or, unset, in Azure; the
+    /// developer's Azure CLI sign-in outside Azure. `None`, with the problem reported, for any other credential.
+    pub(crate) fn sign_in(&mut self, connection: &str) -> Option<SignIn> {
+        let client_id = self.get(&format!("{connection}__clientId"));
+        match self
+            .get(&format!("{connection}__credential"))
+            .map(|c| c.to_ascii_lowercase())
+            .as_deref()
+        {
+            Some("managedidentity") => Some(SignIn::ManagedIdentity { client_id }),
+            None if self.in_azure() => Some(SignIn::ManagedIdentity { client_id }),
+            None => Some(SignIn::Developer),
+            Some(other) => {
+                self.problem(format!(
+                    "{connection}__credential must be \"managedidentity\" or unset, not {other:?}"
+                ));
+                None
+            }
+        }
+    }
+}
+
+/// How a connection signs in with Microsoft Entra ID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SignIn {
+    /// The system-assigned managed identity, or the user-assigned one with this client id.
+    ManagedIdentity { client_id: Option<String> },
+    /// The developer's own sign-in (Azure CLI), outside Azure.
+    Developer,
 }
 
 impl Config {

@@ -4,8 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use acs_recording_handler::config::{CosmosAuth, CosmosConfig};
@@ -15,6 +14,7 @@ use azure_core::credentials::Secret as AzureSecret;
 use azure_data_cosmos::options::{BinaryEncodingOptions, ConnectionPoolOptions};
 use azure_data_cosmos::{AccountEndpoint, AccountReference, CosmosClient, CosmosRuntime, RoutingStrategy};
 
+use super::npm::ServerProcess;
 use super::ports::Port;
 
 /// The Cosmos DB emulator's documented key; the local server accepts any valid base64 key.
@@ -35,7 +35,7 @@ pub struct ServerOptions {
 }
 
 pub struct CosmosTarget {
-    server: Option<(Child, ChildStdin)>,
+    server: Option<ServerProcess>,
     /// The local server's reserved port.
     port: Option<Port>,
     pub endpoint: String,
@@ -61,7 +61,7 @@ impl CosmosTarget {
             };
         }
         let dir = server_dir();
-        install(&dir);
+        super::npm::install(&dir, "@vercel/cosmosdb-server");
         loop {
             // A reserved port, so that no other test of this process is handed it while the server runs.
             let port = Port::reserve();
@@ -80,7 +80,6 @@ impl CosmosTarget {
             let mut child = command
                 .spawn()
                 .expect("start the Cosmos DB test server: Node.js 20 or newer must be installed");
-            let stdin = child.stdin.take().expect("stdin");
             let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
             let mut line = String::new();
             let _ = stdout.read_line(&mut line);
@@ -100,8 +99,9 @@ impl CosmosTarget {
                     }
                 }
             });
+            let server = ServerProcess::new(child);
             return CosmosTarget {
-                server: Some((child, stdin)),
+                server: Some(server),
                 port: Some(port),
                 endpoint: format!("http://{address}/"),
                 key: EMULATOR_KEY.to_owned(),
@@ -241,45 +241,11 @@ impl CosmosTarget {
     }
 }
 
-impl Drop for CosmosTarget {
-    fn drop(&mut self) {
-        if let Some((mut child, stdin)) = self.server.take() {
-            drop(stdin);
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 /// A database name no other test uses.
 pub fn unique_database() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "test-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    super::npm::unique_name()
 }
 
 fn server_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/cosmos-server")
-}
-
-/// Installs the pinned server from its lockfile once; test processes running at the same time wait for each other.
-fn install(dir: &std::path::Path) {
-    let installed = || dir.join("node_modules/@vercel/cosmosdb-server/package.json").is_file();
-    if installed() {
-        return;
-    }
-    let lock = std::fs::File::create(dir.join(".install.lock")).unwrap();
-    lock.lock().unwrap();
-    if installed() {
-        return;
-    }
-    let status = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-        .current_dir(dir)
-        .status()
-        .expect("run npm: Node.js 20 or newer and npm must be installed");
-    assert!(status.success(), "npm ci in {} failed", dir.display());
 }

@@ -4,14 +4,18 @@
 //! - [`envelope`]: the requests the host sends (envelopes, headers, its JSON re-serialization);
 //! - [`grid`]: Event Grid, delivering batches through the host's webhook at least once, with retries;
 //! - [`queues`]: the host's Storage Queues bindings: output messages, queue triggers, retries and poison queues;
-//! - [`cosmos`], [`proxy`]: the Cosmos DB test server, and a proxy to cut, black-hole or slow a connection;
+//! - [`cosmos`], [`azurite`], [`npm`], [`proxy`]: the Cosmos DB test server, Azurite's Blob service (both installed
+//!   with npm on first use), and a proxy to cut, black-hole or slow a connection;
 //! - [`acs`], [`identity`]: ACS's recording storage, and a managed identity endpoint for Microsoft Entra ID;
 //! - [`acs`]: ACS recording storage (signed downloads and deletes, faults on demand) and a trap for foreign hosts;
-//! - [`events`], [`contract`], [`rng`], [`ports`]: real-shaped events, the store contract, seeded randomness, ports.
+//! - [`events`], [`contract`], [`archive_contract`], [`rng`], [`ports`]: real-shaped events, the store and archive
+//!   contracts, seeded randomness, ports.
 #![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod acs;
 pub mod app;
+pub mod archive_contract;
+pub mod azurite;
 pub mod contract;
 pub mod cosmos;
 pub mod envelope;
@@ -19,6 +23,7 @@ pub mod events;
 pub mod grid;
 pub mod host;
 pub mod identity;
+pub mod npm;
 pub mod ports;
 pub mod proxy;
 pub mod queues;

@@ -4,7 +4,7 @@
 //! taken by another process while the server is "away".
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use super::ports::Port;
+use super::rng::Rng;
 
 /// What the proxy does with a connection.
 const FORWARD: u8 = 0;
@@ -90,10 +91,56 @@ impl Proxy {
         self.cut();
     }
 
+    /// A campaign's network faults, until `done`: every 300–900 ms, a quarter of the time a slowdown (20–400 ms per
+    /// read, for 200–800 ms), half the time a cut (every connection cut, new ones refused, for 20–200 ms), else a
+    /// black hole (200–800 ms). `tally` counts them.
+    pub async fn disrupt(&self, seed: u64, done: &AtomicBool, tally: &Disruptions) {
+        let mut rng = Rng::new(seed);
+        while !done.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(rng.between(300, 900))).await;
+            let roll = rng.between(0, 100);
+            if roll < 25 {
+                self.set_latency(Duration::from_millis(rng.between(20, 400)));
+                tokio::time::sleep(Duration::from_millis(rng.between(200, 800))).await;
+                self.set_latency(Duration::ZERO);
+                tally.slowdowns.fetch_add(1, Ordering::SeqCst);
+            } else if roll < 75 {
+                self.stop();
+                tokio::time::sleep(Duration::from_millis(rng.between(20, 200))).await;
+                self.resume().await;
+                tally.cuts.fetch_add(1, Ordering::SeqCst);
+            } else {
+                self.black_hole().await;
+                tokio::time::sleep(Duration::from_millis(rng.between(200, 800))).await;
+                self.restore().await;
+                tally.black_holes.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+
     fn cut(&self) {
         for connection in self.connections.lock().unwrap().drain(..) {
             connection.abort();
         }
+    }
+}
+
+/// The faults [`Proxy::disrupt`] made.
+#[derive(Debug, Default)]
+pub struct Disruptions {
+    pub cuts: AtomicUsize,
+    pub black_holes: AtomicUsize,
+    pub slowdowns: AtomicUsize,
+}
+
+impl Disruptions {
+    /// `(label, count)` rows for a campaign's report.
+    pub fn rows(&self) -> [(&'static str, usize); 3] {
+        [
+            ("connections cut", self.cuts.load(Ordering::SeqCst)),
+            ("black holes", self.black_holes.load(Ordering::SeqCst)),
+            ("slowdowns (20-400 ms)", self.slowdowns.load(Ordering::SeqCst)),
+        ]
     }
 }
 

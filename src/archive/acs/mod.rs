@@ -81,9 +81,13 @@ impl DownloadError {
         matches!(self, DownloadError::NotAllowed(_) | DownloadError::InvalidUrl(_))
     }
 
-    /// True when someone must fix a credential or a role first.
+    /// True when someone must fix a credential or a role first (at ACS, or at the archive the bytes go to).
     pub fn needs_operator(&self) -> bool {
-        matches!(self, DownloadError::Unauthorized { .. } | DownloadError::Credential(_))
+        match self {
+            DownloadError::Unauthorized { .. } | DownloadError::Credential(_) => true,
+            DownloadError::Archive(e) => e.needs_operator(),
+            _ => false,
+        }
     }
 }
 
@@ -97,16 +101,9 @@ pub struct AcsClient {
 
 impl AcsClient {
     pub fn new(auth: AcsAuth, sources: ArchiveSources) -> Result<Self, DownloadError> {
-        let http = reqwest::Client::builder()
+        let http = super::file_transfer_client(CONNECT_TIMEOUT, READ_TIMEOUT)
             // Redirects are followed by hand, to check each target and keep the credential at home.
             .redirect(reqwest::redirect::Policy::none())
-            // The bytes as ACS stores them: never decompressed on the way.
-            .no_gzip()
-            .no_deflate()
-            .no_brotli()
-            .no_zstd()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .read_timeout(READ_TIMEOUT)
             .build()
             .map_err(DownloadError::Transport)?;
         Ok(Self { http, auth, sources })

@@ -1,0 +1,190 @@
+//! The archive contract, run against every archive: the embedded folder, and Blob Storage (Azurite, or a real
+//! account with `ARCHIVE_TEST_BLOB_URI`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::sync::Arc;
+
+use acs_recording_handler::archive::blob::BLOCK_BYTES;
+use acs_recording_handler::archive::{Archive, ArchiveError, BlobArchive, EmbeddedArchive, FileKey, FileKind};
+use support::archive_contract::{self as contract, Container, Folder, Inspect};
+use support::azurite::{BlobTarget, unique_container};
+
+/// Small blocks, so that a few hundred kilobytes cross many block boundaries.
+const SMALL_BLOCK: u32 = 64 * 1024;
+
+fn embedded() -> (tempfile::TempDir, Arc<dyn Archive>, Folder) {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = EmbeddedArchive::open(dir.path()).unwrap();
+    let folder = Folder {
+        root: archive.root().to_owned(),
+    };
+    (dir, Arc::new(archive), folder)
+}
+
+async fn blob(block_bytes: u32) -> (Arc<dyn Archive>, Container, BlobTarget) {
+    let target = BlobTarget::start();
+    let archive = target.archive(&unique_container()).await.with_block_bytes(block_bytes);
+    (Arc::new(archive.clone()), Container { archive }, target)
+}
+
+#[tokio::test]
+async fn embedded_a_file_is_read_back_as_written() {
+    let (_dir, archive, folder) = embedded();
+    contract::a_file_is_read_back_as_written(archive, &folder, 300_000).await;
+}
+
+#[tokio::test]
+async fn embedded_a_write_resumes_after_a_cut() {
+    let (_dir, archive, folder) = embedded();
+    contract::a_write_resumes_after_a_cut(archive, &folder, 300_000, 200_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embedded_concurrent_writers_leave_one_whole_file() {
+    let (_dir, archive, folder) = embedded();
+    contract::concurrent_writers_leave_one_whole_file(archive, &folder, 300_000, 4).await;
+}
+
+#[tokio::test]
+async fn embedded_a_short_file_is_never_vouched_for() {
+    let (_dir, archive, folder) = embedded();
+    contract::a_short_file_is_never_vouched_for(archive, &folder).await;
+}
+
+#[tokio::test]
+async fn embedded_names_from_hostile_ids_stay_distinct_and_inside() {
+    let (_dir, archive, folder) = embedded();
+    contract::names_from_hostile_ids_stay_distinct_and_inside(archive, &folder).await;
+}
+
+#[tokio::test]
+async fn blob_a_file_is_read_back_as_written() {
+    let (archive, container, _target) = blob(SMALL_BLOCK).await;
+    contract::a_file_is_read_back_as_written(archive, &container, 300_000).await;
+}
+
+#[tokio::test]
+async fn blob_a_write_resumes_after_a_cut() {
+    let (archive, container, _target) = blob(SMALL_BLOCK).await;
+    contract::a_write_resumes_after_a_cut(archive, &container, 300_000, 200_000).await;
+}
+
+#[tokio::test]
+async fn blob_a_write_of_full_size_blocks_resumes_after_a_cut() {
+    let (archive, container, _target) = blob(BLOCK_BYTES).await;
+    let block = BLOCK_BYTES as usize;
+    contract::a_write_resumes_after_a_cut(archive, &container, 2 * block + 12_345, block + 100).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn blob_concurrent_writers_leave_one_whole_file() {
+    let (archive, container, _target) = blob(SMALL_BLOCK).await;
+    contract::concurrent_writers_leave_one_whole_file(archive, &container, 300_000, 4).await;
+}
+
+#[tokio::test]
+async fn blob_a_short_file_is_never_vouched_for() {
+    let (archive, container, _target) = blob(SMALL_BLOCK).await;
+    contract::a_short_file_is_never_vouched_for(archive.clone(), &container).await;
+    assert!(
+        matches!(
+            archive.existing(&contract::key("d0")).await,
+            Err(ArchiveError::Unverified { .. })
+        ),
+        "Blob Storage refuses a blob whose length disagrees with its metadata"
+    );
+}
+
+#[tokio::test]
+async fn blob_names_from_hostile_ids_stay_distinct_and_inside() {
+    let (archive, container, _target) = blob(SMALL_BLOCK).await;
+    contract::names_from_hostile_ids_stay_distinct_and_inside(archive, &container).await;
+}
+
+#[tokio::test]
+async fn blob_a_blob_without_the_archives_metadata_is_left_for_an_operator() {
+    let (archive, container, _target) = blob(SMALL_BLOCK).await;
+    let key = FileKey {
+        kind: FileKind::Metadata,
+        ..contract::key("d0")
+    };
+    let client = container
+        .archive
+        .blob_client(url::Url::parse(&archive.location(&key)).unwrap())
+        .unwrap();
+    client
+        .upload(azure_core::http::Body::from(b"{}".to_vec()).into(), None)
+        .await
+        .unwrap();
+    let refused = archive.existing(&key).await.unwrap_err();
+    assert!(refused.needs_operator(), "{refused:?}");
+    assert!(refused.to_string().contains("no SHA-256"), "{refused}");
+    // A writer never replaces it: its conditional commit finds the blob there, which it cannot vouch for either.
+    let mut writer = archive.writer(&key).await.unwrap();
+    writer.write(b"{\"a\":1}").await.unwrap();
+    assert!(matches!(
+        writer.commit(None).await,
+        Err(ArchiveError::Unverified { .. })
+    ));
+    assert_eq!(
+        container.read(&archive.location(&key)).await.unwrap().1,
+        2,
+        "the blob is untouched"
+    );
+}
+
+#[tokio::test]
+async fn blob_a_missing_container_needs_an_operator_at_startup() {
+    let target = BlobTarget::start();
+    let mut config = target.config(&unique_container(), None);
+    config.create_container = false;
+    let archive = BlobArchive::new(&config).unwrap();
+    let missing = archive.prepare(false).await.unwrap_err();
+    assert!(matches!(missing, ArchiveError::MissingContainer { .. }), "{missing:?}");
+    assert!(missing.needs_operator());
+    assert!(
+        missing.to_string().contains("RECORDINGS_CREATE_IF_NOT_EXISTS"),
+        "{missing}"
+    );
+    archive.prepare(true).await.unwrap();
+    archive.prepare(true).await.unwrap();
+}
+
+#[tokio::test]
+async fn blob_a_wrong_key_needs_an_operator() {
+    let target = BlobTarget::start();
+    if !target.is_local() {
+        return;
+    }
+    let mut config = target.config(&unique_container(), None);
+    config.auth = acs_recording_handler::config::BlobAuth::SharedKey {
+        account: acs_recording_handler::config::DEVELOPMENT_ACCOUNT.into(),
+        key: acs_recording_handler::secret::Secret::new("d3Jvbmcga2V5"),
+    };
+    let refused = BlobArchive::new(&config).unwrap().prepare(true).await.unwrap_err();
+    assert!(refused.needs_operator(), "{refused:?}");
+    assert!(refused.to_string().contains("403"), "{refused}");
+}
+
+#[tokio::test]
+async fn blob_files_are_committed_in_the_configured_access_tier() {
+    use azure_storage_blob::models::BlobClientGetPropertiesResultHeaders;
+    let target = BlobTarget::start();
+    let mut config = target.config(&unique_container(), None);
+    config.access_tier = Some(acs_recording_handler::config::AccessTier::Cold);
+    let archive = BlobArchive::new(&config).unwrap();
+    archive.prepare(true).await.unwrap();
+    let mut writer = archive.writer(&contract::key("d0")).await.unwrap();
+    writer.write(&contract::content(5, 1000)).await.unwrap();
+    let file = writer.commit(Some(1000)).await.unwrap();
+    let properties = archive
+        .blob_client(url::Url::parse(&file.location).unwrap())
+        .unwrap()
+        .get_properties(None)
+        .await
+        .unwrap();
+    assert_eq!(properties.access_tier().unwrap().as_deref(), Some("Cold"));
+    assert_eq!(properties.content_type().unwrap().as_deref(), Some("video/mp4"));
+}

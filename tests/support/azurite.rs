@@ -1,0 +1,209 @@
+//! A Blob Storage endpoint for tests: by default Azurite's Blob service (`tests/azurite`, installed with npm on first
+//! use and started on a reserved loopback port, one per test, stopped on drop and when the test process exits); with
+//! `ARCHIVE_TEST_BLOB_URI` a real account instead (`ARCHIVE_TEST_BLOB_KEY` for Shared Key, otherwise the developer's
+//! Azure CLI sign-in), where each test makes a container of its own named `test-…`.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use acs_recording_handler::archive::BlobArchive;
+use acs_recording_handler::config::{BlobAuth, BlobConfig, DEVELOPMENT_ACCOUNT, DEVELOPMENT_KEY};
+use acs_recording_handler::secret::Secret;
+
+use super::npm::ServerProcess;
+use super::ports::Port;
+
+/// Where Azurite keeps blobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persistence {
+    Memory,
+    /// In the server's temporary folder, for blobs too large to keep in memory (the bench).
+    Disk,
+}
+
+pub struct BlobTarget {
+    server: Option<ServerProcess>,
+    port: Option<Port>,
+    /// Azurite's working folder, removed on drop.
+    _workdir: Option<tempfile::TempDir>,
+    /// The blob service URL, `http://127.0.0.1:PORT/devstoreaccount1` locally.
+    pub service_uri: String,
+    /// The account key for Shared Key; `None` signs in with the Azure CLI (live targets only).
+    key: Option<(String, String)>,
+    /// Requests Azurite has answered (its access log's lines).
+    requests: Arc<AtomicUsize>,
+}
+
+impl BlobTarget {
+    pub fn start() -> BlobTarget {
+        Self::start_with(Persistence::Memory)
+    }
+
+    pub fn start_with(persistence: Persistence) -> BlobTarget {
+        Self::launch(persistence, None)
+    }
+
+    /// A local Azurite over HTTPS with this certificate and key (PEM files), which also takes Microsoft Entra ID
+    /// bearer tokens (Azurite's `--oauth basic`: it checks a token's audience, issuer and lifetime, not its
+    /// signature). Always local: the Entra ID path is tested against it, never against a live account.
+    pub fn start_https(cert: &std::path::Path, key: &std::path::Path) -> BlobTarget {
+        Self::launch(Persistence::Memory, Some((cert, key)))
+    }
+
+    fn launch(persistence: Persistence, tls: Option<(&std::path::Path, &std::path::Path)>) -> BlobTarget {
+        if let Some(uri) = std::env::var("ARCHIVE_TEST_BLOB_URI").ok().filter(|_| tls.is_none()) {
+            let account = url::Url::parse(&uri)
+                .ok()
+                .and_then(|u| u.host_str().map(|h| h.split('.').next().unwrap_or_default().to_owned()))
+                .expect("ARCHIVE_TEST_BLOB_URI is https://ACCOUNT.blob.core.windows.net");
+            return BlobTarget {
+                server: None,
+                port: None,
+                _workdir: None,
+                service_uri: uri.trim_end_matches('/').to_owned(),
+                key: std::env::var("ARCHIVE_TEST_BLOB_KEY").ok().map(|key| (account, key)),
+                requests: Arc::default(),
+            };
+        }
+        let dir = server_dir();
+        super::npm::install(&dir, "azurite");
+        loop {
+            let workdir = tempfile::tempdir().unwrap();
+            // A reserved port, so that no other test of this process is handed it while the server runs.
+            let port = Port::reserve();
+            let mut command = Command::new("node");
+            command
+                .arg("start.js")
+                .arg(port.0.to_string())
+                .arg(workdir.path())
+                .current_dir(&dir)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit());
+            command.arg(match persistence {
+                Persistence::Disk => "disk",
+                Persistence::Memory => "memory",
+            });
+            if let Some((cert, key)) = tls {
+                command.env("AZURITE_CERT", cert).env("AZURITE_KEY", key);
+            }
+            let mut child = command
+                .spawn()
+                .expect("start Azurite: Node.js 20 or newer must be installed");
+            let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+            let mut line = String::new();
+            let ready = loop {
+                line.clear();
+                if stdout.read_line(&mut line).unwrap_or(0) == 0 {
+                    break false;
+                }
+                if line.contains("successfully listens") {
+                    break true;
+                }
+            };
+            if !ready {
+                // Another process took the port between its reservation and the server's bind: try another.
+                let _ = child.kill();
+                let _ = child.wait();
+                continue;
+            }
+            // Keep reading its output, so that it never blocks on a full pipe, and count the requests it logs.
+            let requests: Arc<AtomicUsize> = Arc::default();
+            let count = requests.clone();
+            std::thread::spawn(move || {
+                for line in stdout.lines().map_while(Result::ok) {
+                    if line.contains("\" ") && line.contains(" HTTP/") {
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+            let server = ServerProcess::new(child);
+            return BlobTarget {
+                server: Some(server),
+                service_uri: format!(
+                    "{}://127.0.0.1:{}/{DEVELOPMENT_ACCOUNT}",
+                    if tls.is_some() { "https" } else { "http" },
+                    port.0
+                ),
+                port: Some(port),
+                _workdir: Some(workdir),
+                key: Some((DEVELOPMENT_ACCOUNT.to_owned(), DEVELOPMENT_KEY.to_owned())),
+                requests,
+            };
+        }
+    }
+
+    /// The requests Azurite has answered so far (0 for a live target). It logs a request once answered, so a count
+    /// read just after a client finishes may lag by a moment.
+    pub fn request_count(&self) -> usize {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    pub fn is_local(&self) -> bool {
+        self.server.is_some()
+    }
+
+    /// Azurite's port (panics for a live target).
+    pub fn port(&self) -> u16 {
+        self.port.as_ref().expect("a local server").0
+    }
+
+    /// The archive settings of a container (created if missing), with the service at `service_uri` (a proxy's, say)
+    /// instead of the target's own.
+    pub fn config(&self, container: &str, service_uri: Option<&str>) -> BlobConfig {
+        let service_uri = url::Url::parse(service_uri.unwrap_or(&self.service_uri)).unwrap();
+        let auth = match &self.key {
+            Some((account, key)) => BlobAuth::SharedKey {
+                account: account.clone(),
+                key: Secret::new(key.clone()),
+            },
+            None => BlobAuth::DeveloperCredential,
+        };
+        BlobConfig {
+            service_uri,
+            auth,
+            container: container.to_owned(),
+            create_container: true,
+            access_tier: None,
+        }
+    }
+
+    /// An archive on a container of its own, created.
+    pub async fn archive(&self, container: &str) -> BlobArchive {
+        let archive = BlobArchive::new(&self.config(container, None)).unwrap();
+        archive.prepare(true).await.unwrap();
+        archive
+    }
+
+    /// The handler's settings for a container of its own (created at startup), through `service_uri` when given.
+    pub fn handler_settings(&self, container: &str, service_uri: Option<&str>) -> Vec<(String, String)> {
+        let uri = service_uri.unwrap_or(&self.service_uri);
+        let connection = match &self.key {
+            Some((account, key)) => {
+                vec![(
+                    "ArchiveStorage".to_owned(),
+                    format!("DefaultEndpointsProtocol=http;AccountName={account};AccountKey={key};BlobEndpoint={uri};"),
+                )]
+            }
+            None => vec![("ArchiveStorage__blobServiceUri".to_owned(), uri.to_owned())],
+        };
+        let mut settings = connection;
+        settings.extend([
+            ("RECORDINGS_ARCHIVE_CONTAINER".to_owned(), container.to_owned()),
+            ("RECORDINGS_CREATE_IF_NOT_EXISTS".to_owned(), "true".to_owned()),
+        ]);
+        settings
+    }
+}
+
+/// A container name no other test uses.
+pub fn unique_container() -> String {
+    super::npm::unique_name()
+}
+
+fn server_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/azurite")
+}
