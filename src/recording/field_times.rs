@@ -8,6 +8,7 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -16,17 +17,22 @@ use time::OffsetDateTime;
 
 use crate::event::EventTime;
 
+/// For each single-valued field, the `eventTime` of the event its value came from. The fields of one event share
+/// one time text, and the names the document itself gives fields are not copied.
+pub type FieldTimes = BTreeMap<Cow<'static, str>, Arc<str>>;
+
 /// Picks, field by field, between our values and theirs, keeping our `fieldTimes` up to date.
 pub(super) struct Picker<'a> {
-    ours: &'a mut BTreeMap<String, String>,
-    theirs: BTreeMap<String, String>,
-    /// Each time text read once: a document's fields mostly share one or two times.
-    parsed: Vec<(String, Option<OffsetDateTime>)>,
+    ours: &'a mut FieldTimes,
+    theirs: FieldTimes,
+    /// Each time text read once, as nanoseconds since the Unix epoch: a document's fields mostly share one or two
+    /// times.
+    parsed: Vec<(String, Option<i128>)>,
 }
 
 impl<'a> Picker<'a> {
     /// Our `fieldTimes`, updated in place, and theirs.
-    pub(super) fn new(ours: &'a mut BTreeMap<String, String>, theirs: BTreeMap<String, String>) -> Self {
+    pub(super) fn new(ours: &'a mut FieldTimes, theirs: FieldTimes) -> Self {
         Self {
             ours,
             theirs,
@@ -44,29 +50,35 @@ impl<'a> Picker<'a> {
         let Some(theirs) = theirs else {
             return false;
         };
-        let their_time = self.theirs.remove(key);
+        // Looked up, not removed: theirs is dropped whole after the merge.
+        let their_time = self.theirs.get(key).map(Arc::clone);
+        let our_time = self.ours.get_mut(key);
         let wins = match ours.as_ref() {
             None => true,
             Some(current) => {
-                let our_time = self.ours.get(key).map(String::as_str);
-                compare(&mut self.parsed, our_time, their_time.as_deref())
-                    .then_with(|| canonical(current).cmp(&canonical(&theirs)))
+                compare(
+                    &mut self.parsed,
+                    our_time.as_deref().map(|t| &**t),
+                    their_time.as_deref(),
+                )
+                .then_with(|| canonical(current).cmp(&canonical(&theirs)))
                     == Ordering::Less
             }
         };
         if !wins {
             return false;
         }
-        let changed = ours.as_ref() != Some(&theirs) || self.ours.get(key) != their_time.as_ref();
+        let changed = ours.as_ref() != Some(&theirs) || our_time.as_deref().map(|t| &**t) != their_time.as_deref();
         *ours = Some(theirs);
-        match (their_time, self.ours.get_mut(key)) {
+        match (their_time, our_time) {
             (Some(time), Some(ours)) => *ours = time,
             (Some(time), None) => {
-                self.ours.insert(key.to_owned(), time);
+                self.ours.insert(Cow::Owned(key.to_owned()), time);
             }
-            (None, _) => {
+            (None, Some(_)) => {
                 self.ours.remove(key);
             }
+            (None, None) => {}
         }
         changed
     }
@@ -137,14 +149,15 @@ impl<'a> Picker<'a> {
 
 /// Orders two stored event times, a missing or unreadable one older than any readable one, reading each time text
 /// once (`parsed` caches what was read).
-fn compare(parsed: &mut Vec<(String, Option<OffsetDateTime>)>, a: Option<&str>, b: Option<&str>) -> Ordering {
+fn compare(parsed: &mut Vec<(String, Option<i128>)>, a: Option<&str>, b: Option<&str>) -> Ordering {
     if a == b {
         return Ordering::Equal;
     }
     let mut read = |text: &str| match parsed.iter().position(|(known, _)| known == text) {
         Some(index) => index,
         None => {
-            parsed.push((text.to_owned(), EventTime::instant(text)));
+            let instant = EventTime::instant(text).map(OffsetDateTime::unix_timestamp_nanos);
+            parsed.push((text.to_owned(), instant));
             parsed.len() - 1
         }
     };

@@ -11,12 +11,13 @@ const MAX_VERBATIM_ID_BYTES: usize = 255;
 
 /// The document id for a recording id: verbatim when safe in every store, else a digest of it.
 pub fn document_id(recording_id: &str) -> String {
+    let refused = |c: char| c.is_control() || matches!(c, '/' | '\\' | '?' | '#');
+    // Recording ids are base64 text: printable ASCII throughout is safe without the Unicode checks.
+    let plain = |b: u8| b.is_ascii_graphic() && !refused(char::from(b));
     let safe = !recording_id.is_empty()
         && recording_id.len() <= MAX_VERBATIM_ID_BYTES
-        && recording_id.trim() == recording_id
-        && !recording_id
-            .chars()
-            .any(|c| c.is_control() || matches!(c, '/' | '\\' | '?' | '#'));
+        && (recording_id.bytes().all(plain)
+            || (recording_id.trim() == recording_id && !recording_id.chars().any(refused)));
     if safe {
         recording_id.to_owned()
     } else {

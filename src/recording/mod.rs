@@ -10,8 +10,10 @@ mod chunks;
 mod field_times;
 mod ids;
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -23,6 +25,7 @@ pub use archive::{ArchiveStatus, ArchivedFile, ChunkArchive};
 pub use ids::document_id;
 
 use chunks::merge_chunks;
+pub use field_times::FieldTimes;
 use field_times::Picker;
 use ids::derived_id;
 
@@ -82,7 +85,7 @@ pub struct RecordingDocument {
     pub last_event_time: Option<String>,
     /// For each single-valued field, the `eventTime` of the event its value came from.
     #[serde(default)]
-    pub field_times: BTreeMap<String, String>,
+    pub field_times: FieldTimes,
 }
 
 /// What recording an archive result did to the document.
@@ -149,6 +152,8 @@ impl RecordingDocument {
         };
 
         let time = event.time.map(|t| t.text);
+        // One text for every field's time, shared rather than copied.
+        let field_time: Option<Arc<str>> = time.as_deref().map(Arc::from);
         let mut document = RecordingDocument {
             id,
             call_id: subject.call_id,
@@ -162,7 +167,7 @@ impl RecordingDocument {
             chunks: Vec::new(),
             event_ids: BTreeSet::from([event.id]),
             first_event_time: time.clone(),
-            last_event_time: time.clone(),
+            last_event_time: time,
             field_times: BTreeMap::new(),
         };
         for (name, value) in data {
@@ -178,9 +183,12 @@ impl RecordingDocument {
             }
         }
         merge_chunks(&mut document.chunks, chunks);
-        if let Some(time) = time {
-            let keys: Vec<String> = document.single_valued_keys().collect();
-            document.field_times = keys.into_iter().map(|key| (key, time.clone())).collect();
+        if let Some(time) = field_time {
+            let mut field_times = FieldTimes::new();
+            for key in document.single_valued_keys() {
+                field_times.insert(key, Arc::clone(&time));
+            }
+            document.field_times = field_times;
         }
         Ok(document)
     }
@@ -295,7 +303,7 @@ impl RecordingDocument {
     }
 
     /// The keys `fieldTimes` uses for the fields this document holds.
-    fn single_valued_keys(&self) -> impl Iterator<Item = String> + '_ {
+    fn single_valued_keys(&self) -> impl Iterator<Item = Cow<'static, str>> + '_ {
         let named = [
             ("serverCallId", self.server_call_id.is_some()),
             ("callConnectionId", self.call_connection_id.is_some()),
@@ -305,9 +313,13 @@ impl RecordingDocument {
         named
             .into_iter()
             .filter(|(_, present)| *present)
-            .map(|(key, _)| key.to_owned())
-            .chain(self.data.keys().cloned())
-            .chain(self.extra_data.keys().map(|key| format!("{EXTRA_PREFIX}{key}")))
+            .map(|(key, _)| Cow::Borrowed(key))
+            .chain(self.data.keys().map(|key| Cow::Owned(key.clone())))
+            .chain(
+                self.extra_data
+                    .keys()
+                    .map(|key| Cow::Owned(format!("{EXTRA_PREFIX}{key}"))),
+            )
     }
 }
 
