@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use time::OffsetDateTime;
 
@@ -101,8 +101,8 @@ impl<'a> Picker<'a> {
     pub(super) fn pick_each(
         &mut self,
         prefix: &str,
-        ours: &mut BTreeMap<String, Value>,
-        theirs: BTreeMap<String, Value>,
+        ours: &mut Map<String, Value>,
+        theirs: Map<String, Value>,
     ) -> bool {
         let mut changed = false;
         for (name, their_value) in theirs {

@@ -73,10 +73,10 @@ pub struct RecordingDocument {
     pub source: Option<String>,
     /// The event's `data` fields under their original names, less the chunks.
     #[serde(flatten)]
-    pub data: BTreeMap<String, Value>,
+    pub data: Map<String, Value>,
     /// `data` fields whose names clash with the document's own (see `RESERVED_NAMES`).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub extra_data: BTreeMap<String, Value>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub extra_data: Map<String, Value>,
     /// The union of every event's chunks, one per `documentId`, ordered by `index`.
     pub chunks: Vec<Map<String, Value>>,
     /// Every event merged into this document, once each, sorted.
@@ -154,6 +154,20 @@ impl RecordingDocument {
         let time = event.time.map(|t| t.text);
         // One text for every field's time, shared rather than copied.
         let field_time: Option<Arc<str>> = time.as_deref().map(Arc::from);
+        // The event's own map becomes the document's `data`: only what does not belong there is taken out.
+        let mut extra_data = Map::new();
+        data.retain(|name, value| {
+            let redundant = match (name.as_str(), &*value) {
+                ("recordingStorageInfo", Value::Object(rest)) => rest.is_empty(),
+                ("recordingId", Value::String(id)) => recording_id.as_deref() == Some(id.as_str()),
+                _ => false,
+            };
+            if !redundant && is_reserved(name) {
+                extra_data.insert(name.clone(), std::mem::take(value));
+                return false;
+            }
+            !redundant
+        });
         let mut document = RecordingDocument {
             id,
             call_id: subject.call_id,
@@ -162,26 +176,14 @@ impl RecordingDocument {
             call_connection_id: subject.call_connection_id,
             subject: subject_text,
             source: event.source,
-            data: BTreeMap::new(),
-            extra_data: BTreeMap::new(),
+            data,
+            extra_data,
             chunks: Vec::new(),
             event_ids: BTreeSet::from([event.id]),
             first_event_time: time.clone(),
             last_event_time: time,
             field_times: BTreeMap::new(),
         };
-        for (name, value) in data {
-            match (name.as_str(), &value) {
-                ("recordingStorageInfo", Value::Object(rest)) if rest.is_empty() => continue,
-                ("recordingId", Value::String(id)) if document.recording_id.as_deref() == Some(id.as_str()) => continue,
-                _ => {}
-            }
-            if is_reserved(&name) {
-                document.extra_data.insert(name, value);
-            } else {
-                document.data.insert(name, value);
-            }
-        }
         merge_chunks(&mut document.chunks, chunks);
         if let Some(time) = field_time {
             let mut field_times = FieldTimes::new();
