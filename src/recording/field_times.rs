@@ -61,7 +61,7 @@ impl<'a> Picker<'a> {
                     our_time.as_deref().map(|t| &**t),
                     their_time.as_deref(),
                 )
-                .then_with(|| canonical(current).cmp(&canonical(&theirs)))
+                .then_with(|| tie(current, &theirs))
                     == Ordering::Less
             }
         };
@@ -173,6 +173,15 @@ fn field_key<'a>(prefix: &str, name: &'a str) -> Cow<'a, str> {
         Cow::Borrowed(name)
     } else {
         Cow::Owned(format!("{prefix}{name}"))
+    }
+}
+
+/// Settles a tie in time by the values' JSON texts; equal values (a redelivery) tie without writing either out.
+fn tie<T: Serialize + PartialEq>(ours: &T, theirs: &T) -> Ordering {
+    if ours == theirs {
+        Ordering::Equal
+    } else {
+        canonical(ours).cmp(&canonical(theirs))
     }
 }
 
