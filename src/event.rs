@@ -40,6 +40,13 @@ impl EventTime {
     }
 }
 
+/// The value of at most nine decimal digits; `None` if any byte is not one.
+fn decimal(digits: &[u8]) -> Option<u32> {
+    digits
+        .iter()
+        .try_fold(0u32, |n, &b| b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0')))
+}
+
 /// The form every Event Grid and ACS time takes, `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, read directly: the general
 /// RFC 3339 parser costs more than the rest of an event's merge. `None` for any other form (offsets, lowercase
 /// letters, a leap second), which the general parser then reads.
@@ -52,19 +59,10 @@ fn utc_instant(text: &str) -> Option<OffsetDateTime> {
     ) {
         return None;
     }
-    let number = |range: std::ops::Range<usize>| -> Option<u32> {
-        head[range]
-            .iter()
-            .try_fold(0u32, |n, &b| b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0')))
-    };
+    let number = |range: std::ops::Range<usize>| decimal(&head[range]);
     let nanosecond = match fraction {
         [] => 0,
-        [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
-            let value = digits
-                .iter()
-                .try_fold(0u32, |n, &b| b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0')))?;
-            value * 10u32.pow(9 - digits.len() as u32)
-        }
+        [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => decimal(digits)? * 10u32.pow(9 - digits.len() as u32),
         _ => return None,
     };
     let month = time::Month::try_from(u8::try_from(number(5..7)?).ok()?).ok()?;
