@@ -53,12 +53,14 @@ pub fn binding_value<'a>(body: &'a [u8], binding: &'static str) -> Result<&'a Ra
 /// as `T` (a JSON string holding the object, say); [`binding_object`] then gives the text to look at.
 pub fn parse_binding<T: DeserializeOwned>(body: &[u8], binding: &str) -> Option<T> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let found = Envelope::<T> {
-        binding,
-        found: PhantomData,
-    }
-    .deserialize(&mut deserializer)
-    .ok()?;
+    let envelope = Entry {
+        key: "Data",
+        seed: Entry {
+            key: binding,
+            seed: PhantomData::<T>,
+        },
+    };
+    let found = envelope.deserialize(&mut deserializer).ok()?.flatten();
     deserializer.end().ok()?;
     found
 }
@@ -85,63 +87,31 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
-/// The envelope: `Data` (read with [`DataSeed`]) found, everything else skipped; the last `Data` counts.
-struct Envelope<'b, T> {
-    binding: &'b str,
-    found: PhantomData<T>,
+/// In a JSON object, the value of `key` read with `seed`, every other entry skipped; the last of a repeated key
+/// counts, and `None` means the key is absent. The envelope is one (`Data`) around another (the binding).
+#[derive(Clone)]
+struct Entry<'k, S> {
+    key: &'k str,
+    seed: S,
 }
 
-impl<'de, T: DeserializeOwned> DeserializeSeed<'de> for Envelope<'_, T> {
-    type Value = Option<T>;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<T>, D::Error> {
+impl<'de, S: DeserializeSeed<'de> + Clone> DeserializeSeed<'de> for Entry<'_, S> {
+    type Value = Option<S::Value>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_map(self)
     }
 }
 
-impl<'de, T: DeserializeOwned> Visitor<'de> for Envelope<'_, T> {
-    type Value = Option<T>;
+impl<'de, S: DeserializeSeed<'de> + Clone> Visitor<'de> for Entry<'_, S> {
+    type Value = Option<S::Value>;
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("an invocation object")
+        write!(f, "an object that may hold {:?}", self.key)
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<T>, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut found = None;
         while let Some(key) = map.next_key::<Key<'de>>()? {
-            if key.0 == "Data" {
-                found = map.next_value_seed(DataSeed::<T> {
-                    binding: self.binding,
-                    found: PhantomData,
-                })?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(found)
-    }
-}
-
-/// `Data`: the binding's value deserialized, every other binding skipped; the last of a repeated binding counts.
-struct DataSeed<'b, T> {
-    binding: &'b str,
-    found: PhantomData<T>,
-}
-
-impl<'de, T: DeserializeOwned> DeserializeSeed<'de> for DataSeed<'_, T> {
-    type Value = Option<T>;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<T>, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de, T: DeserializeOwned> Visitor<'de> for DataSeed<'_, T> {
-    type Value = Option<T>;
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the invocation's Data object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<T>, A::Error> {
-        let mut found = None;
-        while let Some(key) = map.next_key::<Key<'de>>()? {
-            if key.0 == self.binding {
-                found = Some(map.next_value::<T>()?);
+            if key.0 == self.key {
+                found = Some(map.next_value_seed(self.seed.clone())?);
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
