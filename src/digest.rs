@@ -1,6 +1,12 @@
-//! Stable, file-name- and Cosmos-safe names derived from untrusted text, and digests in hex.
+//! Stable, file-name- and Cosmos-safe names derived from untrusted text, digests in hex, and the HMAC key that signs
+//! requests to ACS and to Blob Storage.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
+
+use crate::secret::Secret;
 
 /// Encoded names longer than this are replaced by a digest, keeping clear of the usual 255-byte file name limit.
 pub const MAX_NAME_BYTES: usize = 200;
@@ -75,5 +81,34 @@ mod tests {
                 .bytes()
                 .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
         );
+    }
+}
+
+/// An HMAC-SHA256 key given in base64, as ACS access keys and storage account keys are. `Debug` never shows it.
+/// Shared: the keyed state is a few hundred bytes, copied only to sign.
+#[derive(Clone)]
+pub struct HmacKey(std::sync::Arc<Hmac<Sha256>>);
+
+impl HmacKey {
+    /// The key a base64 text holds; `None` when it is not base64.
+    pub fn from_base64(key: &Secret) -> Option<Self> {
+        let bytes = BASE64.decode(key.expose()).ok()?;
+        // HMAC takes keys of any length.
+        Hmac::<Sha256>::new_from_slice(&bytes)
+            .ok()
+            .map(|mac| Self(std::sync::Arc::new(mac)))
+    }
+
+    /// The base64 HMAC-SHA256 of `text`.
+    pub fn sign(&self, text: &str) -> String {
+        let mut mac = Hmac::clone(&self.0);
+        mac.update(text.as_bytes());
+        BASE64.encode(mac.finalize().into_bytes())
+    }
+}
+
+impl std::fmt::Debug for HmacKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HmacKey(…)")
     }
 }

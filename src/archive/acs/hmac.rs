@@ -5,10 +5,10 @@
 //! request goes to the chunk's URL, but the host signed (and sent in `x-ms-host`) is the ACS resource's endpoint.
 
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use url::Url;
 
+use crate::digest::HmacKey;
 use crate::secret::Secret;
 
 /// The headers that sign one request.
@@ -24,18 +24,10 @@ pub struct SignedHeaders {
 }
 
 /// Signs with an ACS resource's access key. `Debug` never shows the key.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct HmacSigner {
     host: String,
-    key: Vec<u8>,
-}
-
-impl std::fmt::Debug for HmacSigner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HmacSigner")
-            .field("host", &self.host)
-            .finish_non_exhaustive()
-    }
+    key: HmacKey,
 }
 
 /// Why an access key cannot sign.
@@ -46,9 +38,7 @@ pub struct InvalidKey;
 impl HmacSigner {
     /// A signer for the resource at `endpoint_host` (`NAME.communication.azure.com`) with its base64 access key.
     pub fn new(endpoint_host: &str, access_key: &Secret) -> Result<Self, InvalidKey> {
-        let key = base64::engine::general_purpose::STANDARD
-            .decode(access_key.expose())
-            .map_err(|_| InvalidKey)?;
+        let key = HmacKey::from_base64(access_key).ok_or(InvalidKey)?;
         Ok(Self {
             host: endpoint_host.to_owned(),
             key,
@@ -63,10 +53,7 @@ impl HmacSigner {
             None => url.path().to_owned(),
         };
         let text = format!("{method}\n{path_and_query}\n{date};{};{content_sha256}", self.host);
-        // HMAC accepts keys of any length, so this cannot fail.
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!());
-        mac.update(text.as_bytes());
-        let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        let signature = self.key.sign(&text);
         SignedHeaders {
             date: date.to_owned(),
             content_sha256,

@@ -9,15 +9,11 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::digest::HmacKey;
+use crate::secret::Secret;
 use async_trait::async_trait;
 use azure_core::http::policies::{Policy, PolicyResult};
 use azure_core::http::{Context, Request, Url};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
-use crate::secret::Secret;
 
 /// The standard headers the string to sign names, in its order, after the verb.
 const SIGNED_HEADERS: [&str; 11] = [
@@ -39,41 +35,25 @@ const SIGNED_HEADERS: [&str; 11] = [
 #[error("the storage account key is not valid base64")]
 pub struct InvalidKey;
 
-/// Signs every request with the account's key.
+/// Signs every request with the account's key. `Debug` never shows the key.
+#[derive(Debug)]
 pub struct SharedKeyPolicy {
     account: String,
-    /// HMAC-SHA256 keyed with the decoded account key, cloned for each signature.
-    mac: Hmac<Sha256>,
-}
-
-impl std::fmt::Debug for SharedKeyPolicy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SharedKeyPolicy")
-            .field("account", &self.account)
-            .finish_non_exhaustive()
-    }
+    key: HmacKey,
 }
 
 impl SharedKeyPolicy {
     pub fn new(account: &str, key: &Secret) -> Result<Arc<Self>, InvalidKey> {
-        let key = BASE64.decode(key.expose()).map_err(|_| InvalidKey)?;
-        let mac = Hmac::<Sha256>::new_from_slice(&key).map_err(|_| InvalidKey)?;
         Ok(Arc::new(Self {
             account: account.to_owned(),
-            mac,
+            key: HmacKey::from_base64(key).ok_or(InvalidKey)?,
         }))
     }
 
     /// `SharedKey ACCOUNT:SIGNATURE` for a request whose headers (lower-case names) are `headers`.
     fn authorization(&self, method: &str, url: &Url, headers: &[(String, String)]) -> String {
         let text = string_to_sign(&self.account, method, url, headers);
-        let mut mac = self.mac.clone();
-        mac.update(text.as_bytes());
-        format!(
-            "SharedKey {}:{}",
-            self.account,
-            BASE64.encode(mac.finalize().into_bytes())
-        )
+        format!("SharedKey {}:{}", self.account, self.key.sign(&text))
     }
 }
 
@@ -160,6 +140,10 @@ pub fn canonicalized_resource(account: &str, url: &Url) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
 
     fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
