@@ -52,6 +52,12 @@ fn event_of(acs: &AcsServer, event_id: &str, time: &str, chunks: &[(&str, u64)])
     recording_event(event_id, "call-1", "rec-1", time, &chunks)
 }
 
+/// ACS serves the chunk's content slowly, `millis` per frame, so that a test can act while it downloads.
+fn slow_content(acs: &AcsServer, chunk: &str, millis: u64) {
+    let delay_per_frame = std::time::Duration::from_millis(millis);
+    acs.inject(chunk, FileKind::Content, Fault::Slow { delay_per_frame });
+}
+
 /// The archive state of each chunk of `rec-1`, by id.
 fn states(host: &Host) -> Vec<(String, Value)> {
     let docs = documents(&host.data_dir());
@@ -370,13 +376,7 @@ async fn a_duplicate_job_running_at_the_same_time_archives_the_chunk_once() {
     let acs = AcsServer::start(AcsOptions::default());
     let host = archiving_host(&acs, &[]).await;
     let event = event_of(&acs, "e1", &now(), &[("d0", 4_000_000)]);
-    acs.inject(
-        "d0",
-        FileKind::Content,
-        Fault::Slow {
-            delay_per_frame: std::time::Duration::from_millis(2),
-        },
-    );
+    slow_content(&acs, "d0", 2);
     // The same event twice (Event Grid's at-least-once): two jobs for one chunk, delivered together.
     assert!(host.invoke(&event).await.succeeded());
     assert!(host.invoke(&event).await.succeeded());
@@ -392,13 +392,7 @@ async fn a_download_killed_midway_resumes_in_the_next_worker() {
     let acs = AcsServer::start(AcsOptions::default());
     let host = archiving_host(&acs, &[]).await;
     let event = event_of(&acs, "e1", &now(), &[("d0", 8_000_000)]);
-    acs.inject(
-        "d0",
-        FileKind::Content,
-        Fault::Slow {
-            delay_per_frame: std::time::Duration::from_millis(5),
-        },
-    );
+    slow_content(&acs, "d0", 5);
     assert!(host.invoke(&event).await.succeeded());
     let partial = host.data_dir().join("archive/call-1/rec-1/.d0.content.mp4.partial");
     let restart = async {
@@ -601,13 +595,7 @@ async fn with_blob_storage_a_download_killed_midway_resumes_after_the_staged_blo
     let archive = &container.archive;
     let size = 2 * u64::from(BLOCK_BYTES) + 1_000_000;
     let event = event_of(&acs, "e1", &now(), &[("d0", size)]);
-    acs.inject(
-        "d0",
-        FileKind::Content,
-        Fault::Slow {
-            delay_per_frame: std::time::Duration::from_millis(4),
-        },
-    );
+    slow_content(&acs, "d0", 4);
     assert!(host.invoke(&event).await.succeeded());
     let content = FileKey {
         call_id: "call-1".into(),
