@@ -13,7 +13,7 @@ const MAX_VERBATIM_ID_BYTES: usize = 255;
 pub fn document_id(recording_id: &str) -> String {
     let refused = |c: char| c.is_control() || matches!(c, '/' | '\\' | '?' | '#');
     // Recording ids are base64 text: printable ASCII throughout is safe without the Unicode checks.
-    let plain = |b: u8| b.is_ascii_graphic() && !matches!(b, b'/' | b'\\' | b'?' | b'#');
+    let plain = |b: u8| b.is_ascii_graphic() && !refused(char::from(b));
     let safe = !recording_id.is_empty()
         && recording_id.len() <= MAX_VERBATIM_ID_BYTES
         && (recording_id.bytes().all(plain)
