@@ -53,22 +53,18 @@ impl<'a> Picker<'a> {
         // Looked up, not removed: theirs is dropped whole after the merge.
         let their_time = self.theirs.get(key).map(Arc::clone);
         let our_time = self.ours.get_mut(key);
+        let our_text = our_time.as_deref().map(|t| &**t);
         let wins = match ours.as_ref() {
             None => true,
             Some(current) => {
-                compare(
-                    &mut self.parsed,
-                    our_time.as_deref().map(|t| &**t),
-                    their_time.as_deref(),
-                )
-                .then_with(|| tie(current, &theirs))
+                compare(&mut self.parsed, our_text, their_time.as_deref()).then_with(|| tie(current, &theirs))
                     == Ordering::Less
             }
         };
         if !wins {
             return false;
         }
-        let changed = ours.as_ref() != Some(&theirs) || our_time.as_deref().map(|t| &**t) != their_time.as_deref();
+        let changed = ours.as_ref() != Some(&theirs) || our_text != their_time.as_deref();
         *ours = Some(theirs);
         match (their_time, our_time) {
             (Some(time), Some(ours)) => *ours = time,

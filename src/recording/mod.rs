@@ -152,8 +152,6 @@ impl RecordingDocument {
         };
 
         let time = event.time.map(|t| t.text);
-        // One text for every field's time, shared rather than copied.
-        let field_time: Option<Arc<str>> = time.as_deref().map(Arc::from);
         // The event's own map becomes the document's `data`: only what does not belong there is taken out.
         let mut extra_data = Map::new();
         data.retain(|name, value| {
@@ -185,7 +183,8 @@ impl RecordingDocument {
             field_times: BTreeMap::new(),
         };
         merge_chunks(&mut document.chunks, chunks);
-        if let Some(time) = field_time {
+        // One text for every field's time, shared rather than copied.
+        if let Some(time) = document.last_event_time.as_deref().map(Arc::<str>::from) {
             let mut field_times = FieldTimes::new();
             for key in document.single_valued_keys() {
                 field_times.insert(key, Arc::clone(&time));
