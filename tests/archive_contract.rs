@@ -60,6 +60,18 @@ async fn embedded_names_from_hostile_ids_stay_distinct_and_inside() {
 }
 
 #[tokio::test]
+async fn embedded_bytes_of_two_sources_are_never_spliced() {
+    let (_dir, archive, folder) = embedded();
+    contract::bytes_of_two_sources_are_never_spliced(archive, &folder, 300_000, 200_000).await;
+}
+
+#[tokio::test]
+async fn blob_bytes_of_two_sources_are_never_spliced() {
+    let (archive, container, _target) = blob(SMALL_BLOCK).await;
+    contract::bytes_of_two_sources_are_never_spliced(archive, &container, 300_000, 200_000).await;
+}
+
+#[tokio::test]
 async fn blob_a_file_is_read_back_as_written() {
     let (archive, container, _target) = blob(SMALL_BLOCK).await;
     contract::a_file_is_read_back_as_written(archive, &container, 300_000).await;
@@ -122,7 +134,7 @@ async fn blob_a_blob_without_the_archives_metadata_is_left_for_an_operator() {
     assert!(refused.needs_operator(), "{refused:?}");
     assert!(refused.to_string().contains("no SHA-256"), "{refused}");
     // A writer never replaces it: its conditional commit finds the blob there, which it cannot vouch for either.
-    let mut writer = archive.writer(&key).await.unwrap();
+    let mut writer = archive.writer(&key, contract::SOURCE).await.unwrap();
     writer.write(b"{\"a\":1}").await.unwrap();
     assert!(matches!(
         writer.commit(None).await,
@@ -176,7 +188,7 @@ async fn blob_files_are_committed_in_the_configured_access_tier() {
     config.access_tier = Some(acs_recording_handler::config::AccessTier::Cold);
     let archive = BlobArchive::new(&config).unwrap();
     archive.prepare(true).await.unwrap();
-    let mut writer = archive.writer(&contract::key("d0")).await.unwrap();
+    let mut writer = archive.writer(&contract::key("d0"), contract::SOURCE).await.unwrap();
     writer.write(&contract::content(5, 1000)).await.unwrap();
     let file = writer.commit(Some(1000)).await.unwrap();
     let properties = archive

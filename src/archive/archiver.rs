@@ -1,25 +1,41 @@
 //! One archive job, end to end: the chunk's metadata, then its content, from ACS into the archive, then the result
 //! in the recording document. `ArchiveRecording`, `handler archive` and `handler replay` all run jobs through here.
 //!
-//! What becomes of a job: the chunk is recorded `archived` (both files kept and verified), `expired` (ACS answered
-//! 404 or 410, or the job failed after ACS's 24-hour deadline), or `failed` (its URLs are not allowed sources); or
-//! the job fails and its queue retries it. A job for a chunk already archived or expired does nothing.
+//! The job names a chunk; everything else comes from the stored document — the chunk's locations as the merged
+//! events announced them, and its archive state, which only this handler writes. What becomes of the attempt is
+//! decided in one place, [`decide`]: `archived` (both files kept and verified), `expired` (ACS's own host answered
+//! 404 or 410, or ACS kept failing after its 24-hour deadline), `failed` (the URLs are not allowed sources), or the
+//! job fails and its queue retries it — every error on this side (the archive, the store, a credential, a refused
+//! redirect) stays retryable, and becomes `failed` only when the queue gives up. A job for a chunk whose state is
+//! final does nothing.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tracing::warn;
 
-use super::acs::{AcsClient, DownloadError};
+use super::acs::{AcsClient, DownloadError, delete_target};
 use super::{Archive, ArchiveError, ArchiveJob, FileKey};
 use crate::error::error_chain;
 use crate::recording::{ArchiveStatus, ArchivedFile, ChunkArchive, ChunkUpdate, RecordingDocument};
-use crate::store::{Edited, RecordingStore, StoreError};
+use crate::store::{RecordingStore, StoreError};
 
-/// Deletions at ACS tried per job, once both files are archived.
-const DELETE_ATTEMPTS: usize = 3;
+/// Dequeues of a job whose recording is not in the store yet that fail, so that the queue retries them, before the
+/// job is acknowledged with nothing to do. A job can arrive before its document is visible to this instance (Cosmos
+/// DB's session consistency holds per client, and the queue may hand the job to another instance at once).
+const DEQUEUES_BEFORE_NO_DOCUMENT: u32 = 3;
+
+/// How deletions at ACS are retried once both files are archived: a few quick tries, since a failure only leaves
+/// files that ACS deletes within a day anyway.
+fn delete_retries() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_delay(Duration::from_secs(2))
+        .with_max_times(2)
+}
 
 /// Runs archive jobs against one store, one archive and one ACS client.
 #[derive(Clone)]
@@ -38,7 +54,7 @@ pub enum JobOutcome {
         content: ArchivedFile,
         metadata: ArchivedFile,
     },
-    /// The chunk was archived or expired already.
+    /// The chunk's state was final already.
     AlreadyDone(ArchiveStatus),
     Expired(String),
     Failed(String),
@@ -55,6 +71,8 @@ pub enum JobError {
     Archive(#[from] ArchiveError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("the recording is not in the store (yet): the job runs again, in case its event is still being stored")]
+    NotStoredYet,
 }
 
 impl JobError {
@@ -64,13 +82,37 @@ impl JobError {
             JobError::Download(e) => e.needs_operator(),
             JobError::Store(e) => e.needs_operator(),
             JobError::Archive(e) => e.needs_operator(),
+            JobError::NotStoredYet => false,
         }
     }
 }
 
-impl From<JobError> for crate::functions::FunctionError {
-    fn from(error: JobError) -> Self {
-        crate::functions::FunctionError::Archive(error)
+/// Decides what an attempt at a chunk's files comes to: the state to record, or the error that makes the queue
+/// run the job again.
+///
+/// - both files archived: `archived`;
+/// - ACS's own host answered 404 or 410: `expired` (the files are gone);
+/// - a URL is not an allowed source: `failed` (it is never requested, so no retry can help);
+/// - past ACS's 24-hour deadline, an error that is ACS's own answer: `expired`;
+/// - anything else — ACS before the deadline, and every error on this side at any time: retried.
+pub fn decide(
+    files: Result<(ArchivedFile, ArchivedFile), JobError>,
+    past_deadline: bool,
+    attempt: u32,
+    now: String,
+) -> Result<ChunkArchive, JobError> {
+    match files {
+        Ok((content, metadata)) => Ok(ChunkArchive::archived(content, metadata, now, attempt)),
+        Err(JobError::Download(e @ DownloadError::Gone { .. })) => Ok(ChunkArchive::expired(e.to_string(), attempt)),
+        Err(JobError::Download(e)) if e.is_refusal() => Ok(ChunkArchive::failed(e.to_string(), attempt)),
+        Err(JobError::Download(e)) if past_deadline && e.is_from_acs() => Ok(ChunkArchive::expired(
+            format!(
+                "ACS deletes recording files 24 hours after the event, and still answered so after that: {}",
+                error_chain(&e)
+            ),
+            attempt,
+        )),
+        Err(e) => Err(e),
     }
 }
 
@@ -95,17 +137,22 @@ impl Archiver {
 
     /// Runs one job; `attempt` counts this run (the queue's `DequeueCount`). `Err` means: run it again later.
     pub async fn run(&self, job: &ArchiveJob, attempt: u32) -> Result<JobOutcome, JobError> {
-        let Some(document) = self.store.read(&job.call_id, &job.recording_document_id).await? else {
-            return Ok(JobOutcome::NoDocument);
+        let document = self.store.read(&job.call_id, &job.recording_document_id).await?;
+        let Some(locations) = document
+            .as_ref()
+            .and_then(|document| document.chunk_locations(&job.chunk_document_id))
+        else {
+            return if attempt < DEQUEUES_BEFORE_NO_DOCUMENT {
+                Err(JobError::NotStoredYet)
+            } else {
+                Ok(JobOutcome::NoDocument)
+            };
         };
-        let state = document
-            .chunk(&job.chunk_document_id)
-            .and_then(|chunk| chunk.get("archive"))
-            .and_then(ChunkArchive::from_value);
-        if let Some(state) = state.filter(|s| matches!(s.state, ArchiveStatus::Archived | ArchiveStatus::Expired)) {
+        let state = document.and_then(|document| document.chunk_archive(&job.chunk_document_id));
+        if let Some(state) = state.filter(|state| !state.needs_archiving()) {
             return Ok(JobOutcome::AlreadyDone(state.state));
         }
-        let (Some(content_url), Some(metadata_url)) = (&job.content_location, &job.metadata_location) else {
+        let (Some(content_url), Some(metadata_url)) = (&locations.content, &locations.metadata) else {
             let reason = "the event announced no contentLocation or metadataLocation for the chunk";
             return self.record(job, ChunkArchive::failed(reason, attempt)).await;
         };
@@ -123,28 +170,28 @@ impl Archiver {
             let content = self.archive_file(content_url, &FileKey::content(job)).await?;
             Ok::<_, JobError>((content, metadata))
         };
-        let (content, metadata) = match files.await {
-            Ok(files) => files,
-            Err(JobError::Download(e @ DownloadError::Gone { .. })) => {
-                return self.record(job, ChunkArchive::expired(e.to_string(), attempt)).await;
-            }
-            Err(JobError::Download(e)) if e.is_refusal() => {
-                return self.record(job, ChunkArchive::failed(e.to_string(), attempt)).await;
-            }
-            Err(e) if past_deadline => {
-                let reason = format!(
-                    "ACS deletes recording files 24 hours after the event, and the download failed after that: {}",
-                    error_chain(&e)
-                );
-                return self.record(job, ChunkArchive::expired(reason, attempt)).await;
-            }
-            Err(e) => return Err(e),
-        };
         let now = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
-        let archived = ChunkArchive::archived(content.clone(), metadata.clone(), now, attempt);
-        let outcome = self.record(job, archived).await?;
-        if self.delete_after_archive && matches!(outcome, JobOutcome::Archived { .. }) {
-            self.delete_at_acs(job).await;
+        let mut proposed = decide(files.await, past_deadline, attempt, now)?;
+        let delete = match (&proposed.state, self.delete_after_archive) {
+            (ArchiveStatus::Archived, true) => match locations.delete.as_deref() {
+                None => {
+                    proposed.delete_skipped = Some("the event announced no deleteLocation for the chunk".to_owned());
+                    None
+                }
+                Some(delete) => match delete_target(content_url, metadata_url, delete) {
+                    Ok(target) => Some(target),
+                    Err(reason) => {
+                        warn!(chunk_id = %job.chunk_document_id, "{reason}");
+                        proposed.delete_skipped = Some(reason);
+                        None
+                    }
+                },
+            },
+            _ => None,
+        };
+        let outcome = self.record(job, proposed).await?;
+        if let (Some(target), JobOutcome::Archived { .. }) = (delete, &outcome) {
+            self.delete_at_acs(job, target.as_str()).await;
         }
         Ok(outcome)
     }
@@ -154,9 +201,9 @@ impl Archiver {
         if let Some(file) = self.archive.existing(key).await? {
             return Ok(file);
         }
-        let mut writer = self.archive.writer(key).await?;
-        let announced = self.acs.download(url, writer.as_mut()).await?;
-        Ok(writer.commit(announced).await?)
+        let mut writer = self.archive.writer(key, url).await?;
+        let total = self.acs.download(url, writer.as_mut()).await?;
+        Ok(writer.commit(Some(total)).await?)
     }
 
     async fn record(&self, job: &ArchiveJob, proposed: ChunkArchive) -> Result<JobOutcome, JobError> {
@@ -165,24 +212,12 @@ impl Archiver {
 
     /// Deletes the chunk's files at ACS. A failure is logged, not retried by the queue: the files are archived,
     /// and ACS deletes them within a day anyway.
-    async fn delete_at_acs(&self, job: &ArchiveJob) {
-        let Some(url) = &job.delete_location else {
-            warn!(chunk_id = %job.chunk_document_id, "the event announced no deleteLocation; the files stay at ACS");
-            return;
-        };
-        let mut last = None;
-        for attempt in 0..DELETE_ATTEMPTS {
-            match self.acs.delete(url).await {
-                Ok(()) => return,
-                Err(e) if e.is_refusal() => {
-                    last = Some(e);
-                    break;
-                }
-                Err(e) => last = Some(e),
-            }
-            tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
-        }
-        if let Some(e) = last {
+    async fn delete_at_acs(&self, job: &ArchiveJob, url: &str) {
+        let deleted = (|| self.acs.delete(url))
+            .retry(delete_retries())
+            .when(|e: &DownloadError| !e.is_refusal())
+            .await;
+        if let Err(e) = deleted {
             warn!(
                 chunk_id = %job.chunk_document_id,
                 error = %error_chain(&e),
@@ -192,8 +227,8 @@ impl Archiver {
     }
 }
 
-/// Records that the queue gave up on a job after its last retry: the chunk is marked `failed`, unless it was archived
-/// or expired meanwhile.
+/// Records that the queue gave up on a job after its last retry: the chunk is marked `failed`, unless its state
+/// became final meanwhile.
 pub async fn give_up(store: &dyn RecordingStore, job: &ArchiveJob) -> Result<JobOutcome, JobError> {
     let reason = "archiving failed on every attempt the queue allows (host.json's maxDequeueCount); the \
                   ArchiveRecording function's log has each error, and `handler archive` tries again";
@@ -206,43 +241,27 @@ pub async fn record(
     job: &ArchiveJob,
     proposed: ChunkArchive,
 ) -> Result<JobOutcome, JobError> {
-    let resulting: Arc<Mutex<Option<ChunkArchive>>> = Arc::default();
     let edit = {
-        let (chunk_id, proposed, resulting) = (job.chunk_document_id.clone(), proposed.clone(), resulting.clone());
+        let (chunk_id, proposed) = (job.chunk_document_id.clone(), proposed.clone());
         Arc::new(move |document: &mut RecordingDocument| {
-            let update = document.record_archive(&chunk_id, &proposed);
-            let state = document
-                .chunk(&chunk_id)
-                .and_then(|chunk| chunk.get("archive"))
-                .and_then(ChunkArchive::from_value);
-            *resulting.lock().unwrap_or_else(PoisonError::into_inner) = state;
-            update == ChunkUpdate::Changed
+            document.record_archive(&chunk_id, &proposed) == ChunkUpdate::Changed
         })
     };
     let edited = store.edit(&job.call_id, &job.recording_document_id, edit).await?;
-    let resulting = resulting.lock().unwrap_or_else(PoisonError::into_inner).take();
-    let Some(state) = resulting.filter(|_| edited != Edited::Missing) else {
+    let Some(state) = edited
+        .document()
+        .and_then(|document| document.chunk_archive(&job.chunk_document_id))
+    else {
         return Ok(JobOutcome::NoDocument);
     };
     if state.state != proposed.state {
         return Ok(JobOutcome::AlreadyDone(state.state));
     }
-    Ok(match state.state {
-        ArchiveStatus::Archived => JobOutcome::Archived {
-            content: file(state.content_location, state.content_bytes, state.content_sha256),
-            metadata: file(state.metadata_location, state.metadata_bytes, state.metadata_sha256),
-        },
-        ArchiveStatus::Expired => JobOutcome::Expired(state.reason.unwrap_or_default()),
-        ArchiveStatus::Failed | ArchiveStatus::Pending => JobOutcome::Failed(state.reason.unwrap_or_default()),
+    Ok(match (state.state, state.files()) {
+        (ArchiveStatus::Archived, Some((content, metadata))) => JobOutcome::Archived { content, metadata },
+        (ArchiveStatus::Expired, _) => JobOutcome::Expired(state.reason.unwrap_or_default()),
+        (_, _) => JobOutcome::Failed(state.reason.unwrap_or_default()),
     })
-}
-
-fn file(location: Option<String>, bytes: Option<u64>, sha256: Option<String>) -> ArchivedFile {
-    ArchivedFile {
-        location: location.unwrap_or_default(),
-        bytes: bytes.unwrap_or_default(),
-        sha256: sha256.unwrap_or_default(),
-    }
 }
 
 impl std::fmt::Display for JobOutcome {
@@ -257,6 +276,119 @@ impl std::fmt::Display for JobOutcome {
             JobOutcome::Expired(reason) => write!(f, "expired: {reason}"),
             JobOutcome::Failed(reason) => write!(f, "failed: {reason}"),
             JobOutcome::NoDocument => f.write_str("no such recording or chunk in the store; nothing recorded"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str) -> ArchivedFile {
+        ArchivedFile {
+            location: format!("file:///archive/{name}"),
+            bytes: 3,
+            sha256: "ab".repeat(32),
+        }
+    }
+
+    fn now() -> String {
+        "2026-11-28T10:00:00Z".to_owned()
+    }
+
+    fn download(error: DownloadError) -> Result<(ArchivedFile, ArchivedFile), JobError> {
+        Err(JobError::Download(error))
+    }
+
+    fn state(decision: Result<ChunkArchive, JobError>) -> Option<ArchiveStatus> {
+        decision.ok().map(|archive| archive.state)
+    }
+
+    #[test]
+    fn archived_files_are_archived_whenever_they_arrive() {
+        for past_deadline in [false, true] {
+            let decided = decide(Ok((file("c"), file("m"))), past_deadline, 2, now()).unwrap();
+            assert_eq!(decided.state, ArchiveStatus::Archived);
+            assert_eq!(decided.files(), Some((file("c"), file("m"))));
+            assert_eq!(decided.attempts, 2);
+        }
+    }
+
+    #[test]
+    fn only_acs_own_host_can_say_the_files_are_gone() {
+        for past_deadline in [false, true] {
+            assert_eq!(
+                state(decide(
+                    download(DownloadError::Gone { status: 404 }),
+                    past_deadline,
+                    1,
+                    now()
+                )),
+                Some(ArchiveStatus::Expired)
+            );
+        }
+        let elsewhere = || {
+            download(DownloadError::Elsewhere {
+                origin: "https://cdn.asm.skype.com".into(),
+                status: 404,
+            })
+        };
+        assert!(
+            decide(elsewhere(), false, 1, now()).is_err(),
+            "a redirect target's 404 is retried"
+        );
+        assert!(decide(elsewhere(), true, 1, now()).is_err(), "even after the deadline");
+    }
+
+    #[test]
+    fn urls_that_are_not_allowed_sources_fail_at_once() {
+        let refused = download(DownloadError::NotAllowed("https://evil.example/x".into()));
+        assert_eq!(state(decide(refused, false, 1, now())), Some(ArchiveStatus::Failed));
+    }
+
+    #[test]
+    fn past_the_deadline_only_acs_answers_expire_the_chunk() {
+        let acs_answers = || {
+            [
+                DownloadError::Status { status: 503 },
+                DownloadError::Empty,
+                DownloadError::Short {
+                    received: 1,
+                    expected: 2,
+                },
+                DownloadError::UnknownLength("a 200 without Content-Length"),
+            ]
+        };
+        for error in acs_answers() {
+            let before = decide(download(error), false, 1, now());
+            assert!(before.is_err(), "before the deadline ACS's errors are retried");
+        }
+        for error in acs_answers() {
+            let text = error.to_string();
+            assert_eq!(
+                state(decide(download(error), true, 1, now())),
+                Some(ArchiveStatus::Expired),
+                "{text}"
+            );
+        }
+        let ours: Vec<JobError> = vec![
+            JobError::Archive(ArchiveError::Busy("file:///archive/c".into())),
+            JobError::Archive(ArchiveError::Setup("403 from Blob Storage".into())),
+            JobError::Download(DownloadError::Archive(ArchiveError::Busy("x".into()))),
+            JobError::Download(DownloadError::Unauthorized { status: 403 }),
+            JobError::Download(DownloadError::Credential("no token".into())),
+            JobError::Download(DownloadError::RedirectRefused {
+                origin: "https://evil.example".into(),
+            }),
+            JobError::Store(StoreError::TimedOut(Duration::from_secs(1))),
+            JobError::NotStoredYet,
+        ];
+        for error in ours {
+            let text = error.to_string();
+            assert!(
+                decide(Err(error), true, 1, now()).is_err(),
+                "an error on this side is retried, never taken for the files being gone: {text}"
+            );
         }
     }
 }

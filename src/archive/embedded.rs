@@ -2,9 +2,11 @@
 //!
 //! Layout under `RECORDINGS_DATA_DIR/archive/`: `{callId}/{recording id}/{chunk documentId}.content.{ext}` and
 //! `….metadata.json`, every name encoded so that no id can leave its folder. A file is written to a hidden
-//! `.{name}.partial` beside it — kept between attempts, so a retry resumes where the last one stopped — under an
-//! exclusive lock that holds across processes, then flushed to disk and renamed to its name: a file under its final
-//! name is always whole and verified.
+//! `.{name}.{source digest}.partial` beside it — kept between attempts, so a retry resumes where the last one
+//! stopped, and named after the URL its bytes came from, so that bytes of one source are never continued with
+//! another's — under an exclusive lock on `.{name}.lock` that holds across processes, then flushed to disk and
+//! renamed to its name: a file under its final name is always whole and verified. Partial files of other sources
+//! (and the `.{name}.partial` of earlier versions, whose source is unknown) are removed when a writer starts.
 //!
 //! Writes go to the page cache through a large buffer on the calling thread; only the opening (which re-reads a
 //! partial file to resume its hash) and the final flush run on blocking threads.
@@ -17,7 +19,7 @@ use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
 use super::{Archive, ArchiveError, FileKey, FileKind, FileWriter};
-use crate::digest::{file_name, hex};
+use crate::digest::{file_name, hex, sha256_hex};
 use crate::recording::ArchivedFile;
 
 /// The write buffer: large enough that a download costs few system calls.
@@ -89,34 +91,44 @@ impl Archive for EmbeddedArchive {
         .await
     }
 
-    async fn writer(&self, key: &FileKey) -> Result<Box<dyn FileWriter>, ArchiveError> {
+    async fn writer(&self, key: &FileKey, source: &str) -> Result<Box<dyn FileWriter>, ArchiveError> {
         let folder = self.folder(key);
         let name = Self::name(key);
         let location = self.location(key);
         let root = self.root.clone();
+        let tag = sha256_hex(&[b"source", source.as_bytes()]);
         blocking(move || {
             fs::create_dir_all(&folder).map_err(io_error("create", &folder))?;
-            let partial = folder.join(format!(".{name}.partial"));
+            let lock_path = folder.join(format!(".{name}.lock"));
+            let lock = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&lock_path)
+                .map_err(io_error("open", &lock_path))?;
+            match lock.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => return Err(ArchiveError::Busy(location)),
+                Err(TryLockError::Error(e)) => return Err(io_error("lock", &lock_path)(e)),
+            }
             let target = folder.join(&name);
+            if target.exists() {
+                // Another worker finished the file between our look and our lock.
+                return Err(ArchiveError::Busy(location));
+            }
+            let partial = folder.join(format!(".{name}.{}.partial", &tag[..32]));
+            remove_other_partials(&folder, &name, &partial);
             let mut file = OpenOptions::new()
                 .read(true)
                 .append(true)
                 .create(true)
                 .open(&partial)
                 .map_err(io_error("open", &partial))?;
-            match file.try_lock() {
-                Ok(()) => {}
-                Err(TryLockError::WouldBlock) => return Err(ArchiveError::Busy(location)),
-                Err(TryLockError::Error(e)) => return Err(io_error("lock", &partial)(e)),
-            }
-            if target.exists() {
-                // Another worker finished the file between our look and our lock.
-                let _ = fs::remove_file(&partial);
-                return Err(ArchiveError::Busy(location));
-            }
             let (written, hasher) = hash(&mut file).map_err(io_error("read", &partial))?;
             Ok(Box::new(EmbeddedWriter {
                 file: BufWriter::with_capacity(BUFFER_BYTES, file),
+                _lock: lock,
+                lock_path,
                 partial,
                 target,
                 folders: vec![
@@ -130,6 +142,23 @@ impl Archive for EmbeddedArchive {
             }) as Box<dyn FileWriter>)
         })
         .await
+    }
+}
+
+/// Removes the partial files of `name` other than `keep`: another source's bytes, or an earlier version's
+/// `.{name}.partial`, which no writer may continue. Called under the file's lock; a file that cannot be removed is
+/// left for the next writer.
+fn remove_other_partials(folder: &Path, name: &str, keep: &Path) {
+    let prefix = format!(".{name}.");
+    let Ok(entries) = fs::read_dir(folder) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let entry_name = entry.file_name();
+        let entry_name = entry_name.to_string_lossy();
+        if entry_name.starts_with(&prefix) && entry_name.ends_with(".partial") && entry.path() != keep {
+            let _ = fs::remove_file(entry.path());
+        }
     }
 }
 
@@ -153,8 +182,11 @@ fn hash(file: &mut File) -> io::Result<(u64, Sha256)> {
 /// A writer dropped without its commit keeps what it wrote (the buffer is flushed on drop), for the next attempt to
 /// resume from.
 struct EmbeddedWriter {
-    /// The partial file, locked for as long as this writer lives.
+    /// The partial file of this writer's source.
     file: BufWriter<File>,
+    /// The file's lock, held for as long as this writer lives (until after the rename at its commit).
+    _lock: File,
+    lock_path: PathBuf,
     partial: PathBuf,
     target: PathBuf,
     /// The folders whose entries must reach the disk with the file: the recording's, the call's, the archive's.
@@ -214,13 +246,15 @@ impl FileWriter for EmbeddedWriter {
                 });
             }
             fs::rename(&this.partial, &this.target).map_err(io_error("rename", &this.target))?;
+            // A writer that opens the lock file after this finds the file there under the lock, and stops.
+            let _ = fs::remove_file(&this.lock_path);
             for folder in &this.folders {
                 File::open(folder)
                     .and_then(|d| d.sync_all())
                     .map_err(io_error("flush", folder))?;
             }
             Ok(())
-            // The lock is released when `file` closes here, after the rename.
+            // The lock is released when `_lock` closes here, after the rename.
         })
         .await?;
         Ok(ArchivedFile {
@@ -256,6 +290,8 @@ fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Arch
 mod tests {
     use super::*;
 
+    const SOURCE: &str = "https://us-storage.asm.skype.com/v1/objects/d0/content/video";
+
     fn key(chunk: &str) -> FileKey {
         FileKey {
             call_id: "call-1".into(),
@@ -271,7 +307,7 @@ mod tests {
     async fn a_file_appears_under_its_name_only_when_committed_whole() {
         let dir = tempfile::tempdir().unwrap();
         let archive = EmbeddedArchive::open(dir.path()).unwrap();
-        let mut writer = archive.writer(&key("d0")).await.unwrap();
+        let mut writer = archive.writer(&key("d0"), SOURCE).await.unwrap();
         writer.write(b"hello ").await.unwrap();
         assert!(
             archive.existing(&key("d0")).await.unwrap().is_none(),
@@ -287,17 +323,17 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(names, ["d0.content.mp4"], "no partial file left");
+        assert_eq!(names, ["d0.content.mp4"], "no partial or lock file left");
     }
 
     #[tokio::test]
     async fn a_later_writer_resumes_where_an_earlier_one_stopped() {
         let dir = tempfile::tempdir().unwrap();
         let archive = EmbeddedArchive::open(dir.path()).unwrap();
-        let mut first = archive.writer(&key("d0")).await.unwrap();
+        let mut first = archive.writer(&key("d0"), SOURCE).await.unwrap();
         first.write(b"hello ").await.unwrap();
         drop(first);
-        let mut second = archive.writer(&key("d0")).await.unwrap();
+        let mut second = archive.writer(&key("d0"), SOURCE).await.unwrap();
         assert_eq!(second.offset(), 6);
         second.write(b"world").await.unwrap();
         let file = second.commit(Some(11)).await.unwrap();
@@ -309,18 +345,54 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn bytes_of_one_source_are_never_continued_with_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = EmbeddedArchive::open(dir.path()).unwrap();
+        let mut first = archive.writer(&key("d0"), SOURCE).await.unwrap();
+        first.write(b"from the first URL ").await.unwrap();
+        drop(first);
+        let other = "https://us-storage.asm.skype.com/v1/objects/d0-again/content/video";
+        let mut second = archive.writer(&key("d0"), other).await.unwrap();
+        assert_eq!(second.offset(), 0, "another source starts over");
+        second.write(b"hello").await.unwrap();
+        let file = second.commit(Some(5)).await.unwrap();
+        assert_eq!(file.sha256, hex(&Sha256::digest(b"hello")));
+        let left: Vec<String> = fs::read_dir(archive.root().join("call-1/rec-1"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".partial"))
+            .collect();
+        assert!(left.is_empty(), "the first source's bytes are removed: {left:?}");
+    }
+
+    #[tokio::test]
+    async fn an_earlier_versions_partial_file_of_unknown_source_is_not_continued() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = EmbeddedArchive::open(dir.path()).unwrap();
+        let folder = archive.root().join("call-1/rec-1");
+        fs::create_dir_all(&folder).unwrap();
+        fs::write(folder.join(".d0.content.mp4.partial"), b"old bytes").unwrap();
+        let writer = archive.writer(&key("d0"), SOURCE).await.unwrap();
+        assert_eq!(writer.offset(), 0);
+        assert!(!folder.join(".d0.content.mp4.partial").exists());
+    }
+
+    #[tokio::test]
     async fn one_writer_at_a_time_and_a_short_file_is_never_committed() {
         let dir = tempfile::tempdir().unwrap();
         let archive = EmbeddedArchive::open(dir.path()).unwrap();
-        let mut first = archive.writer(&key("d0")).await.unwrap();
-        assert!(matches!(archive.writer(&key("d0")).await, Err(ArchiveError::Busy(_))));
+        let mut first = archive.writer(&key("d0"), SOURCE).await.unwrap();
+        assert!(matches!(
+            archive.writer(&key("d0"), SOURCE).await,
+            Err(ArchiveError::Busy(_))
+        ));
         first.write(b"abc").await.unwrap();
         assert!(matches!(
             first.commit(Some(4)).await,
             Err(ArchiveError::WrongSize { .. })
         ));
         assert!(archive.existing(&key("d0")).await.unwrap().is_none());
-        let mut again = archive.writer(&key("d0")).await.unwrap();
+        let mut again = archive.writer(&key("d0"), SOURCE).await.unwrap();
         assert_eq!(again.offset(), 3, "the bytes are kept for a resume");
         again.restart().await.unwrap();
         assert_eq!(again.offset(), 0);
@@ -336,7 +408,7 @@ mod tests {
             chunk_id: "/passwd".into(),
             kind: FileKind::Metadata,
         };
-        let mut writer = archive.writer(&hostile).await.unwrap();
+        let mut writer = archive.writer(&hostile, SOURCE).await.unwrap();
         writer.write(b"{}").await.unwrap();
         let file = writer.commit(None).await.unwrap();
         let path = url::Url::parse(&file.location).unwrap().to_file_path().unwrap();

@@ -94,10 +94,11 @@ impl ArchiveJob {
         Ok(job)
     }
 
-    /// The moment after which ACS may have deleted the files; `None` when the event time is unknown.
+    /// The moment after which ACS may have deleted the files; `None` when the event time is unknown, or so late in
+    /// the calendar that a day after it is past the last representable instant.
     pub fn deadline(&self) -> Option<OffsetDateTime> {
         let time = EventTime::parse(self.event_time.as_deref()?)?;
-        Some(time.instant + ACS_RETENTION)
+        time.instant.checked_add(ACS_RETENTION)
     }
 
     /// The content file's extension, from the recording's format: `mp4`, `mp3`, `wav`; `bin` when unknown.
@@ -215,6 +216,18 @@ mod tests {
             "bin"
         );
         assert_eq!(ArchiveJob { format: None, ..job() }.content_extension(), "bin");
+    }
+
+    #[test]
+    fn an_event_time_at_the_end_of_the_calendar_has_no_deadline_and_no_panic() {
+        let late = |time: &str| ArchiveJob {
+            event_time: Some(time.into()),
+            ..job()
+        };
+        assert_eq!(late("9999-12-31T23:59:59.9999999Z").deadline(), None);
+        assert_eq!(late("9999-12-31T23:30:00-01:00").deadline(), None);
+        let early = late("0000-01-01T00:00:00+01:00").deadline().unwrap();
+        assert_eq!(early.to_string(), "0000-01-02 0:00:00.0 +01:00:00");
     }
 
     #[test]

@@ -147,10 +147,11 @@ pub trait Archive: Send + Sync {
     /// The file, when an earlier attempt archived it whole.
     async fn existing(&self, key: &FileKey) -> Result<Option<ArchivedFile>, ArchiveError>;
 
-    /// Starts writing the file, or resumes an earlier attempt's bytes. Of two writers of one file at once, at most
-    /// one commits: the other gets [`ArchiveError::Busy`] here (the embedded archive's lock) or at its commit (Blob
-    /// Storage's conditional commit), unless the file committed holds exactly its bytes.
-    async fn writer(&self, key: &FileKey) -> Result<Box<dyn FileWriter>, ArchiveError>;
+    /// Starts writing the file, or resumes an earlier attempt's bytes — only bytes an attempt at the same `source`
+    /// (the URL they come from) kept: bytes of another source are never continued. Of two writers of one file at
+    /// once, at most one commits: the other gets [`ArchiveError::Busy`] here (the embedded archive's lock) or at its
+    /// commit (Blob Storage's conditional commit), unless the file committed holds exactly its bytes.
+    async fn writer(&self, key: &FileKey, source: &str) -> Result<Box<dyn FileWriter>, ArchiveError>;
 }
 
 /// A file being written. Bytes written are kept for a later attempt even when this one fails; only

@@ -56,7 +56,7 @@ pub async fn archive(
     let mut jobs = Vec::new();
     for document in &documents {
         for chunk in &document.chunks {
-            let state = chunk.get("archive").and_then(ChunkArchive::from_value);
+            let state = ChunkArchive::of(chunk);
             if state.as_ref().is_some_and(|s| !s.needs_archiving()) {
                 continue;
             }

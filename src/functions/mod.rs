@@ -38,7 +38,7 @@ pub enum FunctionError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Archive(JobError),
+    Archive(#[from] JobError),
     #[error("archival is off (no AcsConnection or AcsConnection__endpoint), so the archive job cannot run")]
     ArchivalOff,
     #[error("the invocation did not finish within {0:?}")]

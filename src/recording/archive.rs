@@ -70,6 +70,10 @@ pub struct ChunkArchive {
     /// Why the chunk is `expired` or `failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Why an archived chunk's files were not deleted at ACS although `RECORDINGS_DELETE_AFTER_ARCHIVE` asked for it
+    /// (its `deleteLocation` is not the object its files lie under, say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_skipped: Option<String>,
     /// Archive jobs run for this chunk so far.
     #[serde(default)]
     pub attempts: u32,
@@ -87,6 +91,7 @@ impl ChunkArchive {
             metadata_sha256: None,
             archived_at: None,
             reason: None,
+            delete_skipped: None,
             attempts,
         }
     }
@@ -131,7 +136,27 @@ impl ChunkArchive {
         serde_json::from_value(value.clone()).ok()
     }
 
-    /// Whether an archive job should (still) run for the chunk.
+    /// The archived content and metadata files, when the state records both.
+    pub fn files(&self) -> Option<(ArchivedFile, ArchivedFile)> {
+        let file = |location: &Option<String>, bytes: Option<u64>, sha256: &Option<String>| {
+            Some(ArchivedFile {
+                location: location.clone()?,
+                bytes: bytes?,
+                sha256: sha256.clone()?,
+            })
+        };
+        Some((
+            file(&self.content_location, self.content_bytes, &self.content_sha256)?,
+            file(&self.metadata_location, self.metadata_bytes, &self.metadata_sha256)?,
+        ))
+    }
+
+    /// A chunk's state; `None` when it has none, or one of a shape this handler never writes.
+    pub fn of(chunk: &serde_json::Map<String, Value>) -> Option<Self> {
+        Self::from_value(chunk.get(FIELD)?)
+    }
+
+    /// Whether an archive job should (still) run for the chunk: its state is not final.
     pub fn needs_archiving(&self) -> bool {
         matches!(self.state, ArchiveStatus::Pending | ArchiveStatus::Failed)
     }

@@ -31,9 +31,11 @@ pub fn document_id(recording_id: &str) -> String {
 pub(super) fn derived_id(call_id: &str, start_time: Option<&Value>, event_id: &str) -> String {
     let digest = match start_time {
         Some(Value::String(text)) => {
-            // The instant, not its spelling: a tool that re-serializes the time must not split the recording.
+            // The instant, not its spelling: a tool that re-serializes the time must not split the recording. An
+            // instant whose UTC spelling leaves the calendar (9999-12-31T23:30:00-01:00) keeps its own text.
             let start = EventTime::parse(text)
-                .and_then(|t| t.instant.to_offset(time::UtcOffset::UTC).format(&Rfc3339).ok())
+                .and_then(|t| t.instant.checked_to_offset(time::UtcOffset::UTC))
+                .and_then(|utc| utc.format(&Rfc3339).ok())
                 .unwrap_or_else(|| text.clone());
             sha256_hex(&[b"start", call_id.as_bytes(), start.as_bytes()])
         }
@@ -67,5 +69,27 @@ mod tests {
         );
         assert_ne!(derived_id("c1", None, "e1"), derived_id("c1", None, "e2"));
         assert!(a.starts_with("rec-") && a.len() == 36);
+    }
+
+    #[test]
+    fn start_times_at_the_edges_of_the_calendar_keep_their_own_text() {
+        for edge in [
+            "9999-12-31T23:30:00-01:00",
+            "9999-12-31T23:59:59.9999999Z",
+            "0000-01-01T00:30:00+01:00",
+            "0000-01-01T00:00:00Z",
+        ] {
+            let id = derived_id("c1", Some(&Value::from(edge)), "e1");
+            assert!(id.starts_with("rec-") && id.len() == 36, "{edge}: {id}");
+            assert_eq!(
+                id,
+                derived_id("c1", Some(&Value::from(edge)), "e2"),
+                "{edge}: one id per recording"
+            );
+        }
+        assert_ne!(
+            derived_id("c1", Some(&Value::from("9999-12-31T23:30:00-01:00")), "e1"),
+            derived_id("c1", Some(&Value::from("9999-12-31T23:30:00-02:00")), "e1"),
+        );
     }
 }

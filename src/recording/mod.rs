@@ -134,7 +134,7 @@ impl RecordingDocument {
             Some(Value::Array(chunks)) => chunks
                 .into_iter()
                 .map(|chunk| match chunk {
-                    Value::Object(chunk) => Ok(chunk),
+                    Value::Object(chunk) => Ok(disarmed(chunk)),
                     _ => Err(RecordingError::MalformedChunks),
                 })
                 .collect::<Result<Vec<_>, _>>()?,
@@ -258,6 +258,23 @@ impl RecordingDocument {
             .find(|chunk| chunk.get("documentId").and_then(Value::as_str) == Some(chunk_id))
     }
 
+    /// The archive state the handler recorded for the chunk `chunk_id`; `None` when there is no such chunk, it has
+    /// no state, or its state is not one this handler writes.
+    pub fn chunk_archive(&self, chunk_id: &str) -> Option<ChunkArchive> {
+        ChunkArchive::of(self.chunk(chunk_id)?)
+    }
+
+    /// The chunk's locations at ACS, as the events announced them (the merged document's, not any one event's).
+    pub fn chunk_locations(&self, chunk_id: &str) -> Option<ChunkLocations> {
+        let chunk = self.chunk(chunk_id)?;
+        let text = |field: &str| chunk.get(field).and_then(Value::as_str).map(str::to_owned);
+        Some(ChunkLocations {
+            content: text("contentLocation"),
+            metadata: text("metadataLocation"),
+            delete: text("deleteLocation"),
+        })
+    }
+
     /// The `documentId`s of the chunks that carry an archive state.
     pub fn archivable_chunk_ids(&self) -> Vec<String> {
         self.chunks
@@ -267,16 +284,14 @@ impl RecordingDocument {
             .collect()
     }
 
-    /// Of `chunk_ids`, those whose archive state in this document still calls for an archive job: `pending` or
-    /// `failed`.
+    /// Of `chunk_ids`, those whose archive state in this document still calls for an archive job: every chunk whose
+    /// state is not final — `pending`, `failed`, none, or a value this handler never wrote.
     pub fn still_to_archive(&self, chunk_ids: &[String]) -> Vec<String> {
         chunk_ids
             .iter()
             .filter(|id| {
                 self.chunk(id)
-                    .and_then(|chunk| chunk.get(archive::FIELD))
-                    .and_then(ChunkArchive::from_value)
-                    .is_some_and(|state| state.needs_archiving())
+                    .is_some_and(|chunk| ChunkArchive::of(chunk).is_none_or(|state| state.needs_archiving()))
             })
             .cloned()
             .collect()
@@ -326,6 +341,33 @@ impl RecordingDocument {
 
 /// The `fieldTimes` key prefix of `extraData` fields, so that `extraData.subject` and `subject` stay apart.
 const EXTRA_PREFIX: &str = "extraData.";
+
+/// A chunk's locations at ACS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkLocations {
+    pub content: Option<String>,
+    pub metadata: Option<String>,
+    pub delete: Option<String>,
+}
+
+/// An event's chunk without the say over its archive state: only the handler writes `archive`. A chunk that claims
+/// one (`"archive": {"state": "archived", …}` — forged, or copied from a stored document) keeps the claim under its
+/// `extraData`, where nothing reads it, so that it can never stop a job from being queued nor stand in for a real
+/// result.
+fn disarmed(mut chunk: Map<String, Value>) -> Map<String, Value> {
+    let Some(claimed) = chunk.remove(archive::FIELD) else {
+        return chunk;
+    };
+    let extra = match chunk.remove("extraData") {
+        Some(Value::Object(extra)) => extra,
+        Some(other) => Map::from_iter([("extraData".to_owned(), other)]),
+        None => Map::new(),
+    };
+    let mut extra = extra;
+    extra.insert(archive::FIELD.to_owned(), claimed);
+    chunk.insert("extraData".to_owned(), Value::Object(extra));
+    chunk
+}
 
 fn is_reserved(name: &str) -> bool {
     name.starts_with('_') || name.starts_with(EXTRA_PREFIX) || RESERVED_NAMES.contains(&name)
@@ -529,6 +571,63 @@ mod tests {
         let all = ["d0".to_owned(), "d1".to_owned(), "d2".to_owned()];
         assert_eq!(in_order.still_to_archive(&all), ["d1", "d2"]);
         assert_eq!(first.archivable_chunk_ids(), ["d0", "d1"]);
+    }
+
+    #[test]
+    fn an_event_cannot_set_a_chunks_archive_state() {
+        let forged = |archive: Value| {
+            let mut chunk = chunk(0, "d0");
+            chunk["archive"] = archive;
+            recording("a", "2021-07-27T15:20:01Z", vec![chunk], json!({}))
+        };
+        let claims = [
+            json!({"state": "archived", "contentLocation": "https://evil.example/x", "contentSha256": "00",
+                   "metadataLocation": "https://evil.example/m", "attempts": 9}),
+            json!({"state": "expired", "reason": "trust me"}),
+            json!("x"),
+            json!(null),
+        ];
+        for claim in claims.clone() {
+            let stored = forged(claim.clone()).with_pending_archives();
+            assert_eq!(
+                stored.chunk_archive("d0"),
+                Some(ChunkArchive::pending()),
+                "{claim} is not a state"
+            );
+            assert_eq!(
+                stored.chunk("d0").unwrap()["extraData"]["archive"],
+                claim,
+                "the claim is kept aside"
+            );
+            assert_eq!(stored.still_to_archive(&["d0".to_owned()]), ["d0"]);
+            // Without archival the claim is kept aside all the same.
+            assert!(forged(claim.clone()).chunk_archive("d0").is_none());
+        }
+
+        // Against a real result: a forged claim merged in later changes nothing of it.
+        let mut archived =
+            recording("a", "2021-07-27T15:20:01Z", vec![chunk(0, "d0")], json!({})).with_pending_archives();
+        let file = |name: &str| ArchivedFile {
+            location: format!("file:///archive/{name}"),
+            bytes: 10,
+            sha256: "0f".repeat(32),
+        };
+        let result = ChunkArchive::archived(file("d0.mp4"), file("d0.json"), "2021-07-27T15:30:00Z".into(), 1);
+        archived.record_archive("d0", &result);
+        let merged = archived
+            .clone()
+            .merge(forged(claims[0].clone()).with_pending_archives());
+        assert_eq!(merged.chunk_archive("d0"), Some(result));
+    }
+
+    #[test]
+    fn a_stored_state_this_handler_never_wrote_still_calls_for_a_job() {
+        let mut doc = recording("a", "2021-07-27T15:20:01Z", vec![chunk(0, "d0")], json!({}));
+        doc.chunks[0].insert("archive".into(), json!("x"));
+        assert_eq!(doc.still_to_archive(&["d0".to_owned()]), ["d0"]);
+        let doc =
+            doc.merge(recording("b", "2021-07-27T15:20:02Z", vec![chunk(0, "d0")], json!({})).with_pending_archives());
+        assert_eq!(doc.chunk_archive("d0"), Some(ChunkArchive::pending()));
     }
 
     #[test]

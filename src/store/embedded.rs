@@ -118,8 +118,8 @@ impl EmbeddedStore {
         })?;
         Ok(match (changed, stored) {
             (_, None) => Edited::Missing,
-            (Some(()), Some(_)) => Edited::Changed,
-            (None, Some(_)) => Edited::Unchanged,
+            (Some(()), Some(document)) => Edited::Changed(Box::new(document)),
+            (None, Some(document)) => Edited::Unchanged(Box::new(document)),
         })
     }
 

@@ -61,9 +61,9 @@ impl RecordingStore for MemoryStore {
             return Ok(Edited::Missing);
         };
         if edit(stored) {
-            Ok(Edited::Changed)
+            Ok(Edited::Changed(Box::new(stored.clone())))
         } else {
-            Ok(Edited::Unchanged)
+            Ok(Edited::Unchanged(Box::new(stored.clone())))
         }
     }
 

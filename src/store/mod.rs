@@ -66,13 +66,27 @@ impl Merged {
     }
 }
 
-/// What an edit did to a stored document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What an edit did to a stored document, with the document as stored afterwards.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Edited {
-    Changed,
-    Unchanged,
+    Changed(Box<RecordingDocument>),
+    Unchanged(Box<RecordingDocument>),
     /// No such document.
     Missing,
+}
+
+impl Edited {
+    /// The document as stored after the edit; `None` when there is no such document.
+    pub fn document(&self) -> Option<&RecordingDocument> {
+        match self {
+            Edited::Changed(document) | Edited::Unchanged(document) => Some(document),
+            Edited::Missing => None,
+        }
+    }
+
+    pub fn changed(&self) -> bool {
+        matches!(self, Edited::Changed(_))
+    }
 }
 
 /// A change to a stored document: applied to the current document in place, it returns whether it changed it — and
@@ -89,7 +103,8 @@ pub trait RecordingStore: Send + Sync {
     async fn merge(&self, update: RecordingDocument) -> Result<Merged, StoreError>;
 
     /// Applies `edit` to the stored document, with the same guarantees as [`RecordingStore::merge`]: concurrent
-    /// merges and edits never lose each other, and nothing is written when the edit changes nothing.
+    /// merges and edits never lose each other, and nothing is written when the edit changes nothing. Returns the
+    /// document as stored afterwards.
     async fn edit(&self, call_id: &str, id: &str, edit: Edit) -> Result<Edited, StoreError>;
 
     /// Keeps a payload in quarantine. Quarantining an entry whose id is already kept changes nothing.

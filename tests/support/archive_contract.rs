@@ -13,6 +13,9 @@ use azure_storage_blob::models::{BlobClientGetPropertiesResultHeaders, BlobClien
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
+/// The URL the contract's bytes come from.
+pub const SOURCE: &str = "https://us-storage.asm.skype.com/v1/objects/d0/content/video";
+
 /// How a test sees into an archive from outside it, to check what it really holds.
 #[async_trait]
 pub trait Inspect: Send + Sync {
@@ -154,7 +157,7 @@ fn sha256(bytes: &[u8]) -> String {
 
 /// Writes `bytes` in uneven pieces from the writer's offset on, and commits.
 async fn write_rest(archive: &dyn Archive, key: &FileKey, bytes: &[u8]) -> Result<ArchivedFile, ArchiveError> {
-    let mut writer = archive.writer(key).await?;
+    let mut writer = archive.writer(key, SOURCE).await?;
     let mut at = writer.offset() as usize;
     assert!(at <= bytes.len(), "a writer never holds more than was written");
     let mut piece = 1000;
@@ -170,7 +173,7 @@ async fn write_rest(archive: &dyn Archive, key: &FileKey, bytes: &[u8]) -> Resul
 pub async fn a_file_is_read_back_as_written(archive: Arc<dyn Archive>, inspect: &dyn Inspect, size: usize) {
     let bytes = content(1, size);
     let d0 = key("d0");
-    let mut writer = archive.writer(&d0).await.unwrap();
+    let mut writer = archive.writer(&d0, SOURCE).await.unwrap();
     assert_eq!(writer.offset(), 0);
     writer.write(&bytes[..size / 2]).await.unwrap();
     assert!(
@@ -196,7 +199,7 @@ pub async fn a_file_is_read_back_as_written(archive: Arc<dyn Archive>, inspect: 
     };
     assert_ne!(archive.location(&metadata), file.location);
     assert!(archive.existing(&metadata).await.unwrap().is_none());
-    let short = archive.writer(&key("d1")).await.unwrap();
+    let short = archive.writer(&key("d1"), SOURCE).await.unwrap();
     assert!(
         matches!(short.commit(Some(5)).await, Err(ArchiveError::WrongSize { .. })),
         "a file shorter than announced is never committed"
@@ -207,10 +210,10 @@ pub async fn a_file_is_read_back_as_written(archive: Arc<dyn Archive>, inspect: 
 /// A writer dropped after `cut` bytes; the next resumes from what was kept and ends with the same bytes and hash.
 pub async fn a_write_resumes_after_a_cut(archive: Arc<dyn Archive>, inspect: &dyn Inspect, size: usize, cut: usize) {
     let bytes = content(2, size);
-    let mut first = archive.writer(&key("d0")).await.unwrap();
+    let mut first = archive.writer(&key("d0"), SOURCE).await.unwrap();
     first.write(&bytes[..cut]).await.unwrap();
     drop(first);
-    let mut second = archive.writer(&key("d0")).await.unwrap();
+    let mut second = archive.writer(&key("d0"), SOURCE).await.unwrap();
     let kept = second.offset();
     assert!(kept > 0 && kept <= cut as u64, "kept {kept} of the {cut} bytes written");
     second.write(&bytes[kept as usize..]).await.unwrap();
@@ -219,14 +222,45 @@ pub async fn a_write_resumes_after_a_cut(archive: Arc<dyn Archive>, inspect: &dy
     assert_eq!(inspect.read(&file.location).await, Some((sha256(&bytes), size as u64)));
 
     // A restart (the server ignored the range asked for) drops what was kept.
-    let mut third = archive.writer(&key("d1")).await.unwrap();
+    let mut third = archive.writer(&key("d1"), SOURCE).await.unwrap();
     third.write(&content(9, cut)).await.unwrap();
     drop(third);
-    let mut fourth = archive.writer(&key("d1")).await.unwrap();
+    let mut fourth = archive.writer(&key("d1"), SOURCE).await.unwrap();
     fourth.restart().await.unwrap();
     assert_eq!(fourth.offset(), 0);
     fourth.write(&bytes).await.unwrap();
     assert_eq!(fourth.commit(None).await.unwrap().sha256, sha256(&bytes));
+}
+
+/// Bytes kept from one source are never continued with another's: a writer for a second URL of the same file
+/// starts over, and two attempts that got different bytes for one file are never committed together — the file
+/// holds exactly one source's bytes.
+pub async fn bytes_of_two_sources_are_never_spliced(
+    archive: Arc<dyn Archive>,
+    inspect: &dyn Inspect,
+    size: usize,
+    cut: usize,
+) {
+    let (first_bytes, second_bytes) = (content(3, size), content(4, size));
+    let other = "https://us-storage.asm.skype.com/v1/objects/d0-again/content/video";
+    let mut first = archive.writer(&key("d0"), SOURCE).await.unwrap();
+    first.write(&first_bytes[..cut]).await.unwrap();
+    drop(first);
+    let mut second = archive.writer(&key("d0"), other).await.unwrap();
+    assert_eq!(second.offset(), 0, "another source's bytes are not continued");
+    second.write(&second_bytes[..cut]).await.unwrap();
+    drop(second);
+    // Back to the first source: whatever it resumes from, the file it commits holds the first source's bytes only.
+    let mut third = archive.writer(&key("d0"), SOURCE).await.unwrap();
+    let kept = third.offset() as usize;
+    assert!(kept <= cut, "kept {kept} of the {cut} bytes written");
+    third.write(&first_bytes[kept..]).await.unwrap();
+    let file = third.commit(Some(size as u64)).await.unwrap();
+    assert_eq!(file.sha256, sha256(&first_bytes), "the hash is of one source's bytes");
+    assert_eq!(
+        inspect.read(&file.location).await,
+        Some((sha256(&first_bytes), size as u64))
+    );
 }
 
 /// `writers` writers of one file at once: every one either commits the same whole file or is told the file is busy,

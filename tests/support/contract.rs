@@ -125,14 +125,19 @@ pub async fn merges_report_the_chunks_still_to_archive_and_edits_record_results(
     let update = chunked("e1", "call-4", "rec-4", "2026-11-27T15:20:01Z", &[0, 1]).with_pending_archives();
     let merged = store.merge(update.clone()).await.unwrap();
     assert_eq!(merged.to_archive, ["rec-4-d000", "rec-4-d001"]);
+    let edited = record(store.as_ref(), "call-4", "rec-4", "rec-4-d000", archived("rec-4-d000")).await;
+    assert!(edited.changed());
+    let returned = edited.document().unwrap().clone();
     assert_eq!(
-        record(store.as_ref(), "call-4", "rec-4", "rec-4-d000", archived("rec-4-d000")).await,
-        Edited::Changed
+        state(&returned, "rec-4-d000"),
+        Some(ArchiveStatus::Archived),
+        "the edit returns the document as stored"
     );
+    let again = record(store.as_ref(), "call-4", "rec-4", "rec-4-d000", archived("rec-4-d000")).await;
     assert_eq!(
-        record(store.as_ref(), "call-4", "rec-4", "rec-4-d000", archived("rec-4-d000")).await,
-        Edited::Unchanged,
-        "the same result twice writes nothing"
+        again,
+        Edited::Unchanged(Box::new(returned)),
+        "the same result twice writes nothing, and returns the stored document"
     );
     let again = store.merge(update).await.unwrap();
     assert_eq!(
@@ -182,7 +187,10 @@ pub async fn archive_results_and_concurrent_events_never_lose_each_other(
         tasks.push(tokio::spawn(async move {
             // The chunk may not be stored yet when its event is still in flight: record again until it is.
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-            while record(store.as_ref(), "call-6", "rec-6", &earlier, archived(&earlier)).await != Edited::Changed {
+            while !record(store.as_ref(), "call-6", "rec-6", &earlier, archived(&earlier))
+                .await
+                .changed()
+            {
                 let doc = store.read("call-6", "rec-6").await.unwrap().unwrap();
                 if state(&doc, &earlier) == Some(ArchiveStatus::Archived) {
                     break;

@@ -26,8 +26,9 @@ pub const TOKEN_SCOPE: &str = "https://communication.azure.com//.default";
 
 /// Redirects followed before giving up.
 const MAX_REDIRECTS: usize = 5;
-/// Times one download resumes at once after its connection broke with bytes received, before failing the job.
-const RESUMES: usize = 3;
+/// Requests one download sends before failing the job, whatever ACS answers: resumes after a connection broke
+/// with bytes received, and starts over after a range ACS ignored or misplaced.
+const ROUNDS: usize = 4;
 /// How long a connection may stay silent before it counts as broken.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,6 +58,12 @@ pub enum DownloadError {
     InvalidUrl(String),
     #[error("ACS answered {status}: the files are gone")]
     Gone { status: u16 },
+    /// An answer from a host a redirect led to, not from ACS's own: it says nothing about the files.
+    #[error("{origin}, where ACS redirected the download, answered {status}")]
+    Elsewhere { origin: String, status: u16 },
+    /// A redirect to a host that is not an allowed source; only its origin is kept, never its path or query.
+    #[error("ACS redirected the download to {origin}, which is not in RECORDINGS_ARCHIVE_SOURCES; it was not followed")]
+    RedirectRefused { origin: String },
     #[error("ACS refused the credential ({status}); check AcsConnection and, with Entra ID, the app's role")]
     Unauthorized { status: u16 },
     #[error("ACS answered {status}")]
@@ -67,6 +74,13 @@ pub enum DownloadError {
     Empty,
     #[error("ACS sent {received} of the {expected} bytes it announced")]
     Short { received: u64, expected: u64 },
+    /// A file is complete only when ACS stated its length and exactly that many bytes arrived.
+    #[error("ACS did not state the file's total length ({0}), so a complete file cannot be told from a cut one")]
+    UnknownLength(&'static str),
+    #[error("ACS answered a range request for bytes from {asked} with bytes from {got}")]
+    WrongRange { asked: u64, got: u64 },
+    #[error("ACS's answers did not complete the file in {ROUNDS} requests")]
+    TooManyRounds,
     #[error("ACS redirected more than {MAX_REDIRECTS} times")]
     TooManyRedirects,
     #[error("cannot get a Microsoft Entra ID token for ACS: {0}")]
@@ -79,6 +93,23 @@ impl DownloadError {
     /// True when retrying cannot help: the URL is not one the handler may request.
     pub fn is_refusal(&self) -> bool {
         matches!(self, DownloadError::NotAllowed(_) | DownloadError::InvalidUrl(_))
+    }
+
+    /// True when the error is ACS's own answer about the file — what, once ACS's 24-hour deadline has passed, is
+    /// taken as the files being gone. Errors on this side (the archive, a credential, a refused redirect, a
+    /// connection that could not be made) are never taken so.
+    pub fn is_from_acs(&self) -> bool {
+        matches!(
+            self,
+            DownloadError::Gone { .. }
+                | DownloadError::Status { .. }
+                | DownloadError::Empty
+                | DownloadError::Short { .. }
+                | DownloadError::UnknownLength(_)
+                | DownloadError::WrongRange { .. }
+                | DownloadError::TooManyRounds
+                | DownloadError::TooManyRedirects
+        )
     }
 
     /// True when someone must fix a credential or a role first (at ACS, or at the archive the bytes go to).
@@ -114,43 +145,52 @@ impl AcsClient {
         Url::parse(url).is_ok_and(|url| self.sources.allows(&url))
     }
 
-    /// Downloads `url` into `writer`, resuming after the bytes it already holds. Returns the file's size as ACS
-    /// announced it, when it did.
-    pub async fn download(&self, url: &str, writer: &mut dyn FileWriter) -> Result<Option<u64>, DownloadError> {
+    /// Downloads `url` into `writer`, resuming after the bytes it already holds. Returns the file's size: a file is
+    /// complete only when ACS stated its total length (`Content-Length` on 200, a numeric total in `Content-Range` on
+    /// 206) and exactly that many bytes arrived.
+    pub async fn download(&self, url: &str, writer: &mut dyn FileWriter) -> Result<u64, DownloadError> {
         let url = self.check(url)?;
-        let mut resumes = 0;
-        loop {
+        let mut last = DownloadError::TooManyRounds;
+        for _ in 0..ROUNDS {
             let offset = writer.offset();
             let response = self.send(Method::GET, &url, (offset > 0).then_some(offset)).await?;
-            let status = response.status();
-            let total = match status {
+            let total = match response.status() {
                 StatusCode::OK => {
+                    let total = response
+                        .content_length()
+                        .ok_or(DownloadError::UnknownLength("a 200 without Content-Length"))?;
                     if offset > 0 {
                         writer.restart().await?; // the range was ignored: the whole file follows
                     }
-                    response.content_length()
+                    total
                 }
                 StatusCode::PARTIAL_CONTENT => match content_range(&response) {
-                    Some((start, total)) if start == offset => total,
-                    _ => {
+                    Some((start, Some(total))) if start == offset => total,
+                    Some((_, None)) => return Err(DownloadError::UnknownLength("a Content-Range total of *")),
+                    Some((start, Some(_))) => {
                         writer.restart().await?;
+                        last = DownloadError::WrongRange {
+                            asked: offset,
+                            got: start,
+                        };
+                        continue;
+                    }
+                    None => {
+                        writer.restart().await?;
+                        last = DownloadError::UnknownLength("a 206 without a readable Content-Range");
                         continue;
                     }
                 },
                 StatusCode::RANGE_NOT_SATISFIABLE => match content_range_total(&response) {
-                    Some(total) if total == offset && total > 0 => return Ok(Some(total)),
+                    Some(total) if total == offset && total > 0 => return Ok(total),
                     _ => {
                         writer.restart().await?;
-                        resumes += 1;
-                        if resumes > RESUMES {
-                            return Err(DownloadError::Status { status: 416 });
-                        }
+                        last = DownloadError::Status { status: 416 };
                         continue;
                     }
                 },
-                other => return Err(status_error(other)),
+                _ => return Err(response_error(&response, &url)),
             };
-            let before = writer.offset();
             let mut body = response.bytes_stream();
             let mut broken = None;
             while let Some(piece) = body.next().await {
@@ -163,23 +203,21 @@ impl AcsClient {
                 }
             }
             let have = writer.offset();
-            let error = match (broken, total) {
-                (None, _) if have == 0 => DownloadError::Empty,
-                (None, Some(total)) if have == total => return Ok(Some(total)),
-                (None, None) => return Ok(None),
-                (None, Some(total)) => DownloadError::Short {
+            last = match broken {
+                None if have == total && total > 0 => return Ok(total),
+                None if have == 0 => DownloadError::Empty,
+                None => DownloadError::Short {
                     received: have,
                     expected: total,
                 },
-                (Some(error), _) => error,
+                Some(error) => error,
             };
             // A broken transfer that made progress resumes at once; anything else waits for the job's next try.
-            if have > before && resumes < RESUMES {
-                resumes += 1;
-                continue;
+            if have <= offset || have >= total {
+                return Err(last);
             }
-            return Err(error);
         }
+        Err(last)
     }
 
     /// Deletes the chunk's files at ACS; files already gone count as deleted.
@@ -188,8 +226,8 @@ impl AcsClient {
         let response = self.send(Method::DELETE, &url, None).await?;
         match response.status() {
             status if status.is_success() => Ok(()),
-            StatusCode::NOT_FOUND | StatusCode::GONE => Ok(()),
-            other => Err(status_error(other)),
+            StatusCode::NOT_FOUND | StatusCode::GONE if response.url().origin() == url.origin() => Ok(()),
+            _ => Err(response_error(&response, &url)),
         }
     }
 
@@ -208,7 +246,9 @@ impl AcsClient {
         let mut current = url.clone();
         for _ in 0..=MAX_REDIRECTS {
             if !self.sources.allows(&current) {
-                return Err(DownloadError::NotAllowed(current.to_string()));
+                return Err(DownloadError::RedirectRefused {
+                    origin: current.origin().ascii_serialization(),
+                });
             }
             let mut request = self.http.request(method.clone(), current.clone());
             if let Some(from) = from {
@@ -231,7 +271,7 @@ impl AcsClient {
                 .and_then(|l| l.to_str().ok())
                 .and_then(|l| current.join(l).ok())
             else {
-                return Err(status_error(response.status()));
+                return Err(response_error(&response, url));
             };
             current = location;
         }
@@ -265,10 +305,17 @@ impl AcsClient {
     }
 }
 
-fn status_error(status: StatusCode) -> DownloadError {
-    let status = status.as_u16();
+/// The error an answer other than the file means. 404 and 410 mean the files are gone only when ACS's own host
+/// says so: a host a redirect led to (and that got no credential) speaks only for itself.
+fn response_error(response: &reqwest::Response, home: &Url) -> DownloadError {
+    let status = response.status().as_u16();
+    let origin = response.url().origin();
     match status {
-        404 | 410 => DownloadError::Gone { status },
+        404 | 410 if origin == home.origin() => DownloadError::Gone { status },
+        404 | 410 => DownloadError::Elsewhere {
+            origin: origin.ascii_serialization(),
+            status,
+        },
         401 | 403 => DownloadError::Unauthorized { status },
         _ => DownloadError::Status { status },
     }
@@ -286,4 +333,87 @@ fn content_range(response: &reqwest::Response) -> Option<(u64, Option<u64>)> {
 fn content_range_total(response: &reqwest::Response) -> Option<u64> {
     let value = response.headers().get(header::CONTENT_RANGE)?.to_str().ok()?;
     value.strip_prefix("bytes */")?.trim().parse().ok()
+}
+
+/// The URL to delete a chunk's files at, when `delete` names the object both files lie under, on their host:
+/// ACS's `…/v1/objects/{id}` beside `…/v1/objects/{id}/content/{file}`. An event's `deleteLocation` comes from
+/// outside; anything else — another host, another object, a parent of many — is never sent a `DELETE`, and the
+/// error says why.
+pub fn delete_target(content: &str, metadata: &str, delete: &str) -> Result<Url, String> {
+    let parse = |field: &str, url: &str| {
+        Url::parse(url).map_err(|_| format!("the chunk's {field} is not a URL, so nothing was deleted at ACS"))
+    };
+    let (content, metadata, target) = (
+        parse("contentLocation", content)?,
+        parse("metadataLocation", metadata)?,
+        parse("deleteLocation", delete)?,
+    );
+    if target.origin() != content.origin() || target.origin() != metadata.origin() {
+        return Err(format!(
+            "the chunk's deleteLocation is on {}, not on the host its files were archived from ({}), so nothing \
+             was deleted at ACS",
+            target.origin().ascii_serialization(),
+            content.origin().ascii_serialization()
+        ));
+    }
+    let object = target.path().trim_end_matches('/');
+    let lies_under = |file: &Url| {
+        file.path()
+            .strip_prefix(object)
+            .and_then(|rest| rest.strip_prefix("/content/"))
+            .is_some_and(|name| !name.is_empty() && !name.contains('/'))
+    };
+    if object.is_empty() || target.query().is_some() || !lies_under(&content) || !lies_under(&metadata) {
+        return Err(
+            "the chunk's deleteLocation is not the object its archived files lie under (…/v1/objects/{id} \
+                    beside …/v1/objects/{id}/content/…), so nothing was deleted at ACS"
+                .to_owned(),
+        );
+    }
+    Ok(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOST: &str = "https://us-storage.asm.skype.com";
+
+    fn files(object: &str) -> (String, String) {
+        (
+            format!("{HOST}/v1/objects/{object}/content/video"),
+            format!("{HOST}/v1/objects/{object}/content/acsmetadata"),
+        )
+    }
+
+    #[test]
+    fn only_the_object_both_files_lie_under_on_their_host_is_deleted() {
+        let (content, metadata) = files("A");
+        let own = format!("{HOST}/v1/objects/A");
+        assert_eq!(delete_target(&content, &metadata, &own).unwrap().as_str(), own);
+        assert!(delete_target(&content, &metadata, &format!("{own}/")).is_ok());
+        for foreign in [
+            format!("{HOST}/v1/objects/B"), // another recording's object
+            format!("{HOST}/v1/objects"),   // a parent of every object
+            format!("{HOST}/v1/objects/"),
+            format!("{HOST}/v1"),
+            format!("{HOST}/"),
+            format!("{HOST}/v1/objects/A/content/video"), // one file, not the object
+            format!("{HOST}/v1/objects/A?recursive=true"),
+            "https://eu-storage.asm.skype.com/v1/objects/A".to_owned(), // another host
+            "http://us-storage.asm.skype.com/v1/objects/A".to_owned(),  // another scheme
+            "https://us-storage.asm.skype.com:8443/v1/objects/A".to_owned(),
+            format!("{HOST}/v1/objects/AB"),
+            "not a url".to_owned(),
+        ] {
+            let refused = delete_target(&content, &metadata, &foreign);
+            assert!(refused.is_err(), "{foreign} must not be deleted");
+            assert!(refused.unwrap_err().contains("nothing was deleted"));
+        }
+        let (_, other_metadata) = files("B");
+        assert!(
+            delete_target(&content, &other_metadata, &own).is_err(),
+            "the files of two objects have no one object to delete"
+        );
+    }
 }

@@ -1,5 +1,6 @@
-//! Block ids that make a staged upload resumable and unmixable: each block's id carries where the block starts,
-//! its length, and the SHA-256 state of the file after it.
+//! Block ids that make a staged upload resumable and unmixable: each block's id carries its place in the file,
+//! the SHA-256 state of the file after it, and a link that commits to the source of the bytes and to the block
+//! before it.
 //!
 //! Why the hash lives in the ids: a retried job must resume the file's SHA-256 where the last attempt stopped, and
 //! Blob Storage cannot read back uncommitted blocks. Re-downloading the prefix from ACS would double the traffic;
@@ -8,8 +9,13 @@
 //! uncommitted blocks gives back both the bytes already kept and the hash state to continue from.
 //!
 //! The state after a block is a function of every byte up to its end, so an id names its content: two writers of
-//! one file (a duplicate job) that stage the same id stage the same bytes, and a block list can never mix two
-//! writers' bytes. The last block, staged only at commit, carries the finished SHA-256 of the whole file instead.
+//! one file (a duplicate job) that stage the same id stage the same bytes. The state alone cannot tie a block to
+//! the one before it, though — two attempts that got different bytes (two URLs announced for one chunk) would each
+//! leave a block at every offset — so each id also carries a link: a digest of the source URL and of the previous
+//! block's id. A resumed writer follows the chain from the file's start, one block per place whose link is the one
+//! expected, and stops at the first place with none or with more than one: a chain of another source, or a fork,
+//! is never continued. The last block, staged only at commit, carries the finished SHA-256 of the whole file
+//! instead.
 //!
 //! SHA-256's state can be carried only at 64-byte boundaries, so every full block is a multiple of 64 bytes; the
 //! running hash here is SHA-256 ([FIPS 180-4]) built on the `sha2` crate's compression function, with its padding,
@@ -27,11 +33,15 @@ const INITIAL_STATE: [u32; 8] = [
 /// SHA-256 processes 64-byte blocks.
 pub const HASH_BLOCK: usize = 64;
 
-/// The first bytes of every id: which layout follows (a full block with its state, or the last block).
-const FULL: &[u8; 4] = b"acs1";
+/// The first bytes of every id: which layout follows (a full block with its state and link, or the last block).
+/// Full blocks of earlier versions (`acs1`, without a link) are never continued.
+const FULL: &[u8; 2] = b"a2";
 const LAST: &[u8; 4] = b"acsZ";
-/// magic (4) + offset (8) + length (4) + state or digest (32): 48 bytes, 64 in base64, the most Blob Storage takes.
+/// Full: magic (2) + place (4) + state (32) + link (10). Last: magic (4) + offset (8) + length (4) + digest (32).
+/// Both 48 bytes, 64 in base64, the most Blob Storage takes.
 const ID_BYTES: usize = 48;
+/// Bytes of a link: 80 bits, so that no chance agreement joins two chains.
+pub const LINK_BYTES: usize = 10;
 
 /// A SHA-256 whose state can be taken out at a 64-byte boundary and put back later.
 #[derive(Debug, Clone)]
@@ -104,11 +114,31 @@ impl RunningSha256 {
     }
 }
 
+/// The link of the block that follows `previous` (the previous block's id; empty for the first block) in a file
+/// whose bytes come from `source`.
+pub fn link(source: &str, previous: &[u8]) -> [u8; LINK_BYTES] {
+    use sha2::Digest;
+    let digest = sha2::Sha256::new()
+        .chain_update(b"acs-recording-block\0")
+        .chain_update(source.as_bytes())
+        .chain_update(b"\0")
+        .chain_update(previous)
+        .finalize();
+    let mut link = [0u8; LINK_BYTES];
+    link.copy_from_slice(&digest[..LINK_BYTES]);
+    link
+}
+
 /// What a staged block's id says about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BlockId {
-    /// A full block: the file's hash state after its last byte.
-    Full { offset: u64, length: u32, state: [u32; 8] },
+    /// A full block: its place among the file's blocks (0 first), the file's hash state after its last byte, and
+    /// its link to the source and the block before it.
+    Full {
+        place: u32,
+        state: [u32; 8],
+        link: [u8; LINK_BYTES],
+    },
     /// The file's last block, staged at commit: the SHA-256 of the whole file.
     Last { offset: u64, length: u32, sha256: [u8; 32] },
 }
@@ -117,13 +147,13 @@ impl BlockId {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut id = Vec::with_capacity(ID_BYTES);
         match self {
-            BlockId::Full { offset, length, state } => {
+            BlockId::Full { place, state, link } => {
                 id.extend_from_slice(FULL);
-                id.extend_from_slice(&offset.to_be_bytes());
-                id.extend_from_slice(&length.to_be_bytes());
+                id.extend_from_slice(&place.to_be_bytes());
                 for word in state {
                     id.extend_from_slice(&word.to_be_bytes());
                 }
+                id.extend_from_slice(link);
             }
             BlockId::Last { offset, length, sha256 } => {
                 id.extend_from_slice(LAST);
@@ -140,24 +170,23 @@ impl BlockId {
         if id.len() != ID_BYTES {
             return None;
         }
-        let offset = u64::from_be_bytes(id[4..12].try_into().ok()?);
-        let length = u32::from_be_bytes(id[12..16].try_into().ok()?);
-        let rest = &id[16..];
-        match &id[..4] {
-            magic if magic == FULL => {
-                let mut state = [0u32; 8];
-                for (word, bytes) in state.iter_mut().zip(rest.chunks_exact(4)) {
-                    *word = u32::from_be_bytes(bytes.try_into().ok()?);
-                }
-                Some(BlockId::Full { offset, length, state })
+        if id.starts_with(FULL) {
+            let place = u32::from_be_bytes(id[2..6].try_into().ok()?);
+            let mut state = [0u32; 8];
+            for (word, bytes) in state.iter_mut().zip(id[6..38].chunks_exact(4)) {
+                *word = u32::from_be_bytes(bytes.try_into().ok()?);
             }
-            magic if magic == LAST => Some(BlockId::Last {
-                offset,
-                length,
-                sha256: rest.try_into().ok()?,
-            }),
-            _ => None,
+            let link = id[38..].try_into().ok()?;
+            return Some(BlockId::Full { place, state, link });
         }
+        if id.starts_with(LAST) {
+            return Some(BlockId::Last {
+                offset: u64::from_be_bytes(id[4..12].try_into().ok()?),
+                length: u32::from_be_bytes(id[12..16].try_into().ok()?),
+                sha256: id[16..].try_into().ok()?,
+            });
+        }
+        None
     }
 }
 
@@ -172,26 +201,32 @@ pub struct Resumable {
     pub state: Option<[u32; 8]>,
 }
 
-/// The longest run of full blocks of `block_bytes` each from offset 0, among `listed` (`(id, size)` as Blob Storage
-/// lists the uncommitted blocks). A block whose listed size disagrees with its id is not trusted, and neither is
-/// anything after a gap.
-pub fn resumable(listed: &[(Vec<u8>, u64)], block_bytes: u32) -> Resumable {
-    let mut by_offset = std::collections::HashMap::new();
-    for (raw, size) in listed {
-        if let Some(BlockId::Full { offset, length, state }) = BlockId::parse(raw)
-            && length == block_bytes
-            && *size == u64::from(length)
-        {
-            by_offset.insert(offset, (raw.clone(), state));
-        }
-    }
+/// The chain of full blocks of `block_bytes` each from the file's start, among `listed` (`(id, size)` as Blob
+/// Storage lists the uncommitted blocks), for bytes from `source`: at each place, the one block whose link follows
+/// the chain so far. The chain stops at the first place with no such block or with more than one (a fork: two
+/// attempts that got different bytes), and a block whose listed size is not `block_bytes` is not trusted.
+pub fn resumable(listed: &[(Vec<u8>, u64)], block_bytes: u32, source: &str) -> Resumable {
     let mut resumed = Resumable::default();
-    while let Some((raw, state)) = by_offset.remove(&resumed.bytes) {
-        resumed.ids.push(raw);
+    loop {
+        let expected = link(source, resumed.ids.last().map_or(&[][..], Vec::as_slice));
+        let place = resumed.ids.len();
+        let mut next = listed.iter().filter_map(|(raw, size)| match BlockId::parse(raw) {
+            Some(BlockId::Full { place: at, state, link })
+                if usize::try_from(at).is_ok_and(|at| at == place)
+                    && link == expected
+                    && *size == u64::from(block_bytes) =>
+            {
+                Some((raw, state))
+            }
+            _ => None,
+        });
+        let (Some((raw, state)), None) = (next.next(), next.next()) else {
+            return resumed;
+        };
+        resumed.ids.push(raw.clone());
         resumed.bytes += u64::from(block_bytes);
         resumed.state = Some(state);
     }
-    resumed
 }
 
 #[cfg(test)]
@@ -236,9 +271,9 @@ mod tests {
     #[test]
     fn ids_round_trip_and_are_all_one_length() {
         let full = BlockId::Full {
-            offset: 8 << 20,
-            length: 4 << 20,
+            place: 7,
             state: [1, 2, 3, 4, 5, 6, 7, u32::MAX],
+            link: [9; LINK_BYTES],
         };
         let last = BlockId::Last {
             offset: 12 << 20,
@@ -253,36 +288,101 @@ mod tests {
         assert_eq!(BlockId::parse(b"a uuid-like id of another uploader"), None);
     }
 
-    #[test]
-    fn only_a_gapless_run_of_full_blocks_from_the_start_is_resumed() {
-        let block = 128u32;
-        let id = |offset: u64, length: u32, word: u32| {
-            BlockId::Full {
-                offset,
-                length,
-                state: [word; 8],
-            }
-            .to_bytes()
-        };
-        let listed = vec![
-            (id(128, block, 2), 128),
-            (id(0, block, 1), 128),
-            (id(384, block, 4), 128), // after a gap: never trusted
-            (id(256, block, 3), 100), // its size disagrees with its id
-            (
-                BlockId::Last {
-                    offset: 256,
-                    length: 5,
-                    sha256: [0; 32],
+    const SOURCE: &str = "https://us-storage.asm.skype.com/v1/objects/d0/content/video";
+
+    /// The chain of `count` full blocks from `source`, with states `first`, `first + 1`, …
+    fn chain(source: &str, count: u32, first: u32) -> Vec<Vec<u8>> {
+        let mut ids: Vec<Vec<u8>> = Vec::new();
+        for place in 0..count {
+            let link = link(source, ids.last().map_or(&[][..], Vec::as_slice));
+            ids.push(
+                BlockId::Full {
+                    place,
+                    state: [first + place; 8],
+                    link,
                 }
                 .to_bytes(),
-                5,
-            ),
-        ];
-        let resumed = resumable(&listed, block);
-        assert_eq!(resumed.ids, [id(0, block, 1), id(128, block, 2)]);
+            );
+        }
+        ids
+    }
+
+    fn listed(ids: &[Vec<u8>], size: u64) -> Vec<(Vec<u8>, u64)> {
+        ids.iter().map(|id| (id.clone(), size)).collect()
+    }
+
+    #[test]
+    fn only_a_gapless_chain_from_the_start_is_resumed() {
+        let block = 128u32;
+        let ids = chain(SOURCE, 4, 1);
+        let mut blocks = listed(&[ids[1].clone(), ids[0].clone(), ids[3].clone()], 128); // place 2 is missing
+        blocks.push((
+            BlockId::Last {
+                offset: 256,
+                length: 5,
+                sha256: [0; 32],
+            }
+            .to_bytes(),
+            5,
+        ));
+        let resumed = resumable(&blocks, block, SOURCE);
+        assert_eq!(resumed.ids, ids[..2]);
         assert_eq!(resumed.bytes, 256);
         assert_eq!(resumed.state, Some([2; 8]));
-        assert_eq!(resumable(&[], block), Resumable::default());
+        assert_eq!(resumable(&[], block, SOURCE), Resumable::default());
+
+        let mut wrong_size = listed(&ids, 128);
+        wrong_size[1].1 = 100;
+        assert_eq!(
+            resumable(&wrong_size, block, SOURCE).ids,
+            ids[..1],
+            "a size that disagrees stops the chain"
+        );
+    }
+
+    #[test]
+    fn blocks_of_another_source_or_of_two_attempts_are_never_joined() {
+        let block = 128u32;
+        let ours = chain(SOURCE, 3, 1);
+        let other = "https://us-storage.asm.skype.com/v1/objects/d0-again/content/video";
+        let theirs = chain(other, 3, 100);
+        assert_eq!(
+            resumable(&listed(&theirs, 128), block, SOURCE),
+            Resumable::default(),
+            "another source's chain is not ours"
+        );
+
+        // Our first block, their second and third: their second links to their first, never to ours.
+        let spliced = listed(&[ours[0].clone(), theirs[1].clone(), theirs[2].clone()], 128);
+        assert_eq!(resumable(&spliced, block, SOURCE).ids, ours[..1]);
+
+        // Two attempts at one source that got different bytes fork at the first block: nothing is trusted.
+        let fork = chain(SOURCE, 2, 50);
+        let forked = listed(&[ours.clone(), fork.clone()].concat(), 128);
+        assert_eq!(resumable(&forked, block, SOURCE), Resumable::default());
+
+        // A fork later in the chain keeps what comes before it.
+        let mut late_fork = listed(&ours, 128);
+        let odd_link = link(SOURCE, &ours[0]);
+        late_fork.push((
+            BlockId::Full {
+                place: 1,
+                state: [77; 8],
+                link: odd_link,
+            }
+            .to_bytes(),
+            128,
+        ));
+        assert_eq!(resumable(&late_fork, block, SOURCE).ids, ours[..1]);
+    }
+
+    #[test]
+    fn blocks_of_earlier_versions_are_not_continued() {
+        let mut old = b"acs1".to_vec();
+        old.extend_from_slice(&0u64.to_be_bytes());
+        old.extend_from_slice(&128u32.to_be_bytes());
+        old.extend_from_slice(&[1u8; 32]);
+        assert_eq!(BlockId::parse(&old), None);
+        assert_eq!(resumable(&[(old, 128)], 128, SOURCE), Resumable::default());
     }
 }

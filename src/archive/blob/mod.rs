@@ -217,7 +217,7 @@ impl Archive for BlobArchive {
         read_back(&self.blob_client(self.url(key))?, &self.location(key)).await
     }
 
-    async fn writer(&self, key: &FileKey) -> Result<Box<dyn FileWriter>, ArchiveError> {
+    async fn writer(&self, key: &FileKey, source: &str) -> Result<Box<dyn FileWriter>, ArchiveError> {
         let url = self.url(key);
         let client = self.block_blob_client(url.clone())?;
         let listed = match client.get_block_list(BlockListType::Uncommitted, None).await {
@@ -234,7 +234,7 @@ impl Archive for BlobArchive {
             Err(e) if is_blob_not_found(&e) => Vec::new(),
             Err(e) => return Err(storage_error("read the blocks staged earlier", e)),
         };
-        let resumed = blocks::resumable(&listed, self.block_bytes);
+        let resumed = blocks::resumable(&listed, self.block_bytes, source);
         let hasher = match resumed.state {
             Some(state) => RunningSha256::resume(state, resumed.bytes),
             None => RunningSha256::default(),
@@ -246,6 +246,7 @@ impl Archive for BlobArchive {
             content_type: content_type(&key.kind),
             access_tier: self.access_tier,
             block_bytes: self.block_bytes,
+            source: source.to_owned(),
             ids: resumed.ids,
             staged: resumed.bytes,
             buffer: BytesMut::new(),
@@ -263,6 +264,8 @@ struct BlobWriter {
     content_type: &'static str,
     access_tier: Option<AccessTier>,
     block_bytes: u32,
+    /// Where the bytes come from: every full block's id links to it (see [`blocks`]).
+    source: String,
     /// The staged blocks, in file order.
     ids: Vec<Vec<u8>>,
     /// Bytes in the staged blocks.
@@ -325,10 +328,13 @@ impl FileWriter for BlobWriter {
                 let state = self.hasher.state().ok_or_else(|| {
                     ArchiveError::Setup("the block size is not a multiple of SHA-256's 64 bytes".to_owned())
                 })?;
+                let place = u32::try_from(self.ids.len()).map_err(|_| {
+                    ArchiveError::Setup("a file of more than 4 294 967 295 blocks cannot be staged".to_owned())
+                })?;
                 let id = BlockId::Full {
-                    offset: self.staged,
-                    length: self.block_bytes,
+                    place,
                     state,
+                    link: blocks::link(&self.source, self.ids.last().map_or(&[][..], Vec::as_slice)),
                 };
                 self.stage(id).await?;
             }

@@ -196,10 +196,10 @@ impl RecordingStore for CosmosStore {
             };
             let mut edited = stored;
             if !edit(&mut edited) {
-                return Ok(Edited::Unchanged);
+                return Ok(Edited::Unchanged(Box::new(edited)));
             }
             match self.replace(call_id, id, &edited, etag).await? {
-                Replaced::Yes => return Ok(Edited::Changed),
+                Replaced::Yes => return Ok(Edited::Changed(Box::new(edited))),
                 Replaced::Raced => tokio::time::sleep(contention_pause(attempt)).await,
                 Replaced::Gone => return Ok(Edited::Missing),
             }
