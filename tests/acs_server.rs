@@ -429,6 +429,39 @@ async fn status_faults_answer_once_each_in_the_order_injected_and_only_for_their
 }
 
 #[test]
+fn an_unstated_length_fault_sends_a_chunked_body_and_an_unknown_total_fault_a_star() {
+    let server = AcsServer::start(AcsOptions::default());
+    let url = server.add_chunk(ID, LEN).content;
+    server.inject(ID, FileKind::Content, Fault::UnstatedLength(1000));
+    let (head, mut stream) = raw_get(&server, &url);
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(!head.contains("content-length"), "{head}");
+    assert!(head.contains("transfer-encoding: chunked\r\n"), "{head}");
+    let mut body = Vec::new();
+    let mut byte = [0u8; 1];
+    while !body.ends_with(b"\r\n0\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        body.push(byte[0]);
+        assert!(body.len() < 100_000, "the chunked body never ended");
+    }
+    let framing = body.len() - 1000;
+    assert!(
+        framing < 100,
+        "1000 bytes in chunked framing: {} bytes in all",
+        body.len()
+    );
+
+    server.inject(ID, FileKind::Content, Fault::UnknownTotal(1000));
+    let (head, mut stream) = raw_get(&server, &url);
+    assert!(head.starts_with("HTTP/1.1 206 Partial Content\r\n"), "{head}");
+    assert!(head.contains("content-range: bytes 0-999/*\r\n"), "{head}");
+    assert!(head.contains("content-length: 1000\r\n"), "{head}");
+    let mut body = vec![0u8; 1000];
+    stream.read_exact(&mut body).unwrap();
+    assert_eq!(body, server.content_bytes(ID, 0..1000));
+}
+
+#[test]
 fn a_cut_resets_the_connection_after_the_bytes_it_allows() {
     let server = AcsServer::start(AcsOptions::default());
     let url = server.add_chunk(ID, LEN).content;

@@ -70,6 +70,23 @@ fn states(host: &Host) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// The bytes in the embedded archive's partial files of `name` (one per source URL) in `folder`.
+fn partial_bytes(folder: &std::path::Path, name: &str) -> u64 {
+    let prefix = format!(".{name}.");
+    std::fs::read_dir(folder)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|entry| {
+                    let file = entry.file_name().to_string_lossy().into_owned();
+                    file.starts_with(&prefix) && file.ends_with(".partial")
+                })
+                .map(|entry| entry.metadata().map_or(0, |m| m.len()))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 fn file_of(location: &Value) -> PathBuf {
     url::Url::parse(location.as_str().unwrap())
         .unwrap()
@@ -317,22 +334,38 @@ async fn a_redirect_never_carries_the_credential_to_another_host() {
     let host = Host::start(&[("AcsConnection", &connection), ("RECORDINGS_ARCHIVE_SOURCES", &sources)]).await;
     let event = event_of(&acs, "e1", &now(), &[("d0", 10), ("d1", 10)]);
     acs.inject("d0", FileKind::Content, Fault::Redirect(trap.url("/elsewhere/video")));
-    let outside = "https://attacker.example/video";
+    let outside = "https://attacker.example/video?sig=from-the-redirect";
     acs.inject("d1", FileKind::Content, Fault::Redirect(outside.to_owned()));
     assert!(host.invoke(&event).await.succeeded());
-    host.run_queues(|| false).await;
+    let report = host.run_queues(|| false).await;
     let requests = trap.requests();
     assert_eq!(requests.len(), 1, "{requests:?}");
     for header in ["authorization", "x-ms-host", "x-ms-date", "x-ms-content-sha256"] {
         assert_eq!(requests[0].header(header), None, "{header} went to another host");
     }
-    let states = states(&host);
+    // A redirect outside the sources is never followed; the attempt fails and the queue retries it (ACS may
+    // answer otherwise next time: here it serves the file), and only the redirect's origin is ever written down.
     assert_eq!(
-        states[1].1["state"], "failed",
-        "a redirect outside the sources is refused: {}",
-        states[1].1
+        report.failures, 1,
+        "the refused redirect failed one attempt: {:?}",
+        report.invocations
     );
-    assert!(states[1].1["reason"].as_str().unwrap().contains("attacker.example"));
+    assert_archived(&host, &acs, "d1");
+    assert!(
+        host.logged_at("https://attacker.example", None).await,
+        "the refused redirect's origin is logged: {}",
+        host.output()
+    );
+    let everything = format!(
+        "{}{}",
+        host.output(),
+        serde_json::to_string(&documents(&host.data_dir())).unwrap()
+    );
+    assert!(
+        !everything.contains("from-the-redirect"),
+        "the redirect's query is never written down"
+    );
+    assert!(!everything.contains("attacker.example/video"), "nor its path");
 }
 
 #[tokio::test]
@@ -394,10 +427,16 @@ async fn a_download_killed_midway_resumes_in_the_next_worker() {
     let event = event_of(&acs, "e1", &now(), &[("d0", 8_000_000)]);
     slow_content(&acs, "d0", 5);
     assert!(host.invoke(&event).await.succeeded());
-    let partial = host.data_dir().join("archive/call-1/rec-1/.d0.content.mp4.partial");
+    let folder = host.data_dir().join("archive/call-1/rec-1");
     let restart = async {
         // Wait until part of the content is on disk, then have the host kill the worker (a restart, or a timeout).
-        while std::fs::metadata(&partial).map_or(0, |m| m.len()) == 0 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while partial_bytes(&folder, "d0.content.mp4") == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no content reached the partial file within 60 s: {}",
+                host.diagnosis()
+            );
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         host.restart().await;
@@ -707,4 +746,235 @@ async fn with_entra_id_the_apps_managed_identity_writes_to_blob_storage_over_htt
             .any(|r| r.resource.as_deref() == Some("https://storage.azure.com")),
         "Blob Storage's scope: {asked:?}"
     );
+}
+
+// What an event cannot make the handler do: every field of an event comes from outside.
+
+/// The stored chunk `chunk_id` of `recording` in `call`.
+fn stored_chunk(host: &Host, call: &str, recording: &str, chunk_id: &str) -> Value {
+    let docs = documents(&host.data_dir());
+    let doc = docs
+        .iter()
+        .find(|d| d["callId"] == call && d["id"] == recording)
+        .unwrap_or_else(|| panic!("{call}/{recording} is stored"));
+    doc["chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["documentId"] == chunk_id)
+        .unwrap_or_else(|| panic!("{chunk_id} is stored"))
+        .clone()
+}
+
+#[tokio::test]
+async fn an_event_that_claims_its_chunks_are_archived_still_has_them_archived_from_acs() {
+    let acs = AcsServer::start(AcsOptions::default());
+    let host = archiving_host(&acs, &[]).await;
+    let claims = [
+        json!({"state": "archived", "contentLocation": "https://evil.example/x", "contentBytes": 1,
+               "contentSha256": "00".repeat(32), "metadataLocation": "https://evil.example/m", "metadataBytes": 1,
+               "metadataSha256": "00".repeat(32), "archivedAt": "2026-01-01T00:00:00Z", "attempts": 1}),
+        json!({"state": "expired", "reason": "trust me", "attempts": 99}),
+        json!("x"),
+    ];
+    let chunks: Vec<Value> = claims
+        .iter()
+        .enumerate()
+        .map(|(index, claim)| {
+            let id = format!("d{index}");
+            let mut chunk = chunk_at(index as u64, &id, &acs.add_chunk(&id, 10_000));
+            chunk["archive"] = claim.clone();
+            chunk
+        })
+        .collect();
+    let answer = host
+        .invoke(&recording_event("e1", "call-1", "rec-1", &now(), &chunks))
+        .await;
+    assert!(answer.succeeded(), "{}", answer.log());
+    assert_eq!(
+        host.queue_texts("recording-archive").len(),
+        claims.len(),
+        "a job for every chunk, whatever it claims"
+    );
+    host.run_queues(|| false).await;
+    for (index, claim) in claims.iter().enumerate() {
+        let id = format!("d{index}");
+        let state = assert_archived(&host, &acs, &id);
+        assert!(
+            state["contentLocation"].as_str().unwrap().starts_with("file://"),
+            "{state}"
+        );
+        assert_eq!(
+            stored_chunk(&host, "call-1", "rec-1", &id)["extraData"]["archive"],
+            *claim,
+            "the claim is kept aside, where nothing reads it"
+        );
+    }
+}
+
+#[tokio::test]
+async fn delete_after_archive_deletes_only_the_object_the_archived_files_lie_under() {
+    let acs = AcsServer::start(AcsOptions::default());
+    let host = archiving_host(&acs, &[("RECORDINGS_DELETE_AFTER_ARCHIVE", "true")]).await;
+    let own = acs.add_chunk("d0", 10_000);
+    let another_recordings = acs.add_chunk("another-recordings-chunk", 10_000);
+    let chunk = json!({"documentId": "d0", "index": 0, "contentLocation": own.content,
+                       "metadataLocation": own.metadata, "deleteLocation": another_recordings.delete});
+    assert!(
+        host.invoke(&recording_event("e1", "call-1", "rec-1", &now(), &[chunk]))
+            .await
+            .succeeded()
+    );
+    host.run_queues(|| false).await;
+    let state = assert_archived(&host, &acs, "d0");
+    assert!(
+        !acs.deleted("another-recordings-chunk"),
+        "another recording's files are untouched"
+    );
+    assert!(!acs.deleted("d0"));
+    assert!(
+        acs.requests().iter().all(|r| r.method != "DELETE"),
+        "no DELETE was sent at all"
+    );
+    assert!(
+        state["deleteSkipped"].as_str().unwrap().contains("nothing was deleted"),
+        "the chunk says why: {state}"
+    );
+    assert!(
+        host.logged_at("nothing was deleted at ACS", Some(Level::Warning)).await,
+        "{}",
+        host.output()
+    );
+}
+
+#[tokio::test]
+async fn a_file_whose_length_acs_did_not_state_is_never_archived_short() {
+    let acs = AcsServer::start(AcsOptions::default());
+    let host = archiving_host(&acs, &[("RECORDINGS_DELETE_AFTER_ARCHIVE", "true")]).await;
+    let event = event_of(&acs, "e1", &now(), &[("d0", 2_000_000), ("d1", 2_000_000)]);
+    // Half of each file, as a whole answer would look if nothing said how long the file is.
+    acs.inject("d0", FileKind::Content, Fault::UnstatedLength(1_000_000));
+    acs.inject("d1", FileKind::Content, Fault::UnknownTotal(1_000_000));
+    assert!(host.invoke(&event).await.succeeded());
+    let report = host.run_queues(|| false).await;
+    assert_eq!(
+        report.failures, 2,
+        "each answer of unknown length failed its attempt: {:?}",
+        report.invocations
+    );
+    for id in ["d0", "d1"] {
+        assert_archived(&host, &acs, id);
+        assert!(acs.deleted(id), "{id} is deleted at ACS only once archived whole");
+    }
+}
+
+#[tokio::test]
+async fn times_at_the_edges_of_the_calendar_are_stored_and_archived_and_never_crash_the_worker() {
+    let acs = AcsServer::start(AcsOptions::default());
+    let host = archiving_host(&acs, &[]).await;
+    let late = event_of(&acs, "e1", "9999-12-31T23:59:59.9999999Z", &[("d0", 10_000)]);
+    let mut unnamed = support::events::event_grid(
+        "e2",
+        "/recording/call/call-2",
+        &now(),
+        support::events::recording_data(&[chunk_at(0, "d1", &acs.add_chunk("d1", 10_000))]),
+    );
+    unnamed["data"]["recordingStartTime"] = json!("9999-12-31T23:30:00-01:00");
+    for event in [&late, &unnamed] {
+        let answer = host.invoke(event).await;
+        assert!(answer.succeeded(), "{}", answer.log());
+    }
+    let report = host.run_queues(|| false).await;
+    assert_eq!(report.failures, 0, "{:?}", report.invocations);
+    assert_archived(&host, &acs, "d0");
+    let docs = documents(&host.data_dir());
+    let unnamed_doc = docs.iter().find(|d| d["callId"] == "call-2").expect("call-2 is stored");
+    assert_eq!(
+        unnamed_doc["recordingStartTime"], "9999-12-31T23:30:00-01:00",
+        "kept as given"
+    );
+    assert_eq!(unnamed_doc["chunks"][0]["archive"]["state"], "archived");
+    assert_eq!(host.workers_started(), 1, "no worker died: {}", host.diagnosis());
+}
+
+#[tokio::test]
+async fn a_404_from_a_host_acs_redirected_to_never_expires_the_chunk() {
+    let acs = AcsServer::start(AcsOptions::default());
+    let empty_handed = Trap::answering(404);
+    let sources = format!("{},{}", acs.base_url(), empty_handed.url("").trim_end_matches('/'));
+    let connection = connection();
+    let host = Host::start(&[("AcsConnection", &connection), ("RECORDINGS_ARCHIVE_SOURCES", &sources)]).await;
+    // Past ACS's deadline, where ACS's own 404 would expire the chunk.
+    let two_days_ago = time::OffsetDateTime::now_utc() - time::Duration::days(2);
+    let time = two_days_ago
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let event = event_of(&acs, "e1", &time, &[("d0", 10_000)]);
+    acs.inject(
+        "d0",
+        FileKind::Content,
+        Fault::Redirect(empty_handed.url("/v1/objects/d0/content/video")),
+    );
+    assert!(host.invoke(&event).await.succeeded());
+    let report = host.run_queues(|| false).await;
+    assert_eq!(empty_handed.requests().len(), 1);
+    assert_eq!(
+        report.failures, 1,
+        "the 404 failed one attempt: {:?}",
+        report.invocations
+    );
+    assert_archived(&host, &acs, "d0");
+}
+
+#[tokio::test]
+async fn a_job_that_arrives_before_its_recording_is_stored_is_retried_until_it_is() {
+    let acs = AcsServer::start(AcsOptions::default());
+    let host = archiving_host(&acs, &[]).await;
+    let event = event_of(&acs, "e1", &now(), &[("d0", 10_000)]);
+    // The job the event's answer queues, delivered to an instance that cannot see the stored event yet (Cosmos DB's
+    // session consistency holds per client): here, before the event is stored at all.
+    let job = recording_job(&host, &event).await;
+    std::fs::remove_dir_all(host.data_dir().join("recordings")).unwrap();
+    let delivery = |dequeue_count: u32| support::envelope::QueueMessage {
+        id: "job-1".to_owned(),
+        text: job.clone(),
+        dequeue_count,
+        insertion_time: "2026-11-28T12:00:00+00:00".to_owned(),
+    };
+    let deliver = |count: u32| {
+        let body = support::envelope::queue("ArchiveRecording", "archiveJob", &delivery(count));
+        host.post_to("ArchiveRecording", body)
+    };
+    assert!(
+        !deliver(1).await.succeeded(),
+        "an early delivery without its recording fails, to be retried"
+    );
+    assert!(host.invoke(&event).await.succeeded());
+    let second = deliver(2).await;
+    assert!(second.succeeded(), "{}", second.log());
+    assert_archived(&host, &acs, "d0");
+    // A job whose recording never appears is acknowledged in the end, with nothing to do.
+    let stranger = job.replace("\"rec-1\"", "\"rec-unknown\"");
+    let late = support::envelope::QueueMessage {
+        text: stranger,
+        ..delivery(3)
+    };
+    let last = host
+        .post_to(
+            "ArchiveRecording",
+            support::envelope::queue("ArchiveRecording", "archiveJob", &late),
+        )
+        .await;
+    assert!(last.succeeded(), "{}", last.log());
+    assert!(last.log().contains("no such recording"), "{}", last.log());
+}
+
+/// The archive job `RecordingEvent` answers `event` with, as the queue's message text (left in the queue, which
+/// the test never runs).
+async fn recording_job(host: &Host, event: &Value) -> String {
+    let answer = host.invoke(event).await;
+    assert!(answer.succeeded(), "{}", answer.log());
+    let texts = host.queue_texts("recording-archive");
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    texts[0].clone()
 }

@@ -33,7 +33,7 @@ pub use signature::{
 pub use trap::{TRAP_BODY, Trap, TrapRecord};
 
 use files::Generator;
-use reply::{Ending, FileHead, Ranged, Reply, Source, Transfer, parse_range};
+use reply::{Ending, FileHead, Ranged, Reply, Source, Stated, Transfer, parse_range};
 use serve::{Answer, Background, Hangup};
 
 /// The access key of the signature vectors (`tests/fixtures/acs-hmac.json`): base64 of the bytes 0..63.
@@ -105,6 +105,12 @@ pub enum Fault {
     Slow { delay_per_frame: Duration },
     /// 302 to this `Location`.
     Redirect(String),
+    /// Serve the first this-many bytes without `Content-Length` (chunked), ending cleanly: a body whose length
+    /// no header states.
+    UnstatedLength(u64),
+    /// 206 with `Content-Range: bytes START-END/*` for the first this-many bytes of what was asked: a part of a
+    /// file whose total no header states.
+    UnknownTotal(u64),
 }
 
 /// One request the server answered, for assertions.
@@ -389,6 +395,19 @@ impl Chunk {
             return reply;
         }
         let length = end - start;
+        let mut stated = Stated::Length;
+        let (start, end, partial) = match fault {
+            Some(Fault::UnstatedLength(n)) => {
+                stated = Stated::Nothing;
+                (start, start + n.min(length), partial)
+            }
+            Some(Fault::UnknownTotal(n)) => {
+                stated = Stated::NoTotal;
+                (start, start + n.min(length), true)
+            }
+            _ => (start, end, partial),
+        };
+        let length = end - start;
         let (budget, ending, delay) = match fault {
             Some(Fault::EmptyBody) => {
                 return Reply::Empty {
@@ -408,6 +427,7 @@ impl Chunk {
                 end,
                 total,
                 partial,
+                stated,
             },
             transfer: Transfer::new(source, start, budget, ending, delay),
         }

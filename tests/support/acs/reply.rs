@@ -110,6 +110,18 @@ pub(super) struct FileHead {
     pub(super) end: u64,
     pub(super) total: u64,
     pub(super) partial: bool,
+    pub(super) stated: Stated,
+}
+
+/// What the headers of a file's answer state about its length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stated {
+    /// `Content-Length`, and on a 206 `Content-Range` with the total: as ACS answers.
+    Length,
+    /// No `Content-Length` (the body is chunked) and no `Content-Range`.
+    Nothing,
+    /// `Content-Length`, and `Content-Range` with `*` for the total.
+    NoTotal,
 }
 
 impl Reply {
@@ -199,10 +211,16 @@ impl Reply {
                 let mut response = Response::new(BodyExt::boxed_unsync(body));
                 let headers = response.headers_mut();
                 headers.insert("content-type", HeaderValue::from_static(head.content_type));
-                headers.insert("content-length", (head.end - head.start).into());
+                if head.stated != Stated::Nothing {
+                    headers.insert("content-length", (head.end - head.start).into());
+                }
                 headers.insert("accept-ranges", HeaderValue::from_static("bytes"));
                 if head.partial {
-                    let range = format!("bytes {}-{}/{}", head.start, head.end - 1, head.total);
+                    let total = match head.stated {
+                        Stated::NoTotal => "*".to_owned(),
+                        _ => head.total.to_string(),
+                    };
+                    let range = format!("bytes {}-{}/{total}", head.start, head.end - 1);
                     headers.insert("content-range", header_value(range));
                 }
                 response

@@ -38,6 +38,13 @@ pub const TRAP_BODY: &str = "trapped";
 
 impl Trap {
     pub fn start() -> Trap {
+        Self::answering(200)
+    }
+
+    /// A trap that answers every request with `status` (and its small body): a host a redirect leads to that has
+    /// nothing, say.
+    pub fn answering(status: u16) -> Trap {
+        let status = hyper::StatusCode::from_u16(status).expect("a status code");
         let requests: Arc<Mutex<Vec<TrapRecord>>> = Arc::default();
         let log = requests.clone();
         let server = Background::start("acs-trap", move |request: Request<Bytes>, _hangup| {
@@ -56,8 +63,9 @@ impl Trap {
                     .collect(),
             };
             log.lock().unwrap().push(record);
-            async {
+            async move {
                 let mut response = Response::new(full(Bytes::from_static(TRAP_BODY.as_bytes())));
+                *response.status_mut() = status;
                 response
                     .headers_mut()
                     .insert("content-type", HeaderValue::from_static("text/plain"));
