@@ -44,6 +44,12 @@ async fn cosmos_concurrent_merges_from_two_instances_lose_no_chunk() {
 }
 
 #[tokio::test]
+async fn cosmos_an_events_archive_claims_are_never_stored_as_states() {
+    let target = CosmosTarget::start();
+    contract::an_events_archive_claims_are_never_stored_as_states(store(&target).await).await;
+}
+
+#[tokio::test]
 async fn cosmos_merges_report_the_chunks_still_to_archive_and_edits_record_results() {
     let target = CosmosTarget::start();
     contract::merges_report_the_chunks_still_to_archive_and_edits_record_results(store(&target).await).await;

@@ -90,3 +90,14 @@ async fn memory_archive_results_and_concurrent_events_never_lose_each_other() {
     let store: Arc<dyn RecordingStore> = Arc::new(MemoryStore::new());
     contract::archive_results_and_concurrent_events_never_lose_each_other(vec![store.clone(), store], 32).await;
 }
+
+#[tokio::test]
+async fn embedded_an_events_archive_claims_are_never_stored_as_states() {
+    let dir = tempfile::tempdir().unwrap();
+    contract::an_events_archive_claims_are_never_stored_as_states(embedded(&dir)).await;
+}
+
+#[tokio::test]
+async fn memory_an_events_archive_claims_are_never_stored_as_states() {
+    contract::an_events_archive_claims_are_never_stored_as_states(Arc::new(MemoryStore::new())).await;
+}

@@ -217,3 +217,57 @@ pub async fn archive_results_and_concurrent_events_never_lose_each_other(
         Some(ArchiveStatus::Pending)
     );
 }
+
+/// An event's chunks that claim an archive state (forged, or copied from a stored document) are stored with the
+/// handler's own state — `pending` — and every one is reported still to archive, on a new document and on one that
+/// already holds a real result for another chunk, which the claims never change.
+pub async fn an_events_archive_claims_are_never_stored_as_states(store: Arc<dyn RecordingStore>) {
+    let claims = [
+        serde_json::json!({"state": "archived", "contentLocation": "https://evil.example/x", "attempts": 1}),
+        serde_json::json!({"state": "expired", "reason": "trust me"}),
+        serde_json::json!("x"),
+    ];
+    let forged = |event_id: &str, ids: &[&str]| {
+        let chunks: Vec<Value> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let mut chunk = chunk(i as u64, id);
+                chunk["archive"] = claims[i % claims.len()].clone();
+                chunk
+            })
+            .collect();
+        document(&recording_event(
+            event_id,
+            "call-7",
+            "rec-7",
+            "2026-11-27T15:20:01Z",
+            &chunks,
+        ))
+        .with_pending_archives()
+    };
+    let merged = store.merge(forged("e1", &["d0", "d1", "d2"])).await.unwrap();
+    assert_eq!(
+        merged.to_archive,
+        ["d0", "d1", "d2"],
+        "a job for every chunk, whatever it claims"
+    );
+    assert!(
+        record(store.as_ref(), "call-7", "rec-7", "d0", archived("d0"))
+            .await
+            .changed()
+    );
+
+    let again = store.merge(forged("e2", &["d0", "d1", "d2"])).await.unwrap();
+    assert_eq!(
+        again.to_archive,
+        ["d1", "d2"],
+        "the real result stands; the claims queue the rest again"
+    );
+    let stored = store.read("call-7", "rec-7").await.unwrap().unwrap();
+    assert_eq!(stored.chunk_archive("d0"), Some(archived("d0")));
+    for id in ["d1", "d2"] {
+        assert_eq!(state(&stored, id), Some(ArchiveStatus::Pending), "{id}");
+    }
+    assert_eq!(stored.chunk("d1").unwrap()["extraData"]["archive"], claims[1]);
+}
