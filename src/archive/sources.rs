@@ -203,7 +203,17 @@ fn open_wildcard(domain: &str) -> Result<(), &'static str> {
 }
 
 fn is_loopback(host: &str) -> bool {
-    host == "localhost" || host == "[::1]" || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+    url::Host::parse(host).is_ok_and(|host| is_loopback_host(&host))
+}
+
+/// Whether a host is this machine (`localhost`, 127.0.0.0/8, `::1`): the only hosts plain `http` may reach, here and
+/// for Blob Storage (Azurite).
+pub fn is_loopback_host<S: AsRef<str>>(host: &url::Host<S>) -> bool {
+    match host {
+        url::Host::Domain(name) => name.as_ref().eq_ignore_ascii_case("localhost"),
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+    }
 }
 
 #[cfg(test)]
