@@ -15,6 +15,8 @@
 
 use url::Url;
 
+use crate::secret::quoted;
+
 /// The official SDKs' recording sources.
 pub const DEFAULT_SOURCES: &str =
     "https://*.asm.skype.com,https://*.asyncgw.teams.microsoft.com,https://*.ams.gov.teams.microsoft.us";
@@ -79,7 +81,7 @@ impl ArchiveSources {
         for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
             match parse_entry(entry) {
                 Ok(source) => sources.push(source),
-                Err(problem) => problems.push(format!("{entry:?} {problem}")),
+                Err(problem) => problems.push(format!("{} {problem}", quoted(entry))),
             }
         }
         if sources.is_empty() && problems.is_empty() {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::{Settings, SignIn, data_dir};
 use crate::archive::sources::{ArchiveSources, DEFAULT_SOURCES, is_loopback_host};
-use crate::secret::Secret;
+use crate::secret::{Secret, quoted};
 
 /// The connection settings that turn archival on: the ACS connection string (HMAC with the access key), or the
 /// resource's endpoint (Microsoft Entra ID).
@@ -171,8 +171,9 @@ fn blob(settings: &mut Settings<'_>) -> Option<BlobConfig> {
             let Some(service_uri) = service_url(&uri).filter(is_private_enough) else {
                 settings.problem(format!(
                     "{} must be the account's https blob service URL (https://ACCOUNT.blob.core.windows.net; plain \
-                     http only on this machine), not {uri:?}",
-                    BLOB_VARIABLES[1]
+                     http only on this machine), not {}",
+                    BLOB_VARIABLES[1],
+                    quoted(&uri)
                 ));
                 return None;
             };
@@ -189,14 +190,16 @@ fn blob(settings: &mut Settings<'_>) -> Option<BlobConfig> {
     if !is_container_name(&container) {
         settings.problem(format!(
             "RECORDINGS_ARCHIVE_CONTAINER must be a Blob Storage container name (3 to 63 lowercase letters, digits \
-             and single hyphens, starting with a letter or digit), not {container:?}"
+             and single hyphens, starting with a letter or digit), not {}",
+            quoted(&container)
         ));
     }
     let access_tier = match settings.get("RECORDINGS_ARCHIVE_ACCESS_TIER") {
         None => None,
         Some(text) => AccessTier::parse(&text).or_else(|| {
             settings.problem(format!(
-                "RECORDINGS_ARCHIVE_ACCESS_TIER must be Hot, Cool, Cold or Archive (or unset), not {text:?}"
+                "RECORDINGS_ARCHIVE_ACCESS_TIER must be Hot, Cool, Cold or Archive (or unset), not {}",
+                quoted(&text)
             ));
             None
         }),
@@ -318,7 +321,11 @@ fn connection(settings: &mut Settings<'_>) -> Option<AcsConnection> {
                 return None;
             }
             if endpoint_host(&endpoint).is_none() {
-                settings.problem(format!("{} must be an https URL, not {endpoint:?}", ACS_VARIABLES[1]));
+                settings.problem(format!(
+                    "{} must be an https URL, not {}",
+                    ACS_VARIABLES[1],
+                    quoted(&endpoint)
+                ));
                 return None;
             }
             Some(match settings.sign_in(ACS_VARIABLES[0])? {
