@@ -15,6 +15,7 @@ pub mod event;
 pub mod functions;
 pub mod host;
 pub mod identity;
+pub mod local_names;
 pub mod pipeline;
 pub mod quarantine;
 pub mod recording;

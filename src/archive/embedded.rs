@@ -1,12 +1,14 @@
 //! The embedded archive: archived files in a folder on local disk, the default on a developer's machine.
 //!
 //! Layout under `RECORDINGS_DATA_DIR/archive/`: `{callId}/{recording id}/{chunk documentId}.content.{ext}` and
-//! `….metadata.json`, every name encoded so that no id can leave its folder. A file is written to a hidden
-//! `.{name}.{source digest}.partial` beside it — kept between attempts, so a retry resumes where the last one
-//! stopped, and named after the URL its bytes came from, so that bytes of one source are never continued with
-//! another's — under an exclusive lock on `.{name}.lock` that holds across processes, then flushed to disk and
-//! renamed to its name: a file under its final name is always whole and verified. Partial files of other sources
-//! (and the `.{name}.partial` of earlier versions, whose source is unknown) are removed when a writer starts.
+//! `….metadata.json`, every name encoded so that no id can leave its folder and two ids never share a file where the
+//! file system ignores case ([`crate::local_names`]); a file an earlier version archived under its own name is still
+//! found. A file is written to a hidden `.{name}.{source digest}.partial` beside it — kept between attempts, so a
+//! retry resumes where the last one stopped, and named after the URL its bytes came from, so that bytes of one source
+//! are never continued with another's — under an exclusive lock on `.{name}.lock` that holds across processes, then
+//! flushed to disk and renamed to its name: a file under its final name is always whole and verified. Partial files
+//! of other sources (and the `.{name}.partial` of earlier versions, whose source is unknown) are removed when a
+//! writer starts.
 //!
 //! Writes go to the page cache through a large buffer on the calling thread; only the opening (which re-reads a
 //! partial file to resume its hash) and the final flush run on blocking threads.
@@ -19,7 +21,8 @@ use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
 use super::{Archive, ArchiveError, FileKey, FileKind, FileWriter};
-use crate::digest::{file_name, hex, sha256_hex};
+use crate::digest::{hex, sha256_hex};
+use crate::local_names;
 use crate::recording::ArchivedFile;
 
 /// The write buffer: large enough that a download costs few system calls.
@@ -48,34 +51,52 @@ impl EmbeddedArchive {
 
     fn folder(&self, key: &FileKey) -> PathBuf {
         self.root
-            .join(file_name(&key.call_id))
-            .join(file_name(&key.recording_id))
+            .join(local_names::file_name(&key.call_id))
+            .join(local_names::file_name(&key.recording_id))
     }
 
     fn name(key: &FileKey) -> String {
-        let chunk = file_name(&key.chunk_id);
+        format!("{}{}", local_names::file_name(&key.chunk_id), Self::suffix(key))
+    }
+
+    /// What follows the chunk's encoded id in a file's name.
+    fn suffix(key: &FileKey) -> String {
         match &key.kind {
-            FileKind::Content { extension } => format!("{chunk}.content.{extension}"),
-            FileKind::Metadata => format!("{chunk}.metadata.json"),
+            FileKind::Content { extension } => format!(".content.{extension}"),
+            FileKind::Metadata => ".metadata.json".to_owned(),
         }
     }
 
     fn path(&self, key: &FileKey) -> PathBuf {
         self.folder(key).join(Self::name(key))
     }
+
+    /// Where an archived file is: under its name, or under the one an earlier version gave it (blocking).
+    fn found_path(&self, key: &FileKey) -> PathBuf {
+        let call = local_names::entry(&self.root, &key.call_id, "");
+        let recording = local_names::entry(&call, &key.recording_id, "");
+        local_names::entry(&recording, &key.chunk_id, &Self::suffix(key))
+    }
+}
+
+/// A file's location as archive states record it: its `file://` URL.
+fn file_location(path: &Path) -> String {
+    url::Url::from_file_path(path)
+        .map(String::from)
+        .unwrap_or_else(|()| path.display().to_string())
 }
 
 #[async_trait]
 impl Archive for EmbeddedArchive {
     fn location(&self, key: &FileKey) -> String {
-        url::Url::from_file_path(self.path(key))
-            .map(String::from)
-            .unwrap_or_else(|()| self.path(key).display().to_string())
+        file_location(&self.path(key))
     }
 
     async fn existing(&self, key: &FileKey) -> Result<Option<ArchivedFile>, ArchiveError> {
-        let (path, location) = (self.path(key), self.location(key));
+        let (archive, key) = (self.clone(), key.clone());
         blocking(move || {
+            let path = archive.found_path(&key);
+            let location = file_location(&path);
             let mut file = match File::open(&path) {
                 Ok(file) => file,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -413,5 +434,84 @@ mod tests {
         let file = writer.commit(None).await.unwrap();
         let path = url::Url::parse(&file.location).unwrap().to_file_path().unwrap();
         assert!(path.starts_with(archive.root()), "{}", path.display());
+    }
+
+    fn file_key(call_id: &str, recording_id: &str, chunk_id: &str) -> FileKey {
+        FileKey {
+            call_id: call_id.into(),
+            recording_id: recording_id.into(),
+            chunk_id: chunk_id.into(),
+            kind: FileKind::Metadata,
+        }
+    }
+
+    #[test]
+    fn ids_differing_only_in_case_get_paths_that_differ_in_any_case() {
+        let archive = EmbeddedArchive {
+            root: PathBuf::from("/archive"),
+        };
+        let folded = |key: &FileKey| archive.path(key).to_string_lossy().to_ascii_lowercase();
+        assert_ne!(folded(&file_key("Call", "r", "c")), folded(&file_key("call", "r", "c")));
+        assert_ne!(folded(&file_key("c", "eyJQ", "c")), folded(&file_key("c", "eyjq", "c")));
+        assert_ne!(folded(&file_key("c", "r", "D0")), folded(&file_key("c", "r", "d0")));
+    }
+
+    #[test]
+    fn no_folder_or_file_name_ends_in_a_dot() {
+        let archive = EmbeddedArchive {
+            root: PathBuf::from("/archive"),
+        };
+        let path = archive.path(&file_key("call.", "rec.", "chunk."));
+        for name in path.strip_prefix("/archive").unwrap() {
+            assert!(!name.to_string_lossy().ends_with('.'), "{}", path.display());
+        }
+        assert_ne!(
+            archive.path(&file_key("call.", "r", "c")),
+            archive.path(&file_key("call", "r", "c"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_file_an_earlier_version_archived_is_still_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = EmbeddedArchive::open(dir.path()).unwrap();
+        let key = FileKey {
+            call_id: "4b1d8a9e-Call".into(),
+            recording_id: "eyJQbGF0".into(),
+            chunk_id: "0-eus-D2".into(),
+            kind: FileKind::Content {
+                extension: "mp4".into(),
+            },
+        };
+        // The earlier version's names: the id's bytes as they are, whatever their case.
+        let folder = archive.root().join("4b1d8a9e-Call/eyJQbGF0");
+        fs::create_dir_all(&folder).unwrap();
+        fs::write(folder.join("0-eus-D2.content.mp4"), b"hello world").unwrap();
+        assert_ne!(
+            archive.path(&key),
+            folder.join("0-eus-D2.content.mp4"),
+            "the name changed"
+        );
+        let found = archive
+            .existing(&key)
+            .await
+            .unwrap()
+            .expect("found under the earlier name");
+        assert_eq!(found.bytes, 11);
+        assert_eq!(found.sha256, hex(&Sha256::digest(b"hello world")));
+        assert!(
+            found.location.ends_with("/4b1d8a9e-Call/eyJQbGF0/0-eus-D2.content.mp4"),
+            "{}",
+            found.location
+        );
+        let variant = FileKey {
+            recording_id: "EYJQBGF0".into(),
+            ..key.clone()
+        };
+        assert_eq!(
+            archive.existing(&variant).await.unwrap(),
+            None,
+            "a case variant is another recording"
+        );
     }
 }

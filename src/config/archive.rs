@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 
 use super::{Settings, SignIn, data_dir};
-use crate::archive::sources::{ArchiveSources, DEFAULT_SOURCES};
-use crate::secret::Secret;
+use crate::archive::sources::{ArchiveSources, DEFAULT_SOURCES, is_loopback_host};
+use crate::secret::{Secret, quoted};
 
 /// The connection settings that turn archival on: the ACS connection string (HMAC with the access key), or the
 /// resource's endpoint (Microsoft Entra ID).
@@ -168,11 +168,12 @@ fn blob(settings: &mut Settings<'_>) -> Option<BlobConfig> {
                 ));
                 return None;
             }
-            let Some(service_uri) = service_url(&uri).filter(|u| u.scheme() == "https") else {
+            let Some(service_uri) = service_url(&uri).filter(is_private_enough) else {
                 settings.problem(format!(
-                    "{} must be the account's https blob service URL (https://ACCOUNT.blob.core.windows.net), not \
-                     {uri:?}",
-                    BLOB_VARIABLES[1]
+                    "{} must be the account's https blob service URL (https://ACCOUNT.blob.core.windows.net; plain \
+                     http only on this machine), not {}",
+                    BLOB_VARIABLES[1],
+                    quoted(&uri)
                 ));
                 return None;
             };
@@ -189,14 +190,16 @@ fn blob(settings: &mut Settings<'_>) -> Option<BlobConfig> {
     if !is_container_name(&container) {
         settings.problem(format!(
             "RECORDINGS_ARCHIVE_CONTAINER must be a Blob Storage container name (3 to 63 lowercase letters, digits \
-             and single hyphens, starting with a letter or digit), not {container:?}"
+             and single hyphens, starting with a letter or digit), not {}",
+            quoted(&container)
         ));
     }
     let access_tier = match settings.get("RECORDINGS_ARCHIVE_ACCESS_TIER") {
         None => None,
         Some(text) => AccessTier::parse(&text).or_else(|| {
             settings.problem(format!(
-                "RECORDINGS_ARCHIVE_ACCESS_TIER must be Hot, Cool, Cold or Archive (or unset), not {text:?}"
+                "RECORDINGS_ARCHIVE_ACCESS_TIER must be Hot, Cool, Cold or Archive (or unset), not {}",
+                quoted(&text)
             ));
             None
         }),
@@ -221,6 +224,12 @@ fn service_url(text: &str) -> Option<url::Url> {
     let path = url.path().trim_end_matches('/').to_owned();
     url.set_path(&path);
     Some(url)
+}
+
+/// Whether requests to a blob service URL keep the recordings and the credential from the network: https, or
+/// plain http to this machine (Azurite).
+fn is_private_enough(url: &url::Url) -> bool {
+    url.scheme() == "https" || url.host().is_some_and(|host| is_loopback_host(&host))
 }
 
 /// Blob Storage's container naming rule.
@@ -275,6 +284,13 @@ fn parse_storage_connection_string(text: &str) -> Result<(url::Url, BlobAuth), &
         }
     };
     let service_uri = service_url(&endpoint).ok_or("has a BlobEndpoint that is not an http(s) URL")?;
+    if !is_private_enough(&service_uri) {
+        return Err(
+            "has a blob endpoint that uses plain http (BlobEndpoint=http://… or DefaultEndpointsProtocol=http), \
+             allowed only for this machine (localhost, 127.0.0.1, ::1): elsewhere the recordings and the signed \
+             requests would cross the network unencrypted; use https",
+        );
+    }
     Ok((service_uri, BlobAuth::SharedKey { account, key }))
 }
 
@@ -305,7 +321,11 @@ fn connection(settings: &mut Settings<'_>) -> Option<AcsConnection> {
                 return None;
             }
             if endpoint_host(&endpoint).is_none() {
-                settings.problem(format!("{} must be an https URL, not {endpoint:?}", ACS_VARIABLES[1]));
+                settings.problem(format!(
+                    "{} must be an https URL, not {}",
+                    ACS_VARIABLES[1],
+                    quoted(&endpoint)
+                ));
                 return None;
             }
             Some(match settings.sign_in(ACS_VARIABLES[0])? {
@@ -515,6 +535,42 @@ mod tests {
         assert_eq!(explicit.container, "call-archive");
         assert!(explicit.create_container);
         assert_eq!(explicit.access_tier, Some(AccessTier::Cold));
+    }
+
+    #[test]
+    fn plain_http_blob_endpoints_are_accepted_only_on_this_machine() {
+        for endpoint in [
+            "http://127.0.0.1:10000/a",
+            "http://127.0.0.2:10000/a",
+            "http://localhost:10000/a",
+            "http://[::1]:10000/a",
+        ] {
+            let connection = format!("AccountName=a;AccountKey={KEY};BlobEndpoint={endpoint}");
+            let blob = blob_config(&[("ArchiveStorage", &connection)]).unwrap();
+            assert_eq!(blob.service_uri.scheme(), "http", "{endpoint}");
+        }
+        let uri = blob_config(&[(
+            "ArchiveStorage__blobServiceUri",
+            "http://127.0.0.1:10000/devstoreaccount1",
+        )]);
+        assert_eq!(
+            uri.unwrap().service_uri.as_str(),
+            "http://127.0.0.1:10000/devstoreaccount1"
+        );
+        for connection in [
+            format!("AccountName=a;AccountKey={KEY};BlobEndpoint=http://a.blob.core.windows.net"),
+            format!("AccountName=a;AccountKey={KEY};BlobEndpoint=http://10.0.0.4:10000/a"),
+            format!("DefaultEndpointsProtocol=http;AccountName=a;AccountKey={KEY};EndpointSuffix=core.windows.net"),
+        ] {
+            let ConfigError(problems) = blob_config(&[("ArchiveStorage", &connection)]).unwrap_err();
+            assert!(problems.concat().contains("plain http"), "{connection}: {problems:?}");
+        }
+        let ConfigError(problems) =
+            blob_config(&[("ArchiveStorage__blobServiceUri", "http://a.blob.core.windows.net")]).unwrap_err();
+        assert!(
+            problems.concat().contains("plain http only on this machine"),
+            "{problems:?}"
+        );
     }
 
     #[test]

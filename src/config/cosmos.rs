@@ -3,7 +3,7 @@
 use base64::Engine;
 
 use super::{Settings, SignIn};
-use crate::secret::Secret;
+use crate::secret::{Secret, quoted};
 
 /// The connection settings that select Cosmos DB: a connection string (key authentication), or the account
 /// endpoint (Microsoft Entra ID).
@@ -54,7 +54,8 @@ pub(super) fn read(settings: &mut Settings<'_>) -> Option<CosmosConfig> {
         ));
     } else if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
         settings.problem(format!(
-            "the Cosmos DB account endpoint must be an http(s) URL, not {endpoint:?}"
+            "the Cosmos DB account endpoint must be an http(s) URL, not {}",
+            quoted(&endpoint)
         ));
     }
     let create_if_not_exists = settings.flag("RECORDINGS_CREATE_IF_NOT_EXISTS", false);

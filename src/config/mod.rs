@@ -10,6 +10,8 @@ mod cosmos;
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::secret::quoted;
+
 pub use archive::{
     ACS_VARIABLES, AccessTier, AcsConnection, ArchiveConfig, ArchiveLocation, BLOB_VARIABLES, BlobAuth, BlobConfig,
     DEFAULT_ARCHIVE_CONTAINER, DEVELOPMENT_ACCOUNT, DEVELOPMENT_BLOB_ENDPOINT, DEVELOPMENT_KEY,
@@ -117,7 +119,7 @@ impl<'a> Settings<'a> {
             Some("true") => true,
             Some("false") => false,
             Some(other) => {
-                self.problem(format!("{name} must be \"true\" or \"false\", not {other:?}"));
+                self.problem(format!("{name} must be \"true\" or \"false\", not {}", quoted(other)));
                 default
             }
         }
@@ -147,7 +149,8 @@ impl<'a> Settings<'a> {
             None => Some(SignIn::Developer),
             Some(other) => {
                 self.problem(format!(
-                    "{connection}__credential must be \"managedidentity\" or unset, not {other:?}"
+                    "{connection}__credential must be \"managedidentity\" or unset, not {}",
+                    quoted(other)
                 ));
                 None
             }
@@ -214,7 +217,8 @@ fn port(settings: &mut Settings<'_>, purpose: Purpose) -> Option<u16> {
         Ok(port) if port > 0 => Some(port),
         _ => {
             settings.problem(format!(
-                "{name} must be a TCP port number from 1 to 65535, not {value:?}"
+                "{name} must be a TCP port number from 1 to 65535, not {}",
+                quoted(&value)
             ));
             None
         }
@@ -260,7 +264,8 @@ fn store(settings: &mut Settings<'_>) -> StoreConfig {
         (Some(other), _) => {
             settings.problem(format!(
                 "RECORDINGS_STORE must be \"cosmos\", \"embedded\" or \"memory\" (or unset: Cosmos DB when a \
-                 connection is set, else embedded), not {other:?}"
+                 connection is set, else embedded), not {}",
+                quoted(other)
             ));
             StoreConfig::Memory
         }
@@ -289,7 +294,8 @@ fn allowed_sources(settings: &mut Settings<'_>) -> Option<Vec<String>> {
     for source in sources.iter().filter(|s| !s.starts_with('/')) {
         settings.problem(format!(
             "RECORDINGS_ALLOWED_SOURCES must list resource ids such as /subscriptions/…/communicationServices/NAME, \
-             not {source:?}"
+             not {}",
+            quoted(source)
         ));
     }
     Some(sources)
@@ -301,7 +307,8 @@ fn logging(settings: &mut Settings<'_>, purpose: Purpose) -> (LogFormat, String)
         Some("json") => LogFormat::Json,
         Some(other) => {
             settings.problem(format!(
-                "RECORDINGS_LOG_FORMAT must be \"text\" or \"json\", not {other:?}"
+                "RECORDINGS_LOG_FORMAT must be \"text\" or \"json\", not {}",
+                quoted(other)
             ));
             LogFormat::Text
         }
@@ -312,7 +319,11 @@ fn logging(settings: &mut Settings<'_>, purpose: Purpose) -> (LogFormat, String)
     };
     let filter = settings.get("RUST_LOG").unwrap_or_else(|| default_filter.to_owned());
     if let Err(error) = tracing_subscriber::EnvFilter::try_new(&filter) {
-        settings.problem(format!("RUST_LOG is not a valid log filter ({error}): {filter:?}"));
+        settings.problem(format!(
+            "RUST_LOG is not a valid log filter ({}): {}",
+            quoted(&error.to_string()),
+            quoted(&filter)
+        ));
     }
     (format, filter)
 }
@@ -441,6 +452,103 @@ pub(crate) mod tests {
                 data_dir: PathBuf::from(".data")
             }
         );
+    }
+
+    #[test]
+    fn problems_quote_values_without_their_query_strings_or_signatures() {
+        const SIG: &str = "c2lnbmF0dXJl";
+        let sas = format!("?sv=2024-11-04&sr=c&sig={SIG}");
+        let acs = (
+            "AcsConnection__endpoint",
+            "https://contoso-acs.communication.azure.com/",
+        );
+        for (vars, setting) in [
+            (
+                vec![("RECORDINGS_ALLOWED_SOURCES", format!("https://x.example/{sas}"))],
+                "RECORDINGS_ALLOWED_SOURCES",
+            ),
+            (vec![("RECORDINGS_STORE", format!("disk{sas}"))], "RECORDINGS_STORE"),
+            (
+                vec![("RECORDINGS_LOG_FORMAT", format!("xml{sas}"))],
+                "RECORDINGS_LOG_FORMAT",
+            ),
+            (vec![("RUST_LOG", format!("=[{sas}"))], "RUST_LOG"),
+            (
+                vec![("FUNCTIONS_CUSTOMHANDLER_PORT", format!("7072{sas}"))],
+                "FUNCTIONS_CUSTOMHANDLER_PORT",
+            ),
+            (
+                vec![
+                    (
+                        "CosmosDbConnection__accountEndpoint",
+                        "https://c.documents.azure.com/".into(),
+                    ),
+                    ("RECORDINGS_CREATE_IF_NOT_EXISTS", format!("yes{sas}")),
+                ],
+                "RECORDINGS_CREATE_IF_NOT_EXISTS",
+            ),
+            (
+                vec![("CosmosDbConnection__accountEndpoint", format!("contoso{sas}"))],
+                "Cosmos DB account endpoint",
+            ),
+            (
+                vec![
+                    (
+                        "CosmosDbConnection__accountEndpoint",
+                        "https://c.documents.azure.com/".into(),
+                    ),
+                    ("CosmosDbConnection__credential", format!("key{sas}")),
+                ],
+                "CosmosDbConnection__credential",
+            ),
+            (
+                vec![("AcsConnection__endpoint", format!("http://x.example/{sas}"))],
+                "AcsConnection__endpoint",
+            ),
+            (
+                vec![
+                    (acs.0, acs.1.into()),
+                    ("RECORDINGS_ARCHIVE_SOURCES", format!("https://x.example/p{sas}")),
+                ],
+                "RECORDINGS_ARCHIVE_SOURCES",
+            ),
+            (
+                vec![
+                    (acs.0, acs.1.into()),
+                    ("ArchiveStorage__blobServiceUri", format!("ftp://a.example/{sas}")),
+                ],
+                "ArchiveStorage__blobServiceUri",
+            ),
+            (
+                vec![
+                    (acs.0, acs.1.into()),
+                    ("ArchiveStorage", "UseDevelopmentStorage=true".into()),
+                    ("RECORDINGS_ARCHIVE_CONTAINER", format!("c{sas}")),
+                ],
+                "RECORDINGS_ARCHIVE_CONTAINER",
+            ),
+            (
+                vec![
+                    (acs.0, acs.1.into()),
+                    ("ArchiveStorage", "UseDevelopmentStorage=true".into()),
+                    (
+                        "RECORDINGS_ARCHIVE_ACCESS_TIER",
+                        format!("Hot;SharedAccessSignature=sv=1&sig={SIG}"),
+                    ),
+                ],
+                "RECORDINGS_ARCHIVE_ACCESS_TIER",
+            ),
+        ] {
+            let vars: Vec<(&str, &str)> = vars.iter().map(|(name, value)| (*name, value.as_str())).collect();
+            let ConfigError(problems) = config(Purpose::Replay, &vars).unwrap_err();
+            let problems = problems.concat();
+            assert!(problems.contains(setting), "{vars:?}: {problems}");
+            assert!(
+                problems.contains("REDACTED"),
+                "the value is quoted, redacted: {problems}"
+            );
+            assert!(!problems.contains(SIG), "{problems}");
+        }
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The embedded store: recording documents as JSON files on local disk, the default on a developer's machine.
 //!
 //! Layout under the data directory: `recordings/{callId}/{id}.json` (exactly the document Cosmos DB holds) and
-//! `quarantine/{id}.json`. Names are encoded so that no id can leave its folder. Every write goes to a temporary file
+//! `quarantine/{id}.json`. Names are encoded so that no id can leave its folder and two ids never share a file where
+//! the file system ignores case ([`crate::local_names`]); a document an earlier version wrote under its own name is
+//! still found, and kept there. Every write goes to a temporary file
 //! that is flushed to disk and renamed over the target, so a crash leaves the old or the new document, never a torn
 //! one. Merges of one call are serialized by an exclusive `flock` on the call's directory, which holds across
 //! threads and processes sharing the directory.
@@ -14,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 
 use super::{Edit, Edited, MergeOutcome, Merged, RecordingStore, StoreError};
-use crate::digest::file_name;
+use crate::local_names;
 use crate::quarantine::QuarantineEntry;
 use crate::recording::RecordingDocument;
 
@@ -74,12 +76,13 @@ impl EmbeddedStore {
         }
     }
 
+    /// The call's folder, found under an earlier version's name too (blocking, like the paths below).
     fn call_dir(&self, call_id: &str) -> PathBuf {
-        self.recordings.join(file_name(call_id))
+        local_names::entry(&self.recordings, call_id, "")
     }
 
     fn document_path(&self, call_id: &str, id: &str) -> PathBuf {
-        self.call_dir(call_id).join(format!("{}.json", file_name(id)))
+        local_names::entry(&self.call_dir(call_id), id, ".json")
     }
 
     fn merge_blocking(&self, update: RecordingDocument) -> Result<Merged, StoreError> {
@@ -182,7 +185,7 @@ impl EmbeddedStore {
     }
 
     fn quarantine_path(&self, id: &str) -> PathBuf {
-        self.quarantine.join(format!("{}.json", file_name(id)))
+        local_names::entry(&self.quarantine, id, ".json")
     }
 
     fn quarantine_blocking(&self, entry: QuarantineEntry) -> Result<(), StoreError> {
@@ -219,13 +222,13 @@ impl RecordingStore for EmbeddedStore {
     }
 
     async fn read(&self, call_id: &str, id: &str) -> Result<Option<RecordingDocument>, StoreError> {
-        let path = self.document_path(call_id, id);
-        blocking(move || read_json(&path)).await
+        let (store, call_id, id) = (self.clone(), call_id.to_owned(), id.to_owned());
+        blocking(move || read_json(&store.document_path(&call_id, &id))).await
     }
 
     async fn read_quarantined(&self, id: &str) -> Result<Option<QuarantineEntry>, StoreError> {
-        let path = self.quarantine_path(id);
-        blocking(move || read_json(&path)).await
+        let (store, id) = (self.clone(), id.to_owned());
+        blocking(move || read_json(&store.quarantine_path(&id))).await
     }
 
     fn location(&self, call_id: &str, id: &str) -> String {
@@ -387,6 +390,68 @@ mod tests {
         assert!(
             !is_inside(&dir.path().join("app-data"), &root),
             "a sibling sharing the prefix is outside"
+        );
+    }
+
+    fn document(recording_id: &str, event_id: &str, chunk: &str) -> RecordingDocument {
+        let event = serde_json::json!({
+            "id": event_id, "topic": "/acs", "eventTime": "2026-11-27T15:20:34Z",
+            "subject": format!("/recording/call/4b1d8a9e-c4ll/serverCallId/s1/recordingId/{recording_id}"),
+            "eventType": "Microsoft.Communication.RecordingFileStatusUpdated",
+            "data": {"recordingStorageInfo": {"recordingChunks": [{"documentId": chunk, "index": 0}]}}});
+        RecordingDocument::from_event(crate::event::Event::parse(&event.to_string()).unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_document_an_earlier_version_wrote_is_still_found_and_kept_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let first = document("eyJQbGF0", "e1", "d0");
+        assert_eq!(first.id, "eyJQbGF0");
+        // The earlier version's name: the id's bytes as they are, whatever their case.
+        let call = dir.path().join("recordings/4b1d8a9e-c4ll");
+        fs::create_dir_all(&call).unwrap();
+        fs::write(call.join("eyJQbGF0.json"), to_json(&first)).unwrap();
+        assert_ne!(
+            store.document_path("4b1d8a9e-c4ll", "EYJQBGF0"),
+            call.join("EYJQBGF0.json")
+        );
+
+        let read = store.read("4b1d8a9e-c4ll", "eyJQbGF0").await.unwrap();
+        assert_eq!(read.as_ref().map(|d| d.chunks.len()), Some(1));
+        assert_eq!(
+            store.read("4b1d8a9e-c4ll", "EYJQBGF0").await.unwrap(),
+            None,
+            "a case variant is another recording"
+        );
+        let merged = store.merge(document("eyJQbGF0", "e2", "d1")).await.unwrap();
+        assert_eq!(merged.outcome, MergeOutcome::Updated);
+        let names: Vec<String> = fs::read_dir(&call)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["eyJQbGF0.json"], "merged into the earlier file, not beside it");
+        let stored = store.read("4b1d8a9e-c4ll", "eyJQbGF0").await.unwrap().unwrap();
+        assert_eq!(stored.chunks.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn documents_whose_ids_differ_only_in_case_get_files_that_differ_in_any_case() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        for id in ["abc", "Abc", "ABC", "abc."] {
+            store.merge(document(id, id, "d0")).await.unwrap();
+        }
+        let mut names: Vec<String> = fs::read_dir(dir.path().join("recordings/4b1d8a9e-c4ll"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_ascii_lowercase())
+            .collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), 4, "{names:?}");
+        assert!(
+            names.iter().all(|name| !name.trim_end_matches(".json").ends_with('.')),
+            "{names:?}"
         );
     }
 }
