@@ -10,7 +10,9 @@ use acs_recording_handler::archive::{self, Archiver};
 use acs_recording_handler::commands::{self, Summary};
 use acs_recording_handler::config::{ACS_VARIABLES, Config, Purpose};
 use acs_recording_handler::error::error_chain;
-use acs_recording_handler::functions::{ArchiveRecording, ArchiveRecordingPoison, Function, RecordingEvent};
+use acs_recording_handler::functions::{
+    ArchiveRecording, ArchiveRecordingPoison, ArchiveSweep, Function, RecordingEvent,
+};
 use acs_recording_handler::host::{self, Readiness};
 use acs_recording_handler::pipeline::{AllowedSources, Pipeline};
 use acs_recording_handler::store;
@@ -105,6 +107,7 @@ async fn serve(config: Config) -> ExitCode {
         return ExitCode::FAILURE;
     };
     let store = pipeline.store().clone();
+    let archival_on = matches!(archival, Archival::On(_));
     let archiver = match archival {
         Archival::On(archiver) => Some(archiver),
         Archival::Off => {
@@ -115,7 +118,8 @@ async fn serve(config: Config) -> ExitCode {
     let functions: Vec<Arc<dyn Function>> = vec![
         Arc::new(RecordingEvent::new(pipeline)),
         Arc::new(ArchiveRecording::new(store.clone(), archiver)),
-        Arc::new(ArchiveRecordingPoison::new(store)),
+        Arc::new(ArchiveRecordingPoison::new(store.clone())),
+        Arc::new(ArchiveSweep::new(store, archival_on)),
     ];
     let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
     info!(port, "listening on 127.0.0.1 for the Functions host");
@@ -153,7 +157,13 @@ async fn open(config: &Config) -> Option<(Pipeline, Archival)> {
     };
     let pipeline = Pipeline::new(store)
         .with_allowed_sources(config.allowed_sources.clone().map(AllowedSources::new))
-        .with_archival(matches!(archival, Archival::On(_)));
+        .with_archival(
+            config
+                .archive
+                .as_ref()
+                .filter(|_| matches!(archival, Archival::On(_)))
+                .map(|archive| archive.sources.clone()),
+        );
     Some((pipeline, archival))
 }
 

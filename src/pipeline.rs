@@ -13,6 +13,7 @@ use time::format_description::well_known::Rfc3339;
 use tracing::{debug, warn};
 
 use crate::archive::ArchiveJob;
+use crate::archive::sources::ArchiveSources;
 use crate::event::Event;
 use crate::quarantine::QuarantineEntry;
 use crate::recording::{RECORDING_EVENT_TYPE, RecordingDocument};
@@ -62,8 +63,9 @@ impl fmt::Display for Outcome {
 pub struct Pipeline {
     store: Arc<dyn RecordingStore>,
     allowed_sources: Option<AllowedSources>,
-    /// Whether chunks are stored `pending` and archive jobs made for them.
-    archival: bool,
+    /// With archival on, the sources files are archived from: chunks are stored `pending` (or `external`, in the
+    /// customer's own storage) and archive jobs made for them.
+    archival: Option<ArchiveSources>,
 }
 
 /// The ACS resources whose events are accepted (`RECORDINGS_ALLOWED_SOURCES`), compared case-insensitively, since
@@ -91,13 +93,14 @@ impl Pipeline {
         Self {
             store,
             allowed_sources: None,
-            archival: false,
+            archival: None,
         }
     }
 
-    /// Stores chunks as `pending` archives and makes an archive job for each one not archived yet.
-    pub fn with_archival(mut self, archival: bool) -> Self {
-        self.archival = archival;
+    /// Stores chunks as `pending` archives and makes an archive job for each one not archived yet; files outside
+    /// `sources` in the customer's own storage are recorded `external`.
+    pub fn with_archival(mut self, sources: Option<ArchiveSources>) -> Self {
+        self.archival = sources;
         self
     }
 
@@ -150,8 +153,12 @@ impl Pipeline {
             warn!(time = %time, "event time is not RFC 3339; the event is stored but ranks oldest among its recording's events");
         }
         let document = match RecordingDocument::from_event(event) {
-            Ok(document) if self.archival => document.with_pending_archives(),
-            Ok(document) => document,
+            Ok(document) => match &self.archival {
+                Some(sources) => {
+                    document.with_archive_states(|url| url::Url::parse(url).is_ok_and(|url| sources.allows(&url)))
+                }
+                None => document,
+            },
             Err(error) => return self.quarantine(text().as_bytes(), error.to_string()).await,
         };
         span.record("recording_id", document.id.as_str());

@@ -978,3 +978,70 @@ async fn recording_job(host: &Host, event: &Value) -> String {
     assert_eq!(texts.len(), 1, "{texts:?}");
     texts[0].clone()
 }
+
+#[tokio::test]
+async fn the_sweep_queues_again_the_chunks_whose_jobs_were_lost() {
+    let acs = AcsServer::start(AcsOptions::default());
+    let host = archiving_host(&acs, &[]).await;
+    let twenty_minutes_ago = (time::OffsetDateTime::now_utc() - time::Duration::minutes(20))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let settled = event_of(&acs, "e1", &twenty_minutes_ago, &[("d0", 10_000), ("d1", 10_000)]);
+    let recent = recording_event(
+        "e2",
+        "call-1",
+        "rec-2",
+        &now(),
+        &[chunk_at(0, "d2", &acs.add_chunk("d2", 10_000))],
+    );
+    for event in [&settled, &recent] {
+        assert!(host.invoke(event).await.succeeded());
+    }
+    assert_eq!(host.drain_queue("recording-archive").len(), 3, "every job is lost");
+
+    let tick = host.fire_timer("ArchiveSweep", false).await;
+    assert!(tick.succeeded(), "{}", tick.log());
+    assert!(
+        tick.log().contains("2 chunk(s) queued again, 1 too recent"),
+        "the recent chunk is left to its own job: {}",
+        tick.log()
+    );
+    assert_eq!(host.queue_texts("recording-archive").len(), 2);
+    host.run_queues(|| false).await;
+    assert_archived(&host, &acs, "d0");
+    assert_archived(&host, &acs, "d1");
+
+    let again = host.fire_timer("ArchiveSweep", true).await;
+    assert!(again.log().contains("0 chunk(s) queued again"), "{}", again.log());
+    assert!(host.queue_texts("recording-archive").is_empty());
+}
+
+#[tokio::test]
+async fn files_acs_wrote_to_the_customers_own_storage_are_recorded_external_with_nothing_to_download() {
+    let acs = AcsServer::start(AcsOptions::default());
+    let host = archiving_host(&acs, &[]).await;
+    let blob = "https://contoso.blob.core.windows.net/recordings/call-1/d0";
+    let own = json!({"documentId": "d0", "index": 0, "contentLocation": format!("{blob}/video.mp4"),
+                     "metadataLocation": format!("{blob}/metadata.json")});
+    // An export that failed leaves the files at ACS: that chunk is archived as usual.
+    let at_acs = chunk_at(1, "d1", &acs.add_chunk("d1", 10_000));
+    let mut event = recording_event("e1", "call-1", "rec-1", &now(), &[own, at_acs]);
+    event["data"]["storageType"] = json!("AzureBlob");
+    let answer = host.invoke(&event).await;
+    assert!(answer.succeeded(), "{}", answer.log());
+    assert_eq!(
+        host.queue_texts("recording-archive").len(),
+        1,
+        "no job for the external chunk"
+    );
+    let report = host.run_queues(|| false).await;
+    assert_eq!((report.failures, report.poisoned), (0, 0));
+    let external = stored_chunk(&host, "call-1", "rec-1", "d0")["archive"].clone();
+    assert_eq!(external["state"], "external", "{external}");
+    assert_eq!(external["contentLocation"], format!("{blob}/video.mp4"));
+    assert_archived(&host, &acs, "d1");
+    assert!(
+        acs.requests().iter().all(|r| !r.path.contains("/d0")),
+        "nothing was requested for d0"
+    );
+}

@@ -375,3 +375,59 @@ async fn with_entra_id_the_apps_managed_identity_signs_in_to_cosmos() {
         "Cosmos DB's scope: {asked:?}"
     );
 }
+
+#[tokio::test]
+async fn cosmos_unfinished_archives_are_the_recordings_with_a_chunk_to_sweep() {
+    let target = CosmosTarget::start();
+    contract::unfinished_archives_are_the_recordings_with_a_chunk_to_sweep(store(&target).await).await;
+}
+
+#[tokio::test]
+async fn the_archive_sweep_is_one_query_over_the_container() {
+    let target = CosmosTarget::start();
+    if !target.is_local() {
+        return; // requests are counted by the local server
+    }
+    let store = store(&target).await;
+    let recordings = 50;
+    for i in 0..recordings {
+        let chunks = [chunk(0, &format!("r{i}-d0")), chunk(1, &format!("r{i}-d1"))];
+        let event = recording_event(&format!("e{i}"), &format!("call-{i}"), &format!("r{i}"), T1, &chunks);
+        let mut update = contract::document(&event).with_pending_archives();
+        if i % 5 != 0 {
+            // Four in five recordings are archived already: the sweep must not read them back.
+            for chunk in ["d0", "d1"] {
+                let id = format!("r{i}-{chunk}");
+                let file = |kind: &str| acs_recording_handler::recording::ArchivedFile {
+                    location: format!("file:///archive/{id}.{kind}"),
+                    bytes: 1,
+                    sha256: "00".repeat(32),
+                };
+                let archived = acs_recording_handler::recording::ChunkArchive::archived(
+                    file("mp4"),
+                    file("json"),
+                    T1.to_owned(),
+                    1,
+                );
+                update.record_archive(&id, &archived);
+            }
+        }
+        store.merge(update).await.unwrap();
+    }
+    let before = target.requests_since(0).await.len();
+    let found = store.unfinished_archives().await.unwrap();
+    let requests: Vec<String> = target
+        .requests_since(before)
+        .await
+        .into_iter()
+        .filter(|r| r.contains("/docs"))
+        .collect();
+    assert_eq!(found.len(), recordings / 5, "only the recordings with a chunk to sweep");
+    assert_eq!(requests.len(), 1, "one query, one page: {requests:#?}");
+    assert!(requests[0].starts_with("POST "), "{requests:#?}");
+    println!(
+        "archive sweep on the Cosmos DB test server: {} request(s) for {} of {recordings} recordings",
+        requests.len(),
+        found.len()
+    );
+}

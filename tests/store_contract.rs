@@ -101,3 +101,14 @@ async fn embedded_an_events_archive_claims_are_never_stored_as_states() {
 async fn memory_an_events_archive_claims_are_never_stored_as_states() {
     contract::an_events_archive_claims_are_never_stored_as_states(Arc::new(MemoryStore::new())).await;
 }
+
+#[tokio::test]
+async fn embedded_unfinished_archives_are_the_recordings_with_a_chunk_to_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    contract::unfinished_archives_are_the_recordings_with_a_chunk_to_sweep(embedded(&dir)).await;
+}
+
+#[tokio::test]
+async fn memory_unfinished_archives_are_the_recordings_with_a_chunk_to_sweep() {
+    contract::unfinished_archives_are_the_recordings_with_a_chunk_to_sweep(Arc::new(MemoryStore::new())).await;
+}

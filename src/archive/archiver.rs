@@ -232,7 +232,7 @@ impl Archiver {
 pub async fn give_up(store: &dyn RecordingStore, job: &ArchiveJob) -> Result<JobOutcome, JobError> {
     let reason = "archiving failed on every attempt the queue allows (host.json's maxDequeueCount); the \
                   ArchiveRecording function's log has each error, and `handler archive` tries again";
-    record(store, job, ChunkArchive::failed(reason, 0)).await
+    record(store, job, ChunkArchive::gave_up(reason, 0)).await
 }
 
 /// Merges a result into the chunk's archive state; the outcome is the state the chunk ends in.

@@ -14,6 +14,7 @@ pub mod blob;
 pub mod embedded;
 pub mod job;
 pub mod sources;
+pub mod sweep;
 
 use std::sync::Arc;
 

@@ -6,6 +6,7 @@
 
 pub mod archive_recording;
 pub mod archive_recording_poison;
+pub mod archive_sweep;
 pub mod recording_event;
 
 use std::time::Duration;
@@ -18,6 +19,7 @@ use crate::store::StoreError;
 
 pub use archive_recording::ArchiveRecording;
 pub use archive_recording_poison::ArchiveRecordingPoison;
+pub use archive_sweep::ArchiveSweep;
 pub use recording_event::RecordingEvent;
 
 #[async_trait]

@@ -1,8 +1,10 @@
 //! A chunk's archive state in the recording document (`chunks[].archive`), and how two states of one chunk merge.
 //!
-//! States rank `pending` < `failed` < `expired` < `archived`: a failure may be followed by a success (a retry, or
-//! `handler archive`), files found gone are more definite than a failure to fetch them, and archived files are the
-//! truth whatever else was reported. A merge keeps the higher-ranked state — equal ranks are settled by the greater
+//! States rank `external` < `pending` < `failed` < `expired` < `archived`: a failure may be followed by a success (a
+//! retry, or `handler archive`), files found gone are more definite than a failure to fetch them, and archived files
+//! are the truth whatever else was reported. `external` (the files are in the customer's own storage, nothing to
+//! download) ranks lowest, so that an event that announces the same chunk at ACS (an export that failed) still gets
+//! it archived. A merge keeps the higher-ranked state — equal ranks are settled by the greater
 //! JSON, so the outcome never depends on arrival order — with the most `attempts` either side counted. That makes it
 //! commutative, associative and idempotent like the rest of the document's merge: a redelivered or reordered event
 //! never turns `archived` back into `pending`, and an archive result and a concurrent event never lose each other.
@@ -18,6 +20,9 @@ pub const FIELD: &str = "archive";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ArchiveStatus {
+    /// ACS wrote the files to the customer's own storage (bring your own storage): there is nothing to download, and
+    /// the state keeps where they are. Final.
+    External,
     /// Announced and not yet archived (written when the event is stored with archival on).
     Pending,
     /// Archiving gave up (every retry failed, or the files' URL is not an allowed source); `reason` says why.
@@ -31,6 +36,7 @@ pub enum ArchiveStatus {
 impl ArchiveStatus {
     pub fn as_str(self) -> &'static str {
         match self {
+            ArchiveStatus::External => "external",
             ArchiveStatus::Pending => "pending",
             ArchiveStatus::Failed => "failed",
             ArchiveStatus::Expired => "expired",
@@ -70,6 +76,10 @@ pub struct ChunkArchive {
     /// Why the chunk is `expired` or `failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Set on a `failed` state that a later job may still turn around: the queue gave up after its retries (not a
+    /// URL outside the allowed sources). The archive sweep queues such chunks again while ACS keeps their files.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retryable: bool,
     /// Why an archived chunk's files were not deleted at ACS although `RECORDINGS_DELETE_AFTER_ARCHIVE` asked for it
     /// (its `deleteLocation` is not the object its files lie under, say).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -91,6 +101,7 @@ impl ChunkArchive {
             metadata_sha256: None,
             archived_at: None,
             reason: None,
+            retryable: false,
             delete_skipped: None,
             attempts,
         }
@@ -113,6 +124,16 @@ impl ChunkArchive {
         }
     }
 
+    /// The files are where the event says, in the customer's storage: their locations are kept, and nothing is
+    /// downloaded.
+    pub fn external(content_location: Option<String>, metadata_location: Option<String>) -> Self {
+        Self {
+            content_location,
+            metadata_location,
+            ..Self::with_state(ArchiveStatus::External, 0)
+        }
+    }
+
     pub fn expired(reason: impl Into<String>, attempts: u32) -> Self {
         Self {
             reason: Some(reason.into()),
@@ -124,6 +145,14 @@ impl ChunkArchive {
         Self {
             reason: Some(reason.into()),
             ..Self::with_state(ArchiveStatus::Failed, attempts)
+        }
+    }
+
+    /// `failed` after the queue's last retry: a later job may still succeed (see [`ChunkArchive::retryable`]).
+    pub fn gave_up(reason: impl Into<String>, attempts: u32) -> Self {
+        Self {
+            retryable: true,
+            ..Self::failed(reason, attempts)
         }
     }
 
@@ -160,15 +189,21 @@ impl ChunkArchive {
     pub fn needs_archiving(&self) -> bool {
         matches!(self.state, ArchiveStatus::Pending | ArchiveStatus::Failed)
     }
+
+    /// Whether the archive sweep queues a job for the chunk: `pending`, or `failed` and retryable.
+    pub fn needs_sweeping(&self) -> bool {
+        self.state == ArchiveStatus::Pending || (self.state == ArchiveStatus::Failed && self.retryable)
+    }
 }
 
 /// The rank of an `archive` value; a value of a shape this handler never writes ranks below every state.
 fn rank(value: &Value) -> i8 {
     match value.get("state").and_then(Value::as_str) {
-        Some("pending") => 0,
-        Some("failed") => 1,
-        Some("expired") => 2,
-        Some("archived") => 3,
+        Some("external") => 0,
+        Some("pending") => 1,
+        Some("failed") => 2,
+        Some("expired") => 3,
+        Some("archived") => 4,
         _ => -1,
     }
 }
@@ -215,7 +250,9 @@ mod tests {
     fn states() -> Vec<Value> {
         vec![
             ChunkArchive::pending().to_value(),
+            ChunkArchive::external(Some("https://contoso.blob.core.windows.net/r/c.mp4".into()), None).to_value(),
             ChunkArchive::failed("503 ten times", 10).to_value(),
+            ChunkArchive::gave_up("the queue gave up", 10).to_value(),
             ChunkArchive::failed("not an allowed source", 1).to_value(),
             ChunkArchive::expired("ACS answered 404", 2).to_value(),
             ChunkArchive::archived(file("a"), file("m"), "2026-11-28T10:00:00Z".into(), 3).to_value(),

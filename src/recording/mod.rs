@@ -239,14 +239,38 @@ impl RecordingDocument {
         changed
     }
 
-    /// Marks every chunk that has a `documentId` and no archive state yet as `pending`: how an event is stored when
-    /// archival is on. Chunks without a `documentId` cannot be archived (nothing names their job) and stay as they
-    /// are.
-    pub fn with_pending_archives(mut self) -> Self {
+    /// Marks every chunk that has a `documentId` and no archive state yet as `pending`. Chunks without a
+    /// `documentId` cannot be archived (nothing names their job) and stay as they are.
+    pub fn with_pending_archives(self) -> Self {
+        self.with_archive_states(|_| true)
+    }
+
+    /// How an event is stored when archival is on: every chunk that has a `documentId` gets its first archive state
+    /// — `pending`, or `external` when the event says ACS wrote the files to the customer's own storage
+    /// (`storageType` `AzureBlob`) and neither file is at a source `is_acs_source` accepts (an export that failed
+    /// leaves them at ACS, to be archived as usual).
+    pub fn with_archive_states(mut self, is_acs_source: impl Fn(&str) -> bool) -> Self {
+        let own_storage = self
+            .data
+            .get("storageType")
+            .and_then(Value::as_str)
+            .is_some_and(|storage| storage.eq_ignore_ascii_case("AzureBlob"));
         for chunk in &mut self.chunks {
-            if matches!(chunk.get("documentId"), Some(Value::String(_))) && !chunk.contains_key(archive::FIELD) {
-                chunk.insert(archive::FIELD.to_owned(), ChunkArchive::pending().to_value());
+            if !matches!(chunk.get("documentId"), Some(Value::String(_))) || chunk.contains_key(archive::FIELD) {
+                continue;
             }
+            let location = |field: &str| chunk.get(field).and_then(Value::as_str).map(str::to_owned);
+            let (content, metadata) = (location("contentLocation"), location("metadataLocation"));
+            let at_acs = [&content, &metadata]
+                .into_iter()
+                .flatten()
+                .any(|url| is_acs_source(url));
+            let state = if own_storage && !at_acs && content.is_some() {
+                ChunkArchive::external(content, metadata)
+            } else {
+                ChunkArchive::pending()
+            };
+            chunk.insert(archive::FIELD.to_owned(), state.to_value());
         }
         self
     }
@@ -262,6 +286,13 @@ impl RecordingDocument {
     /// no state, or its state is not one this handler writes.
     pub fn chunk_archive(&self, chunk_id: &str) -> Option<ChunkArchive> {
         ChunkArchive::of(self.chunk(chunk_id)?)
+    }
+
+    /// Whether a chunk's archive state asks the archive sweep for a job (see [`ChunkArchive::needs_sweeping`]).
+    pub fn has_chunks_to_sweep(&self) -> bool {
+        self.chunks
+            .iter()
+            .any(|chunk| ChunkArchive::of(chunk).is_some_and(|state| state.needs_sweeping()))
     }
 
     /// The chunk's locations at ACS, as the events announced them (the merged document's, not any one event's).
@@ -618,6 +649,50 @@ mod tests {
             .clone()
             .merge(forged(claims[0].clone()).with_pending_archives());
         assert_eq!(merged.chunk_archive("d0"), Some(result));
+    }
+
+    #[test]
+    fn chunks_in_the_customers_own_storage_are_external_and_an_export_failure_is_archived() {
+        let own = |content: &str| {
+            json!({"documentId": "d0", "index": 0, "contentLocation": content,
+                   "metadataLocation": content.replace("video.mp4", "metadata.json")})
+        };
+        let byos = |chunk: Value| {
+            recording(
+                "a",
+                "2021-07-27T15:20:01Z",
+                vec![chunk],
+                json!({"storageType": "AzureBlob"}),
+            )
+            .with_archive_states(|url| url.starts_with("https://us-storage.asm.skype.com/"))
+        };
+        let blob = "https://contoso.blob.core.windows.net/recordings/d0/video.mp4";
+        let external = byos(own(blob));
+        let state = external.chunk_archive("d0").unwrap();
+        assert_eq!(state.state, ArchiveStatus::External);
+        assert_eq!(state.content_location.as_deref(), Some(blob), "the locations are kept");
+        assert!(
+            external.still_to_archive(&["d0".to_owned()]).is_empty(),
+            "nothing to download"
+        );
+
+        let at_acs = byos(own("https://us-storage.asm.skype.com/v1/objects/d0/content/video.mp4"));
+        assert_eq!(
+            at_acs.chunk_archive("d0"),
+            Some(ChunkArchive::pending()),
+            "an export that failed"
+        );
+        let merged = external.clone().merge(at_acs.clone());
+        assert_eq!(merged.chunk_archive("d0").unwrap().state, ArchiveStatus::Pending);
+        assert_eq!(merged, at_acs.merge(external), "in either order");
+
+        let acs_storage =
+            recording("b", "2021-07-27T15:20:01Z", vec![own(blob)], json!({})).with_archive_states(|_| false);
+        assert_eq!(
+            acs_storage.chunk_archive("d0"),
+            Some(ChunkArchive::pending()),
+            "only an event that says so is in the customer's storage"
+        );
     }
 
     #[test]

@@ -116,6 +116,15 @@ pub trait RecordingStore: Send + Sync {
     /// Every stored document, or a call's, for tools (`handler archive`).
     async fn documents(&self, call_id: Option<&str>) -> Result<Vec<RecordingDocument>, StoreError>;
 
+    /// The documents with at least one chunk the archive sweep may queue a job for (`pending`, or `failed` and
+    /// retryable; see [`crate::archive::sweep`]). The embedded and memory stores read every document; Cosmos DB
+    /// answers one query over the container, paged.
+    async fn unfinished_archives(&self) -> Result<Vec<RecordingDocument>, StoreError> {
+        let mut documents = self.documents(None).await?;
+        documents.retain(RecordingDocument::has_chunks_to_sweep);
+        Ok(documents)
+    }
+
     /// Reads a quarantined entry, for tools and tests.
     async fn read_quarantined(&self, id: &str) -> Result<Option<QuarantineEntry>, StoreError>;
 

@@ -271,3 +271,61 @@ pub async fn an_events_archive_claims_are_never_stored_as_states(store: Arc<dyn 
     }
     assert_eq!(stored.chunk("d1").unwrap()["extraData"]["archive"], claims[1]);
 }
+
+/// The archive sweep's question: the recordings with a chunk still `pending`, or `failed` and retryable — and no
+/// other (every chunk archived, expired, or failed for good).
+pub async fn unfinished_archives_are_the_recordings_with_a_chunk_to_sweep(store: Arc<dyn RecordingStore>) {
+    let stored = |recording: &str, indexes: &[u64]| {
+        chunked(
+            &format!("e-{recording}"),
+            "call-8",
+            recording,
+            "2026-11-27T15:20:01Z",
+            indexes,
+        )
+        .with_pending_archives()
+    };
+    for (recording, indexes) in [
+        ("pending", &[0, 1][..]),
+        ("done", &[0]),
+        ("gave-up", &[0]),
+        ("refused", &[0]),
+    ] {
+        store.merge(stored(recording, indexes)).await.unwrap();
+    }
+    record(
+        store.as_ref(),
+        "call-8",
+        "pending",
+        "pending-d000",
+        archived("pending-d000"),
+    )
+    .await;
+    record(store.as_ref(), "call-8", "done", "done-d000", archived("done-d000")).await;
+    record(
+        store.as_ref(),
+        "call-8",
+        "gave-up",
+        "gave-up-d000",
+        ChunkArchive::gave_up("the queue gave up", 10),
+    )
+    .await;
+    record(
+        store.as_ref(),
+        "call-8",
+        "refused",
+        "refused-d000",
+        ChunkArchive::failed("not an allowed source", 1),
+    )
+    .await;
+    let mut found: Vec<String> = store
+        .unfinished_archives()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|document| document.call_id == "call-8")
+        .map(|document| document.id)
+        .collect();
+    found.sort();
+    assert_eq!(found, ["gave-up", "pending"]);
+}

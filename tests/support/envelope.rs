@@ -101,6 +101,27 @@ pub fn queue(function: &str, binding: &str, message: &QueueMessage) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The body the host posts for one timer trigger invocation: the timer's `TimerInfo` in `Data` — its schedule,
+/// its schedule status (`null` unless the timer's schedule is monitored) and whether the tick is past due — and
+/// the same object, with `sys`, in `Metadata`.
+pub fn timer(function: &str, binding: &str, past_due: bool) -> Vec<u8> {
+    let info = json!({
+        "Schedule": { "AdjustForDST": true },
+        "ScheduleStatus": {
+            "Last": "2026-11-28T11:50:00+00:00",
+            "Next": "2026-11-28T12:10:00+00:00",
+            "LastUpdated": "2026-11-28T12:00:00+00:00",
+        },
+        "IsPastDue": past_due,
+    });
+    json!({
+        "Data": { binding: info },
+        "Metadata": { binding: info, "sys": sys(function) },
+    })
+    .to_string()
+    .into_bytes()
+}
+
 /// A queue message as the host hands it to a function.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueueMessage {

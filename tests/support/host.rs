@@ -668,6 +668,19 @@ impl Host {
         self.shared.queues.lock().unwrap().texts(queue)
     }
 
+    /// Removes every message of a queue, returning their texts: a message lost between the host and the queue.
+    pub fn drain_queue(&self, queue: &str) -> Vec<String> {
+        self.shared.queues.lock().unwrap().drain(queue)
+    }
+
+    /// Fires a timer trigger function once, as the host's timer does on its schedule, and writes its queue outputs.
+    pub async fn fire_timer(&self, function: &str, past_due: bool) -> Invocation {
+        let trigger = self.app.function(function).trigger();
+        assert_eq!(trigger.kind, "timerTrigger", "{function} is not timer-triggered");
+        let body = envelope::timer(function, &trigger.name, past_due);
+        self.post_to(function, body).await
+    }
+
     /// Runs the queue triggers as the host's queue listeners do: delivers each triggered queue's visible messages to
     /// its function, `batchSize` at a time, deletes a message when its invocation succeeds, makes it visible again
     /// after `visibilityTimeout` when it fails, and moves it to the poison queue after `maxDequeueCount` deliveries.

@@ -73,6 +73,14 @@ impl Queues {
         });
     }
 
+    /// Removes every message of `queue`, visible or not; returns their texts.
+    pub fn drain(&mut self, queue: &str) -> Vec<String> {
+        self.queues
+            .remove(queue)
+            .map(|waiting| waiting.into_iter().map(|stored| stored.message.text).collect())
+            .unwrap_or_default()
+    }
+
     /// Takes up to `batch` visible messages of `queue` for delivery, each with its dequeue count raised.
     pub fn take(&mut self, queue: &str, batch: usize) -> Vec<QueueMessage> {
         let now = Instant::now();

@@ -63,7 +63,36 @@ pub struct CosmosStore {
     place: String,
 }
 
+/// The recordings with a chunk the archive sweep may queue (`RecordingDocument::has_chunks_to_sweep`), in one query
+/// over the container.
+const UNFINISHED_ARCHIVES: &str = "SELECT * FROM c WHERE EXISTS(SELECT VALUE ch FROM ch IN c.chunks WHERE \
+                                   ch.archive.state = 'pending' OR (ch.archive.state = 'failed' AND \
+                                   ch.archive.retryable = true))";
+
 impl CosmosStore {
+    /// The recording documents a query selects, every page of it.
+    async fn query_recordings(&self, query: &str, scope: FeedScope) -> Result<Vec<RecordingDocument>, StoreError> {
+        use futures_util::TryStreamExt;
+        let items: Vec<Map<String, Value>> = self
+            .recordings
+            .query_items(query, scope, None)
+            .await
+            .map_err(|e| cosmos_error("query the recordings", e))?
+            .try_collect()
+            .await
+            .map_err(|e| cosmos_error("query the recordings", e))?;
+        items
+            .into_iter()
+            .map(|mut fields| {
+                fields.retain(|name, _| !name.starts_with('_'));
+                serde_json::from_value(Value::Object(fields)).map_err(|source| StoreError::Invalid {
+                    what: "a Cosmos DB recording document".to_owned(),
+                    source,
+                })
+            })
+            .collect()
+    }
+
     /// Builds the one client of the process from the configuration, checks that the account takes writes in one
     /// region (or that the configuration accepts several), then opens the containers.
     pub async fn connect(config: &CosmosConfig) -> Result<Self, StoreError> {
@@ -210,29 +239,16 @@ impl RecordingStore for CosmosStore {
     }
 
     async fn documents(&self, call_id: Option<&str>) -> Result<Vec<RecordingDocument>, StoreError> {
-        use futures_util::TryStreamExt;
         let scope = match call_id {
             Some(call_id) => FeedScope::partition(call_id.to_owned()),
             None => FeedScope::full_container(),
         };
-        let items: Vec<Map<String, Value>> = self
-            .recordings
-            .query_items("SELECT * FROM c", scope, None)
+        self.query_recordings("SELECT * FROM c", scope).await
+    }
+
+    async fn unfinished_archives(&self) -> Result<Vec<RecordingDocument>, StoreError> {
+        self.query_recordings(UNFINISHED_ARCHIVES, FeedScope::full_container())
             .await
-            .map_err(|e| cosmos_error("query the recordings", e))?
-            .try_collect()
-            .await
-            .map_err(|e| cosmos_error("query the recordings", e))?;
-        items
-            .into_iter()
-            .map(|mut fields| {
-                fields.retain(|name, _| !name.starts_with('_'));
-                serde_json::from_value(Value::Object(fields)).map_err(|source| StoreError::Invalid {
-                    what: "a Cosmos DB recording document".to_owned(),
-                    source,
-                })
-            })
-            .collect()
     }
 
     async fn quarantine(&self, entry: QuarantineEntry) -> Result<(), StoreError> {

@@ -1,0 +1,74 @@
+//! `ArchiveSweep`: the timer trigger (`0 */10 * * * *`) that queues a job again for every chunk whose own job was
+//! lost — still `pending`, or `failed` after the queue gave up — while ACS keeps its files ([`crate::archive::sweep`]).
+//!
+//! The host posts the timer's state (`{Schedule, ScheduleStatus, IsPastDue}`); the sweep needs none of it: whenever
+//! it runs, late or not, it looks at the store as it is. A store it cannot read fails the invocation, and the next
+//! tick tries again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use time::OffsetDateTime;
+use tracing::warn;
+
+use super::{Function, FunctionError};
+use crate::archive::ArchiveJob;
+use crate::archive::sweep::sweep;
+use crate::host::InvocationReply;
+use crate::store::RecordingStore;
+
+/// The function's folder and route.
+pub const NAME: &str = "ArchiveSweep";
+/// The queue output binding's name in `ArchiveSweep/function.json`: `recording-archive`, as `RecordingEvent`'s.
+pub const ARCHIVE_JOBS: &str = "archiveJobs";
+
+/// One query and an answer: well inside the ten minutes between ticks.
+const BUDGET: Duration = Duration::from_secs(5 * 60);
+
+pub struct ArchiveSweep {
+    store: Arc<dyn RecordingStore>,
+    /// Whether archival is on; with it off there is nothing to queue.
+    archival: bool,
+}
+
+impl ArchiveSweep {
+    pub fn new(store: Arc<dyn RecordingStore>, archival: bool) -> Self {
+        Self { store, archival }
+    }
+}
+
+#[async_trait]
+impl Function for ArchiveSweep {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn budget(&self) -> Duration {
+        BUDGET
+    }
+
+    async fn invoke(&self, _body: &[u8]) -> Result<InvocationReply, FunctionError> {
+        if !self.archival {
+            return Ok(InvocationReply::with_log(
+                "archive sweep: archival is off; nothing to queue",
+            ));
+        }
+        let documents = self.store.unfinished_archives().await?;
+        let found = sweep(&documents, OffsetDateTime::now_utc());
+        if !found.jobs.is_empty() {
+            warn!(
+                jobs = found.jobs.len(),
+                "the archive sweep found chunks whose archive job was lost or gave up, and queued them again"
+            );
+        }
+        let reply = InvocationReply::with_log(found.to_string());
+        Ok(if found.jobs.is_empty() {
+            reply
+        } else {
+            let jobs = found.jobs.iter().map(ArchiveJob::to_value).collect();
+            reply.with_output(ARCHIVE_JOBS, Value::Array(jobs))
+        })
+    }
+}
