@@ -179,3 +179,49 @@ fn archive_command_needs_archival_to_be_on() {
     assert_eq!(code, Some(2));
     assert!(stderr.contains("archival is off: set AcsConnection"), "{stderr}");
 }
+
+#[test]
+fn replay_and_archive_survive_times_at_the_edges_of_the_calendar() {
+    let dir = tempfile::tempdir().unwrap();
+    let acs = AcsServer::start(AcsOptions::default());
+    let late = recording_event(
+        "e1",
+        "call-1",
+        "rec-1",
+        "9999-12-31T23:59:59.9999999Z",
+        &[chunk_at(0, "d0", &acs.add_chunk("d0", 20_000))],
+    );
+    let mut unnamed = support::events::event_grid(
+        "e2",
+        "/recording/call/call-2",
+        &now(),
+        support::events::recording_data(&[chunk_at(0, "d1", &acs.add_chunk("d1", 20_000))]),
+    );
+    unnamed["data"]["recordingStartTime"] = json!("9999-12-31T23:30:00-01:00");
+    let path = dir.path().join("edges.json");
+    std::fs::write(&path, json!([late, unnamed]).to_string()).unwrap();
+    // Stored first without archiving, so that `handler archive` finds both chunks pending in the store.
+    let (code, stdout, stderr) = run(
+        dir.path(),
+        &archival(&acs),
+        &["replay", "--no-archive", path.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("2 stored"), "{stdout}");
+    let (code, stdout, stderr) = run(dir.path(), &archival(&acs), &["archive"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let states: Vec<String> = documents(&dir.path().join(".data"))
+        .iter()
+        .map(|doc| {
+            doc["chunks"][0]["archive"]["state"]
+                .as_str()
+                .unwrap_or("none")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(states, ["archived", "archived"], "{stdout}");
+    // And replayed again, archiving inline: nothing left to do, nothing crashes.
+    let (code, stdout, stderr) = run(dir.path(), &archival(&acs), &["replay", path.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+}
