@@ -19,6 +19,7 @@ pub mod local_names;
 pub mod pipeline;
 pub mod quarantine;
 pub mod recording;
+pub mod retry;
 pub mod secret;
 pub mod store;
 pub mod subject;

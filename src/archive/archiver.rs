@@ -10,9 +10,8 @@
 //! final does nothing.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tracing::warn;
@@ -27,15 +26,6 @@ use crate::store::{RecordingStore, StoreError};
 /// job is acknowledged with nothing to do. A job can arrive before its document is visible to this instance (Cosmos
 /// DB's session consistency holds per client, and the queue may hand the job to another instance at once).
 const DEQUEUES_BEFORE_NO_DOCUMENT: u32 = 3;
-
-/// How deletions at ACS are retried once both files are archived: a few quick tries, since a failure only leaves
-/// files that ACS deletes within a day anyway.
-fn delete_retries() -> ExponentialBuilder {
-    ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(500))
-        .with_max_delay(Duration::from_secs(2))
-        .with_max_times(2)
-}
 
 /// Runs archive jobs against one store, one archive and one ACS client.
 #[derive(Clone)]
@@ -214,7 +204,7 @@ impl Archiver {
     /// and ACS deletes them within a day anyway.
     async fn delete_at_acs(&self, job: &ArchiveJob, url: &str) {
         let deleted = (|| self.acs.delete(url))
-            .retry(delete_retries())
+            .retry(crate::retry::acs_delete())
             .when(|e: &DownloadError| !e.is_refusal())
             .await;
         if let Err(e) = deleted {
@@ -380,7 +370,7 @@ mod tests {
             JobError::Download(DownloadError::RedirectRefused {
                 origin: "https://evil.example".into(),
             }),
-            JobError::Store(StoreError::TimedOut(Duration::from_secs(1))),
+            JobError::Store(StoreError::TimedOut(std::time::Duration::from_secs(1))),
             JobError::NotStoredYet,
         ];
         for error in ours {

@@ -5,9 +5,8 @@ pub mod archive;
 pub mod replay;
 
 use std::io::Write;
-use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::archive::archiver::JobError;
@@ -21,18 +20,6 @@ pub trait Summary: std::fmt::Display {
 
 /// Items in a run from which a progress bar is shown (when stderr is a terminal).
 const PROGRESS_FROM: usize = 50;
-/// Attempts per item when a store or ACS fails; the waits between them grow from the first.
-const ATTEMPTS: usize = 3;
-const FIRST_RETRY_WAIT: Duration = Duration::from_millis(500);
-
-/// The retries a command gives an item before reporting it failed.
-fn retry_policy() -> ExponentialBuilder {
-    ExponentialBuilder::default()
-        .with_min_delay(FIRST_RETRY_WAIT)
-        .with_factor(4.0)
-        .with_max_times(ATTEMPTS - 1)
-}
-
 /// A progress bar over `total` items, hidden for short runs.
 fn progress(total: usize, unit: &str) -> ProgressBar {
     let bar = if total >= PROGRESS_FROM {
@@ -86,7 +73,7 @@ async fn archive_inline(
     out: &mut impl Write,
 ) -> std::io::Result<()> {
     let run = || archiver.run(job, attempt);
-    let result: Result<JobOutcome, JobError> = run.retry(retry_policy()).await;
+    let result: Result<JobOutcome, JobError> = run.retry(crate::retry::command_item()).await;
     let line = match &result {
         Ok(outcome) => {
             let count = match outcome {

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use backon::Retryable;
 use serde_json::value::RawValue;
 
-use super::{ArchiveCounts, archive_inline, progress, retry_policy};
+use super::{ArchiveCounts, archive_inline, progress};
 use crate::archive::Archiver;
 use crate::error::error_chain;
 use crate::host::invocation::unwrap_object;
@@ -157,7 +157,9 @@ fn describe(pipeline: &Pipeline, outcome: &Outcome) -> String {
 }
 
 async fn process_with_retries(pipeline: &Pipeline, event: &str) -> Result<Outcome, crate::store::StoreError> {
-    (|| pipeline.process_event(event)).retry(retry_policy()).await
+    (|| pipeline.process_event(event))
+        .retry(crate::retry::command_item())
+        .await
 }
 
 /// The events of a file: a single event or an array of them, each an object or a string holding one. Elements that

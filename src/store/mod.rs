@@ -9,10 +9,9 @@ pub mod memory;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use tracing::{info, warn};
 
 use crate::config::StoreConfig;
@@ -223,10 +222,6 @@ impl StoreError {
     }
 }
 
-/// How long opening the store keeps trying through transient failures (throttling, an outage); the host waits
-/// about 30 s for a new worker to answer, and Event Grid keeps the events meanwhile.
-const OPEN_PATIENCE: Duration = Duration::from_secs(20);
-
 /// Opens the configured store, trying again through transient failures for [`OPEN_PATIENCE`]; a problem an
 /// operator must fix stops at once. `app_root` is the function app's folder when running under the host.
 pub async fn open(config: &StoreConfig, app_root: Option<&Path>) -> Result<Arc<dyn RecordingStore>, StoreError> {
@@ -248,13 +243,8 @@ pub async fn open(config: &StoreConfig, app_root: Option<&Path>) -> Result<Arc<d
             Ok(Arc::new(store))
         }
         StoreConfig::Cosmos(cosmos) => {
-            let policy = ExponentialBuilder::default()
-                .with_min_delay(Duration::from_millis(250))
-                .with_max_delay(Duration::from_secs(4))
-                .without_max_times()
-                .with_total_delay(Some(OPEN_PATIENCE));
             let store = (|| CosmosStore::connect(cosmos))
-                .retry(policy)
+                .retry(crate::retry::store_open())
                 .when(|e: &StoreError| !e.needs_operator())
                 .notify(|e: &StoreError, _| warn!(error = %error_chain(e), "cannot reach Cosmos DB yet; trying again"))
                 .await?;
