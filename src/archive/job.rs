@@ -94,10 +94,11 @@ impl ArchiveJob {
         Ok(job)
     }
 
-    /// The moment after which ACS may have deleted the files; `None` when the event time is unknown.
+    /// The moment after which ACS may have deleted the files; `None` when the event time is unknown, or so late in
+    /// the calendar that a day after it is past the last representable instant.
     pub fn deadline(&self) -> Option<OffsetDateTime> {
         let time = EventTime::parse(self.event_time.as_deref()?)?;
-        Some(time.instant + ACS_RETENTION)
+        time.instant.checked_add(ACS_RETENTION)
     }
 
     /// The content file's extension, from the recording's format: `mp4`, `mp3`, `wav`; `bin` when unknown.
