@@ -4,8 +4,10 @@
 
 mod support;
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
+use acs_recording_handler::config::{HOST_VARIABLES, SETTINGS};
 use serde_json::{Value, json};
 use support::events::{call_ended, chunk, recording_event};
 use support::host::Stream;
@@ -41,32 +43,66 @@ fn function_app_files_follow_the_host_contract() {
         values["AzureWebJobsStorage"].is_string(),
         "Core Tools needs AzureWebJobsStorage"
     );
-    for ours in [
-        "CosmosDbConnection",
-        "CosmosDbConnection__accountEndpoint",
-        "CosmosDbConnection__credential",
-        "CosmosDbConnection__clientId",
-        "RECORDINGS_DATABASE",
-        "RECORDINGS_CONTAINER",
-        "RECORDINGS_QUARANTINE_CONTAINER",
-        "RECORDINGS_CREATE_IF_NOT_EXISTS",
-        "RECORDINGS_ALLOW_MULTI_REGION_WRITES",
-        "RECORDINGS_ALLOWED_SOURCES",
-        "RECORDINGS_DATA_DIR",
-        "RECORDINGS_LOG_FORMAT",
-        "RECORDINGS_STORE",
-        "AcsConnection",
-        "AcsConnection__endpoint",
-        "ArchiveStorage",
-        "ArchiveStorage__blobServiceUri",
-        "ArchiveStorage__credential",
-        "ArchiveStorage__clientId",
-        "RECORDINGS_ARCHIVE_CONTAINER",
-        "RECORDINGS_ARCHIVE_ACCESS_TIER",
-        "RUST_LOG",
-    ] {
-        assert!(values[ours].is_string(), "{ours} is listed with a placeholder");
+}
+
+/// The settings the Functions host itself needs in `local.settings.json`, beside the handler's own.
+const HOST_SETTINGS: [&str; 2] = ["FUNCTIONS_WORKER_RUNTIME", "AzureWebJobsStorage"];
+
+#[test]
+fn the_example_settings_the_readme_and_the_settings_reader_list_the_same_settings() {
+    let read = |names: &mut dyn Iterator<Item = String>| names.collect::<BTreeSet<String>>();
+    let listed = read(&mut SETTINGS.iter().map(|name| name.to_string()));
+
+    let example = read_json(project_root().join("local.settings.json.example"));
+    let Some(values) = example["Values"].as_object() else {
+        panic!("local.settings.json.example has no Values object")
+    };
+    for (name, value) in values {
+        assert!(
+            value.is_string(),
+            "{name} has a string placeholder in local.settings.json.example"
+        );
     }
+    let in_example = read(
+        &mut values
+            .keys()
+            .filter(|name| !HOST_SETTINGS.contains(&name.as_str()))
+            .cloned(),
+    );
+    assert_eq!(
+        in_example, listed,
+        "local.settings.json.example (left) and config::SETTINGS (right) differ"
+    );
+
+    // The first column of every table in the README headed `| Setting |`: `## Settings`, `Archiving recordings` and
+    // its Blob Storage section.
+    let readme = std::fs::read_to_string(project_root().join("README.md")).unwrap();
+    let mut in_readme = BTreeSet::new();
+    let mut in_settings_table = false;
+    for line in readme.lines() {
+        if !line.starts_with('|') {
+            in_settings_table = false;
+        } else if line.starts_with("| Setting |") {
+            in_settings_table = true;
+        } else if in_settings_table {
+            let first_column = line.split('|').nth(1).unwrap_or_default();
+            in_readme.extend(first_column.split('`').skip(1).step_by(2).map(str::to_owned));
+        }
+    }
+    assert!(
+        in_readme.len() >= SETTINGS.len(),
+        "the README's settings tables were not found: {in_readme:?}"
+    );
+    let missing: Vec<_> = listed.difference(&in_readme).collect();
+    assert!(missing.is_empty(), "the README's settings tables leave out {missing:?}");
+    let unknown: Vec<_> = in_readme
+        .iter()
+        .filter(|name| !listed.contains(*name) && !HOST_VARIABLES.contains(&name.as_str()))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "the README's settings tables name settings the handler never reads: {unknown:?}"
+    );
 }
 
 #[tokio::test]
