@@ -397,9 +397,13 @@ async fn a_download_killed_midway_resumes_in_the_next_worker() {
     let partial = host.data_dir().join("archive/call-1/rec-1/.d0.content.mp4.partial");
     let restart = async {
         // Wait until part of the content is on disk, then have the host kill the worker (a restart, or a timeout).
-        while std::fs::metadata(&partial).map_or(0, |m| m.len()) == 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        support::wait::until(
+            "part of the content on disk",
+            std::time::Duration::from_secs(60),
+            || host.diagnosis(),
+            || std::fs::metadata(&partial).map_or(0, |m| m.len()) > 0,
+        )
+        .await;
         host.restart().await;
     };
     let (report, ()) = tokio::join!(host.run_queues(|| false), restart);
@@ -611,16 +615,23 @@ async fn with_blob_storage_a_download_killed_midway_resumes_after_the_staged_blo
         .block_blob_client();
     let restart = async {
         // Wait until a block is staged, then have the host kill the worker (a restart, or a timeout).
-        loop {
-            let staged = match blocks.get_block_list(BlockListType::Uncommitted, None).await {
-                Ok(list) => list.into_model().unwrap().uncommitted_blocks.unwrap_or_default().len(),
-                Err(_) => 0,
-            };
-            if staged > 0 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        support::wait::until_async(
+            "a block of the content staged in Blob Storage",
+            std::time::Duration::from_secs(60),
+            || host.diagnosis(),
+            || async {
+                match blocks.get_block_list(BlockListType::Uncommitted, None).await {
+                    Ok(list) => !list
+                        .into_model()
+                        .unwrap()
+                        .uncommitted_blocks
+                        .unwrap_or_default()
+                        .is_empty(),
+                    Err(_) => false,
+                }
+            },
+        )
+        .await;
         host.restart().await;
     };
     let (report, ()) = tokio::join!(host.run_queues(|| false), restart);

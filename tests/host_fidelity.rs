@@ -209,9 +209,13 @@ async fn an_empty_reply_hangs_until_the_function_timeout_then_the_worker_is_kill
         started.elapsed() >= Duration::from_secs(2),
         "it waited for functionTimeout"
     );
-    while host.workers_started() < 2 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    support::wait::until(
+        "the host to start a second worker after the timeout",
+        Duration::from_secs(60),
+        || host.diagnosis(),
+        || host.workers_started() >= 2,
+    )
+    .await;
     assert_eq!(settle(&host).await, Phase::Ready);
     assert!(host.exits().is_empty(), "the host's own kill is not counted");
     assert_eq!(host.timeouts(), 1);

@@ -3,7 +3,6 @@
 //! `ARCHIVE_TEST_BLOB_URI` a real account instead (`ARCHIVE_TEST_BLOB_KEY` for Shared Key, otherwise the developer's
 //! Azure CLI sign-in), where each test makes a container of its own named `test-…`.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -15,6 +14,12 @@ use acs_recording_handler::secret::Secret;
 
 use super::npm::ServerProcess;
 use super::ports::Port;
+use super::wait::{Start, Tail, wait_for_start};
+
+/// How long Azurite may take to listen (Node.js starting on a loaded machine), and how often a start is tried again
+/// when another process took its port.
+const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+const START_ATTEMPTS: usize = 5;
 
 /// Where Azurite keeps blobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +75,8 @@ impl BlobTarget {
         }
         let dir = server_dir();
         super::npm::install(&dir, "azurite");
-        loop {
+        let tail = Tail::default();
+        for _ in 0..START_ATTEMPTS {
             let workdir = tempfile::tempdir().unwrap();
             // A reserved port, so that no other test of this process is handed it while the server runs.
             let port = Port::reserve();
@@ -93,33 +99,35 @@ impl BlobTarget {
             let mut child = command
                 .spawn()
                 .expect("start Azurite: Node.js 20 or newer must be installed");
-            let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-            let mut line = String::new();
-            let ready = loop {
-                line.clear();
-                if stdout.read_line(&mut line).unwrap_or(0) == 0 {
-                    break false;
-                }
-                if line.contains("successfully listens") {
-                    break true;
-                }
-            };
-            if !ready {
-                // Another process took the port between its reservation and the server's bind: try another.
-                let _ = child.kill();
-                let _ = child.wait();
-                continue;
-            }
             // Keep reading its output, so that it never blocks on a full pipe, and count the requests it logs.
             let requests: Arc<AtomicUsize> = Arc::default();
             let count = requests.clone();
-            std::thread::spawn(move || {
-                for line in stdout.lines().map_while(Result::ok) {
+            let stdout = child.stdout.take().expect("stdout");
+            let started = wait_for_start(
+                stdout,
+                START_TIMEOUT,
+                &tail,
+                |line| line.contains("successfully listens"),
+                move |line| {
                     if line.contains("\" ") && line.contains(" HTTP/") {
                         count.fetch_add(1, Ordering::Relaxed);
                     }
+                },
+            );
+            match started {
+                Start::Ready(_) => {}
+                // Another process took the port between its reservation and the server's bind: try another.
+                Start::Ended => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    continue;
                 }
-            });
+                Start::TimedOut => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("{}", Start::failure("Azurite", START_TIMEOUT, &tail));
+                }
+            }
             let server = ServerProcess::new(child);
             return BlobTarget {
                 server: Some(server),
@@ -134,6 +142,10 @@ impl BlobTarget {
                 requests,
             };
         }
+        panic!(
+            "Azurite stopped before it listened, {START_ATTEMPTS} times; its last lines:\n{}",
+            tail.text()
+        );
     }
 
     /// The requests Azurite has answered so far (0 for a live target). It logs a request once answered, so a count

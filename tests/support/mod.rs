@@ -9,7 +9,8 @@
 //! - [`acs`], [`identity`]: ACS's recording storage, and a managed identity endpoint for Microsoft Entra ID;
 //! - [`acs`]: ACS recording storage (signed downloads and deletes, faults on demand) and a trap for foreign hosts;
 //! - [`events`], [`contract`], [`archive_contract`], [`rng`], [`ports`]: real-shaped events, the store and archive
-//!   contracts, seeded randomness, ports.
+//!   contracts, seeded randomness, ports;
+//! - [`wait`]: waits with a deadline that say what they waited for.
 #![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod acs;
@@ -28,6 +29,7 @@ pub mod ports;
 pub mod proxy;
 pub mod queues;
 pub mod rng;
+pub mod wait;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
