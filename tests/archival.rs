@@ -13,7 +13,7 @@ use acs_recording_handler::archive::{Archive, FileKey};
 use acs_recording_handler::config::DEVELOPMENT_KEY;
 use azure_storage_blob::models::BlockListType;
 use serde_json::{Value, json};
-use support::acs::{AcsOptions, AcsServer, DEFAULT_ACCESS_KEY, DEFAULT_ACS_HOST, Fault, FileKind, Trap};
+use support::acs::{AcsOptions, AcsServer, DEFAULT_ACCESS_KEY, DEFAULT_ACS_HOST, Fault, FileKind, Gate, Trap};
 use support::archive_contract::{Container, Inspect};
 use support::azurite::{BlobTarget, unique_container};
 use support::events::{chunk, chunk_at, recording_event};
@@ -376,15 +376,44 @@ async fn a_duplicate_job_running_at_the_same_time_archives_the_chunk_once() {
     let acs = AcsServer::start(AcsOptions::default());
     let host = archiving_host(&acs, &[]).await;
     let event = event_of(&acs, "e1", &now(), &[("d0", 4_000_000)]);
-    slow_content(&acs, "d0", 2);
+    // The first download of the content is held after its first frame until the other job has met it.
+    let gate = Gate::new();
+    acs.inject("d0", FileKind::Content, Fault::Held(gate.clone()));
     // The same event twice (Event Grid's at-least-once): two jobs for one chunk, delivered together.
     assert!(host.invoke(&event).await.succeeded());
     assert!(host.invoke(&event).await.succeeded());
     assert_eq!(host.queue_texts("recording-archive").len(), 2);
-    host.run_queues(|| false).await;
+    let release = async {
+        support::wait::until(
+            "the second job to find the first one archiving the chunk",
+            std::time::Duration::from_secs(60),
+            || host.diagnosis(),
+            || host.output().contains("another worker is archiving"),
+        )
+        .await;
+        // Both jobs are running now: one holds the file, with the download in flight; the other was turned away.
+        assert_eq!(served_content(&acs).len(), 1, "{:?}", acs.requests());
+        gate.open();
+    };
+    let (report, ()) = tokio::join!(host.run_queues(|| false), release);
+    assert!(
+        report.failures >= 1,
+        "the job turned away failed, to be retried: {report:?}"
+    );
     assert_archived(&host, &acs, "d0");
+    let served = served_content(&acs);
+    assert_eq!(served.len(), 1, "ACS served the content once: {served:?}");
     let files = support::files_under(&host.data_dir().join("archive"));
     assert_eq!(files.len(), 2, "one content and one metadata file: {files:?}");
+}
+
+/// The requests for a chunk's content that ACS answered with content.
+fn served_content(acs: &AcsServer) -> Vec<support::acs::RequestRecord> {
+    acs.requests()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with("/video"))
+        .filter(|r| r.status.is_some_and(|status| (200..300).contains(&status)))
+        .collect()
 }
 
 #[tokio::test]

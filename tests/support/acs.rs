@@ -105,7 +105,44 @@ pub enum Fault {
     Slow { delay_per_frame: Duration },
     /// 302 to this `Location`.
     Redirect(String),
+    /// Send the headers and the first frame, then hold the rest until the gate opens: a download a test can see in
+    /// progress for as long as it needs.
+    Held(Gate),
 }
+
+/// Holds [`Fault::Held`] transfers until opened; every transfer it holds then goes on.
+#[derive(Debug, Clone)]
+pub struct Gate(Arc<tokio::sync::Semaphore>);
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Gate {
+    pub fn new() -> Self {
+        Self(Arc::new(tokio::sync::Semaphore::new(0)))
+    }
+
+    pub fn open(&self) {
+        self.0.close();
+    }
+
+    /// Returns once the gate is open.
+    pub(crate) async fn passed(&self) {
+        // A semaphore without permits: acquiring fails, and so returns, only once it is closed.
+        let _ = self.0.acquire().await;
+    }
+}
+
+impl PartialEq for Gate {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Gate {}
 
 /// One request the server answered, for assertions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -401,6 +438,10 @@ impl Chunk {
             Some(Fault::Slow { delay_per_frame }) => (length, Ending::Complete, Some(delay_per_frame)),
             _ => (length, Ending::Complete, None),
         };
+        let mut transfer = Transfer::new(source, start, budget, ending, delay);
+        if let Some(Fault::Held(gate)) = fault {
+            transfer = transfer.held_by(gate);
+        }
         Reply::File {
             head: FileHead {
                 content_type,
@@ -409,7 +450,7 @@ impl Chunk {
                 total,
                 partial,
             },
-            transfer: Transfer::new(source, start, budget, ending, delay),
+            transfer,
         }
     }
 

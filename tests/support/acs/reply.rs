@@ -289,6 +289,8 @@ pub(super) struct Transfer {
     budget: u64,
     ending: Ending,
     delay: Option<Duration>,
+    /// Held after the first frame until this gate opens.
+    gate: Option<super::Gate>,
     first: bool,
     hangup: Option<Hangup>,
 }
@@ -302,8 +304,17 @@ impl Transfer {
             budget,
             ending,
             delay,
+            gate: None,
             first: true,
             hangup: None,
+        }
+    }
+
+    /// The same transfer, held after its first frame until `gate` opens.
+    pub(super) fn held_by(self, gate: super::Gate) -> Self {
+        Self {
+            gate: Some(gate),
+            ..self
         }
     }
 
@@ -328,6 +339,11 @@ impl Transfer {
         }
         if let Some(delay) = self.delay.filter(|_| !self.first) {
             tokio::time::sleep(delay).await;
+        }
+        if !self.first
+            && let Some(gate) = self.gate.take()
+        {
+            gate.passed().await;
         }
         self.first = false;
         let n = self.budget.min(FRAME as u64) as usize;
