@@ -218,10 +218,8 @@ async fn archive_phase_on_the_embedded_store_archives_every_chunk_byte_for_byte_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn archive_phase_on_cosmos_archives_every_chunk_byte_for_byte_through_faults_and_crashes() {
-    let target = CosmosTarget::start();
-    if !target.is_local() {
-        return; // faults are injected by the local server
-    }
+    // Faults are injected by the local server.
+    let target = CosmosTarget::start_local();
     let database = unique_database();
     let settings = target.handler_settings(&database, None);
     campaign(
@@ -235,10 +233,8 @@ async fn archive_phase_on_cosmos_archives_every_chunk_byte_for_byte_through_faul
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn archive_phase_on_blob_storage_archives_every_chunk_byte_for_byte_through_faults_crashes_and_network_cuts() {
-    let target = BlobTarget::start();
-    if !target.is_local() {
-        return; // the proxy stands in front of the local server
-    }
+    // The proxy stands in front of the local server.
+    let target = BlobTarget::start_local();
     let proxy = Proxy::start(([127, 0, 0, 1], target.port()).into()).await;
     let container = unique_container();
     let archive = target.archive(&container).await;

@@ -245,10 +245,8 @@ async fn embedded_store_loses_nothing_through_crashes_duplicates_and_disorder() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cosmos_store_loses_nothing_through_faults_crashes_duplicates_and_disorder() {
-    let target = CosmosTarget::start();
-    if !target.is_local() {
-        return; // faults are injected by the local server
-    }
+    // Faults are injected by the local server.
+    let target = CosmosTarget::start_local();
     let seed = Rng::seed_from_env();
     let mut rng = Rng::new(seed);
     let w = workload(&mut rng, size());

@@ -42,6 +42,14 @@ pub struct BlobTarget {
     requests: Arc<AtomicUsize>,
 }
 
+/// Why a test needs the local Azurite, whatever `ARCHIVE_TEST_BLOB_URI` says.
+#[derive(Clone, Copy)]
+enum Local<'a> {
+    Http,
+    /// Over HTTPS with this certificate and key.
+    Https(&'a std::path::Path, &'a std::path::Path),
+}
+
 impl BlobTarget {
     pub fn start() -> BlobTarget {
         Self::start_with(Persistence::Memory)
@@ -51,15 +59,26 @@ impl BlobTarget {
         Self::launch(persistence, None)
     }
 
+    /// A local Azurite, even when `ARCHIVE_TEST_BLOB_URI` names a live account: for the tests that put a proxy in
+    /// front of the server.
+    pub fn start_local() -> BlobTarget {
+        Self::launch(Persistence::Memory, Some(Local::Http))
+    }
+
     /// A local Azurite over HTTPS with this certificate and key (PEM files), which also takes Microsoft Entra ID
     /// bearer tokens (Azurite's `--oauth basic`: it checks a token's audience, issuer and lifetime, not its
     /// signature). Always local: the Entra ID path is tested against it, never against a live account.
     pub fn start_https(cert: &std::path::Path, key: &std::path::Path) -> BlobTarget {
-        Self::launch(Persistence::Memory, Some((cert, key)))
+        Self::launch(Persistence::Memory, Some(Local::Https(cert, key)))
     }
 
-    fn launch(persistence: Persistence, tls: Option<(&std::path::Path, &std::path::Path)>) -> BlobTarget {
-        if let Some(uri) = std::env::var("ARCHIVE_TEST_BLOB_URI").ok().filter(|_| tls.is_none()) {
+    /// Starts Azurite, or uses the live account `ARCHIVE_TEST_BLOB_URI` names unless `local` says otherwise.
+    fn launch(persistence: Persistence, local: Option<Local<'_>>) -> BlobTarget {
+        let tls = match local {
+            Some(Local::Https(cert, key)) => Some((cert, key)),
+            _ => None,
+        };
+        if let Some(uri) = std::env::var("ARCHIVE_TEST_BLOB_URI").ok().filter(|_| local.is_none()) {
             let account = url::Url::parse(&uri)
                 .ok()
                 .and_then(|u| u.host_str().map(|h| h.split('.').next().unwrap_or_default().to_owned()))
@@ -152,6 +171,17 @@ impl BlobTarget {
     /// read just after a client finishes may lag by a moment.
     pub fn request_count(&self) -> usize {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// The storage account's name.
+    pub fn account(&self) -> String {
+        match &self.key {
+            Some((account, _)) => account.clone(),
+            None => url::Url::parse(&self.service_uri)
+                .ok()
+                .and_then(|u| u.host_str().map(|h| h.split('.').next().unwrap_or_default().to_owned()))
+                .unwrap_or_default(),
+        }
     }
 
     pub fn is_local(&self) -> bool {

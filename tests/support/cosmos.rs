@@ -66,6 +66,16 @@ impl CosmosTarget {
                 requests: Arc::default(),
             };
         }
+        Self::start_local_with(options)
+    }
+
+    /// The local test server, even when `COSMOS_TEST_ENDPOINT` names a live account: for the tests of what only it
+    /// can do (inject faults, count requests, advertise write regions, take a stand-in identity's token).
+    pub fn start_local() -> CosmosTarget {
+        Self::start_local_with(ServerOptions::default())
+    }
+
+    pub fn start_local_with(options: ServerOptions) -> CosmosTarget {
         let dir = server_dir();
         super::npm::install(&dir, "@vercel/cosmosdb-server");
         let tail = Tail::default();
@@ -131,6 +141,11 @@ impl CosmosTarget {
 
     pub fn is_local(&self) -> bool {
         self.server.is_some()
+    }
+
+    /// The account key the handler is given.
+    pub fn key(&self) -> &str {
+        &self.key
     }
 
     /// The local server's port (panics for a remote target).

@@ -48,6 +48,11 @@ pub fn read_json(path: impl AsRef<Path>) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// Says loudly, on stderr, what a test could not check against the live account it was pointed at, and why.
+pub fn skipped(test: &str, what: &str) {
+    eprintln!("\n*** SKIPPED in {test} against the live account: {what} ***\n");
+}
+
 /// Owned settings as the `(&str, &str)` pairs [`Host::start`] takes.
 pub fn str_pairs(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
     pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
