@@ -72,7 +72,7 @@ fn output_lines_are_classified_as_the_host_logs_them() {
     );
 }
 
-// Host: src/WebJobs.Script/Workers/ScriptInvocationContextExtensions.cs, `ToHttpScriptInvocationContext` (each
+// Host: src/WebJobs.Script/Workers/MessageExtensions/ScriptInvocationContextExtensions.cs, `ToHttpScriptInvocationContext` (each
 // input under its binding name in `Data`, the binding data in `Metadata`, with `sys.MethodName`).
 #[test]
 fn event_grid_envelope_carries_the_event_and_its_data_as_the_host_does() {
@@ -90,7 +90,7 @@ fn event_grid_envelope_carries_the_event_and_its_data_as_the_host_does() {
     assert_eq!(body(r#"{"id":"1","data":[1,2]}"#)["Metadata"]["data"], "[1,2]");
 }
 
-// Host: src/WebJobs.Script/Workers/ScriptInvocationContextExtensions.cs, `ToHttpScriptInvocationContext`: the
+// Host: src/WebJobs.Script/Workers/MessageExtensions/ScriptInvocationContextExtensions.cs, `ToHttpScriptInvocationContext`: the
 // trigger's JSON goes through Newtonsoft.Json's `JObject`/`JToken` and is written again, which keeps key order and
 // the last duplicate, unescapes, and writes floats with a fraction.
 #[test]
