@@ -72,8 +72,9 @@ fn output_lines_are_classified_as_the_host_logs_them() {
     );
 }
 
-// Host: src/WebJobs.Script/Workers/MessageExtensions/ScriptInvocationContextExtensions.cs, `ToHttpScriptInvocationContext` (each
-// input under its binding name in `Data`, the binding data in `Metadata`, with `sys.MethodName`).
+// Host: src/WebJobs.Script/Workers/MessageExtensions/ScriptInvocationContextExtensions.cs,
+// `ToHttpScriptInvocationContext` (each input under its binding name in `Data`, the binding data in `Metadata`, with
+// `sys.MethodName`).
 #[test]
 fn event_grid_envelope_carries_the_event_and_its_data_as_the_host_does() {
     let body = |event: &str| -> Value { serde_json::from_slice(&envelope::event_grid("F", "ev", event)).unwrap() };
@@ -90,8 +91,8 @@ fn event_grid_envelope_carries_the_event_and_its_data_as_the_host_does() {
     assert_eq!(body(r#"{"id":"1","data":[1,2]}"#)["Metadata"]["data"], "[1,2]");
 }
 
-// Host: src/WebJobs.Script/Workers/MessageExtensions/ScriptInvocationContextExtensions.cs, `ToHttpScriptInvocationContext`: the
-// trigger's JSON goes through Newtonsoft.Json's `JObject`/`JToken` and is written again, which keeps key order and
+// Host: src/WebJobs.Script/Workers/MessageExtensions/ScriptInvocationContextExtensions.cs,
+// `ToHttpScriptInvocationContext`: the trigger's JSON goes through Newtonsoft.Json's `JObject`/`JToken` and is written again, which keeps key order and
 // the last duplicate, unescapes, and writes floats with a fraction.
 #[test]
 fn the_host_rewrites_json_keeping_key_order_and_normalizing_escapes_and_numbers() {
