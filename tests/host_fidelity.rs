@@ -92,8 +92,8 @@ fn event_grid_envelope_carries_the_event_and_its_data_as_the_host_does() {
 }
 
 // Host: src/WebJobs.Script/Workers/MessageExtensions/ScriptInvocationContextExtensions.cs,
-// `ToHttpScriptInvocationContext`: the trigger's JSON goes through Newtonsoft.Json's `JObject`/`JToken` and is written again, which keeps key order and
-// the last duplicate, unescapes, and writes floats with a fraction.
+// `ToHttpScriptInvocationContext`: the trigger's JSON goes through Newtonsoft.Json's `JObject`/`JToken` and is
+// written again, which keeps key order and the last duplicate, unescapes, and writes floats with a fraction.
 #[test]
 fn the_host_rewrites_json_keeping_key_order_and_normalizing_escapes_and_numbers() {
     assert_eq!(
