@@ -3,6 +3,7 @@
 
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -281,6 +282,15 @@ pub(super) enum Ending {
     Close,
 }
 
+/// One transfer counted among those in flight, for as long as this lives.
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// A body being sent, frame by frame.
 pub(super) struct Transfer {
     source: Source,
@@ -291,6 +301,8 @@ pub(super) struct Transfer {
     delay: Option<Duration>,
     /// Held after the first frame until this gate opens.
     gate: Option<super::Gate>,
+    /// Counts this transfer among those in flight while it lives.
+    in_flight: Option<InFlight>,
     first: bool,
     hangup: Option<Hangup>,
 }
@@ -305,9 +317,16 @@ impl Transfer {
             ending,
             delay,
             gate: None,
+            in_flight: None,
             first: true,
             hangup: None,
         }
+    }
+
+    /// Counts this transfer in `downloads` until it ends or is dropped (the client went away).
+    pub(super) fn count_in(&mut self, downloads: &Arc<AtomicUsize>) {
+        downloads.fetch_add(1, Ordering::SeqCst);
+        self.in_flight = Some(InFlight(downloads.clone()));
     }
 
     /// The same transfer, held after its first frame until `gate` opens.
