@@ -72,6 +72,22 @@ mod tests {
     }
 
     #[test]
+    fn a_name_of_200_bytes_is_kept_and_a_longer_one_becomes_a_tilde_and_a_digest() {
+        let longest = "x".repeat(MAX_NAME_BYTES);
+        assert_eq!(file_name(&longest), longest);
+        let one_more = "x".repeat(MAX_NAME_BYTES + 1);
+        // 201 bytes: `~` and the SHA-256 of the id and a NUL, computed here with `sha2` directly.
+        let digest = Sha256::new()
+            .chain_update(one_more.as_bytes())
+            .chain_update([0])
+            .finalize();
+        assert_eq!(file_name(&one_more), format!("~{}", hex(&digest)));
+        // Encoded length counts: 67 `/` are 201 bytes as `%2F`.
+        assert!(file_name(&"/".repeat(67)).starts_with('~'));
+        assert_eq!(file_name(&"/".repeat(66)), "%2F".repeat(66));
+    }
+
+    #[test]
     fn digest_is_stable_and_separates_parts() {
         assert_eq!(sha256_hex(&[b"ab", b"c"]), sha256_hex(&[b"ab", b"c"]));
         assert_ne!(sha256_hex(&[b"ab", b"c"]), sha256_hex(&[b"a", b"bc"]));

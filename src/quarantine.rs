@@ -86,6 +86,24 @@ mod tests {
     }
 
     #[test]
+    fn the_id_is_the_sha256_of_quarantine_nul_the_payload_and_nul() {
+        use sha2::{Digest, Sha256};
+        let payload = b"{\"x\": 1}";
+        // Pinned: `printf 'quarantine\0{"x": 1}\0' | sha256sum`.
+        let pinned = "d41e2659c5b056def61b70f1a68eef131138c7dc08be59ebb4c1488278f2fccb";
+        assert_eq!(QuarantineEntry::new(payload, "reason", "t").id, pinned);
+        for payload in [&b""[..], b"\xff\xfe{", b"not json"] {
+            let digest = Sha256::new()
+                .chain_update(b"quarantine\0")
+                .chain_update(payload)
+                .chain_update([0])
+                .finalize();
+            let expected: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+            assert_eq!(QuarantineEntry::new(payload, "reason", "t").id, expected, "{payload:?}");
+        }
+    }
+
+    #[test]
     fn truncation_keeps_the_start_the_id_and_the_full_size() {
         let entry = QuarantineEntry::new("é".repeat(10).as_bytes(), "too large", "t");
         let short = entry.truncated(5);

@@ -13,7 +13,7 @@ use acs_recording_handler::archive::{Archive, FileKey};
 use acs_recording_handler::config::DEVELOPMENT_KEY;
 use azure_storage_blob::models::BlockListType;
 use serde_json::{Value, json};
-use support::acs::{AcsOptions, AcsServer, DEFAULT_ACCESS_KEY, DEFAULT_ACS_HOST, Fault, FileKind, Trap};
+use support::acs::{AcsOptions, AcsServer, DEFAULT_ACCESS_KEY, DEFAULT_ACS_HOST, Fault, FileKind, Gate, Trap};
 use support::archive_contract::{Container, Inspect};
 use support::azurite::{BlobTarget, unique_container};
 use support::events::{chunk, chunk_at, recording_event};
@@ -409,15 +409,44 @@ async fn a_duplicate_job_running_at_the_same_time_archives_the_chunk_once() {
     let acs = AcsServer::start(AcsOptions::default());
     let host = archiving_host(&acs, &[]).await;
     let event = event_of(&acs, "e1", &now(), &[("d0", 4_000_000)]);
-    slow_content(&acs, "d0", 2);
+    // The first download of the content is held after its first frame until the other job has met it.
+    let gate = Gate::new();
+    acs.inject("d0", FileKind::Content, Fault::Held(gate.clone()));
     // The same event twice (Event Grid's at-least-once): two jobs for one chunk, delivered together.
     assert!(host.invoke(&event).await.succeeded());
     assert!(host.invoke(&event).await.succeeded());
     assert_eq!(host.queue_texts("recording-archive").len(), 2);
-    host.run_queues(|| false).await;
+    let release = async {
+        support::wait::until(
+            "the second job to find the first one archiving the chunk",
+            std::time::Duration::from_secs(60),
+            || host.diagnosis(),
+            || host.output().contains("another worker is archiving"),
+        )
+        .await;
+        // Both jobs are running now: one holds the file, with the download in flight; the other was turned away.
+        assert_eq!(served_content(&acs).len(), 1, "{:?}", acs.requests());
+        gate.open();
+    };
+    let (report, ()) = tokio::join!(host.run_queues(|| false), release);
+    assert!(
+        report.failures >= 1,
+        "the job turned away failed, to be retried: {report:?}"
+    );
     assert_archived(&host, &acs, "d0");
+    let served = served_content(&acs);
+    assert_eq!(served.len(), 1, "ACS served the content once: {served:?}");
     let files = support::files_under(&host.data_dir().join("archive"));
     assert_eq!(files.len(), 2, "one content and one metadata file: {files:?}");
+}
+
+/// The requests for a chunk's content that ACS answered with content.
+fn served_content(acs: &AcsServer) -> Vec<support::acs::RequestRecord> {
+    acs.requests()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with("/video"))
+        .filter(|r| r.status.is_some_and(|status| (200..300).contains(&status)))
+        .collect()
 }
 
 #[tokio::test]
@@ -430,15 +459,13 @@ async fn a_download_killed_midway_resumes_in_the_next_worker() {
     let folder = host.data_dir().join("archive/call-1/rec-1");
     let restart = async {
         // Wait until part of the content is on disk, then have the host kill the worker (a restart, or a timeout).
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while partial_bytes(&folder, "d0.content.mp4") == 0 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no content reached the partial file within 60 s: {}",
-                host.diagnosis()
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        support::wait::until(
+            "part of the content on disk",
+            std::time::Duration::from_secs(60),
+            || host.diagnosis(),
+            || partial_bytes(&folder, "d0.content.mp4") > 0,
+        )
+        .await;
         host.restart().await;
     };
     let (report, ()) = tokio::join!(host.run_queues(|| false), restart);
@@ -650,16 +677,23 @@ async fn with_blob_storage_a_download_killed_midway_resumes_after_the_staged_blo
         .block_blob_client();
     let restart = async {
         // Wait until a block is staged, then have the host kill the worker (a restart, or a timeout).
-        loop {
-            let staged = match blocks.get_block_list(BlockListType::Uncommitted, None).await {
-                Ok(list) => list.into_model().unwrap().uncommitted_blocks.unwrap_or_default().len(),
-                Err(_) => 0,
-            };
-            if staged > 0 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        support::wait::until_async(
+            "a block of the content staged in Blob Storage",
+            std::time::Duration::from_secs(60),
+            || host.diagnosis(),
+            || async {
+                match blocks.get_block_list(BlockListType::Uncommitted, None).await {
+                    Ok(list) => !list
+                        .into_model()
+                        .unwrap()
+                        .uncommitted_blocks
+                        .unwrap_or_default()
+                        .is_empty(),
+                    Err(_) => false,
+                }
+            },
+        )
+        .await;
         host.restart().await;
     };
     let (report, ()) = tokio::join!(host.run_queues(|| false), restart);

@@ -45,7 +45,8 @@ struct Workload {
     events: Vec<Value>,
     /// (recording, chunk) → what must become of it.
     chunks: BTreeMap<(String, String), Expected>,
-    faults: usize,
+    /// Faults injected at ACS, by [`Fault::kind`].
+    faults: BTreeMap<&'static str, usize>,
 }
 
 fn workload(rng: &mut Rng, acs: &AcsServer, recordings: usize) -> Workload {
@@ -53,7 +54,7 @@ fn workload(rng: &mut Rng, acs: &AcsServer, recordings: usize) -> Workload {
     let mut w = Workload {
         events: Vec::new(),
         chunks: BTreeMap::new(),
-        faults: 0,
+        faults: BTreeMap::new(),
     };
     for r in 0..recordings {
         let (call_id, recording_id) = (format!("call-{:03}", r / 3), format!("rec-{r:03}"));
@@ -80,8 +81,8 @@ fn workload(rng: &mut Rng, acs: &AcsServer, recordings: usize) -> Workload {
                 } else {
                     for _ in 0..rng.below(4) {
                         let (file, fault) = random_fault(rng, bytes);
+                        *w.faults.entry(fault.kind()).or_default() += 1;
                         acs.inject(&id, file, fault);
-                        w.faults += 1;
                     }
                     (chunk_at(i, &id, &urls), Expected::Archived)
                 }
@@ -131,6 +132,20 @@ fn size() -> usize {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(60)
+}
+
+/// The kinds of fault [`random_fault`] injects: each must strike at least once.
+const FAULT_KINDS: [&str; 6] = ["503", "500", "empty", "cut", "short", "slow"];
+
+/// Whether a download is under way: ACS is sending a file's body, or a partial file of the embedded archive holds
+/// bytes. (Blob Storage stages a block only once 8 MiB are in, more than a campaign's chunks hold.)
+fn download_under_way(acs: &AcsServer, archive: &std::path::Path) -> bool {
+    acs.downloads_in_flight() > 0
+        || support::files_under(archive).iter().any(|path| {
+            path.file_name()
+                .is_some_and(|name| name.to_string_lossy().ends_with(".partial"))
+                && std::fs::metadata(path).is_ok_and(|m| m.len() > 0)
+        })
 }
 
 /// A location's path: the handler reaches Blob Storage through a proxy, the judge directly.
@@ -218,10 +233,8 @@ async fn archive_phase_on_the_embedded_store_archives_every_chunk_byte_for_byte_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn archive_phase_on_cosmos_archives_every_chunk_byte_for_byte_through_faults_and_crashes() {
-    let target = CosmosTarget::start();
-    if !target.is_local() {
-        return; // faults are injected by the local server
-    }
+    // Faults are injected by the local server.
+    let target = CosmosTarget::start_local();
     let database = unique_database();
     let settings = target.handler_settings(&database, None);
     campaign(
@@ -235,10 +248,8 @@ async fn archive_phase_on_cosmos_archives_every_chunk_byte_for_byte_through_faul
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn archive_phase_on_blob_storage_archives_every_chunk_byte_for_byte_through_faults_crashes_and_network_cuts() {
-    let target = BlobTarget::start();
-    if !target.is_local() {
-        return; // the proxy stands in front of the local server
-    }
+    // The proxy stands in front of the local server.
+    let target = BlobTarget::start_local();
     let proxy = Proxy::start(([127, 0, 0, 1], target.port()).into()).await;
     let container = unique_container();
     let archive = target.archive(&container).await;
@@ -285,6 +296,8 @@ async fn campaign(
             .await;
     }
     let (delivered, done, restarts) = (AtomicBool::new(false), AtomicBool::new(false), AtomicUsize::new(0));
+    let kills_mid_download = AtomicUsize::new(0);
+    let archive_dir = host.data_dir().join("archive");
     let disruptions = Disruptions::default();
     let started = Instant::now();
     let (chaos_seed, network_seed) = (rng.next_u64(), rng.next_u64());
@@ -300,9 +313,21 @@ async fn campaign(
     };
     let chaos = async {
         let mut rng = Rng::new(chaos_seed);
+        let mut first = true;
         while !done.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_millis(rng.between(400, 1200))).await;
+            // The first kill waits for a download under way, so that at least one lands mid-download; the rest
+            // fall where they fall.
+            if std::mem::take(&mut first) {
+                while !done.load(Ordering::SeqCst) && !download_under_way(&acs, &archive_dir) {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }
             if !done.load(Ordering::SeqCst) {
+                // Seen just before the kill: a download that was under way then is cut by it.
+                if download_under_way(&acs, &archive_dir) {
+                    kills_mid_download.fetch_add(1, Ordering::SeqCst);
+                }
                 host.restart().await;
                 restarts.fetch_add(1, Ordering::SeqCst);
             }
@@ -341,6 +366,17 @@ async fn campaign(
     } else {
         "the embedded archive"
     };
+    let served = acs.faults_served();
+    let fault_rows: Vec<(String, usize)> = FAULT_KINDS
+        .iter()
+        .map(|kind| {
+            let (injected, struck) = (
+                w.faults.get(kind).copied().unwrap_or(0),
+                served.get(kind).copied().unwrap_or(0),
+            );
+            (format!("ACS fault {kind}: injected {injected}, struck"), struck)
+        })
+        .collect();
     println!("\narchive campaign on the {store} store, into {archive_name} (seed {seed})");
     let network_rows = blob.map(|_| disruptions.rows()).into_iter().flatten();
     for (label, value) in [
@@ -355,13 +391,14 @@ async fn campaign(
         ("chunks", w.chunks.len()),
         ("events", w.events.len()),
         ("batch deliveries by Event Grid", grid_report.deliveries),
-        ("faults injected at ACS (503, 500, empty, cut, short, slow)", w.faults),
         ("archive job deliveries", queue_report.deliveries),
         ("  of which failed and retried", queue_report.failures),
         ("  moved to the poison queue", queue_report.poisoned),
         ("handler killed by the host (SIGKILL)", restarts.load(Ordering::SeqCst)),
+        ("  of which mid-download", kills_mid_download.load(Ordering::SeqCst)),
     ]
     .into_iter()
+    .chain(fault_rows.iter().map(|(label, n)| (label.as_str(), *n)))
     .chain(network_rows)
     .chain([
         ("chunks archived (byte-identical)", count("archived")),
@@ -382,8 +419,25 @@ async fn campaign(
     );
     assert!(problems.is_empty(), "seed {seed}: {problems:#?}");
     assert!(
-        restarts.load(Ordering::SeqCst) > 0,
-        "the host killed the handler at least once"
+        kills_mid_download.load(Ordering::SeqCst) > 0,
+        "seed {seed}: no kill landed mid-download ({} kills)",
+        restarts.load(Ordering::SeqCst)
     );
+    let never: Vec<_> = FAULT_KINDS.iter().filter(|kind| !served.contains_key(**kind)).collect();
+    assert!(
+        never.is_empty(),
+        "seed {seed}: these ACS faults never struck: {never:?}"
+    );
+    if let Some(disruptions) = blob.map(|_| disruptions.rows()) {
+        let never: Vec<_> = disruptions
+            .iter()
+            .filter(|(_, n)| *n == 0)
+            .map(|(kind, _)| kind)
+            .collect();
+        assert!(
+            never.is_empty(),
+            "seed {seed}: these network faults never struck: {never:?}"
+        );
+    }
     assert_eq!(queue_report.poisoned, 0, "no job needed every retry");
 }

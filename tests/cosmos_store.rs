@@ -90,10 +90,8 @@ async fn recording_ids_cosmos_refuses_are_stored_under_a_digest_id() {
 
 #[tokio::test]
 async fn first_delivery_costs_one_request_and_redelivery_writes_nothing() {
-    let target = CosmosTarget::start();
-    if !target.is_local() {
-        return; // requests are counted by the local server
-    }
+    // Requests are counted by the local server.
+    let target = CosmosTarget::start_local();
     let store = store(&target).await;
     let update = contract::document(&recording_event("e1", "call-1", "rec-1", T1, &[chunk(0, "d0")]));
     let document_requests =
@@ -207,10 +205,8 @@ async fn handler_on_cosmos_stores_the_same_documents_as_on_the_embedded_store() 
 
 #[tokio::test]
 async fn invocation_fails_fast_while_cosmos_is_away_and_succeeds_on_redelivery() {
-    let target = CosmosTarget::start();
-    if !target.is_local() {
-        return;
-    }
+    // The proxy stands in front of the local server.
+    let target = CosmosTarget::start_local();
     let proxy = Proxy::start(([127, 0, 0, 1], target.port()).into()).await;
     let database = unique_database();
     let endpoint = format!("http://127.0.0.1:{}/", proxy.port);
@@ -246,32 +242,41 @@ async fn missing_container_is_reported_at_startup() {
 
 #[tokio::test]
 async fn account_key_never_appears_in_any_output_even_at_trace_level() {
+    // Against a live account too, where it matters most; only the outage needs the proxy, which fronts the local
+    // server alone.
     let target = CosmosTarget::start();
-    if !target.is_local() {
-        return;
-    }
-    let proxy = Proxy::start(([127, 0, 0, 1], target.port()).into()).await;
-    let endpoint = format!("http://127.0.0.1:{}/", proxy.port);
-    let mut pairs = target.handler_settings(&unique_database(), Some(&endpoint));
+    let proxy = match target.is_local() {
+        true => Some(Proxy::start(([127, 0, 0, 1], target.port()).into()).await),
+        false => None,
+    };
+    let endpoint = proxy.as_ref().map(|proxy| format!("http://127.0.0.1:{}/", proxy.port));
+    let mut pairs = target.handler_settings(&unique_database(), endpoint.as_deref());
     pairs.push(("RUST_LOG".into(), "trace".into()));
     let host = Host::start(&support::str_pairs(&pairs)).await;
     let grid = EventGrid::new(&host);
     grid.deliver_all(&[recording_event("e1", "call-1", "rec-1", T1, &[chunk(0, "d0")])])
         .await;
     assert!(host.post(b"not json".to_vec()).await.succeeded());
-    proxy.stop();
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(
-        !host
-            .invoke(&recording_event("e2", "call-1", "rec-1", T1, &[]))
-            .await
-            .succeeded()
-    );
+    match &proxy {
+        Some(proxy) => {
+            proxy.stop();
+            assert!(
+                !host
+                    .invoke(&recording_event("e2", "call-1", "rec-1", T1, &[]))
+                    .await
+                    .succeeded()
+            );
+        }
+        None => support::skipped(
+            "account_key_never_appears_in_any_output_even_at_trace_level",
+            "the store outage (a proxy can front only the local server); deliveries and quarantine were checked",
+        ),
+    }
     host.signal("TERM");
     host.wait_for_exit().await;
     let output = host.output();
 
-    let key = support::cosmos::EMULATOR_KEY;
+    let key = target.key();
     assert!(output.len() > 1000, "trace logging produced output: {output}");
     for fragment in [key, &key[..16], &key[key.len() - 20..]] {
         assert!(!output.contains(fragment), "the account key leaked into the output");
@@ -280,12 +285,10 @@ async fn account_key_never_appears_in_any_output_even_at_trace_level() {
 
 #[tokio::test]
 async fn an_account_with_several_write_regions_is_refused_at_startup() {
-    let target = CosmosTarget::start_with(ServerOptions {
+    // The local server advertises the regions.
+    let target = CosmosTarget::start_local_with(ServerOptions {
         multi_region_writes: true,
     });
-    if !target.is_local() {
-        return; // the local server advertises the regions
-    }
     let dir = tempfile::tempdir().unwrap();
     let mut pairs = target.handler_settings(&unique_database(), None);
     pairs.push(("FUNCTIONS_CUSTOMHANDLER_PORT".into(), support::free_port().to_string()));
@@ -300,12 +303,9 @@ async fn an_account_with_several_write_regions_is_refused_at_startup() {
 
 #[tokio::test]
 async fn an_account_with_several_write_regions_is_used_when_allowed_with_a_warning_each_start() {
-    let target = CosmosTarget::start_with(ServerOptions {
+    let target = CosmosTarget::start_local_with(ServerOptions {
         multi_region_writes: true,
     });
-    if !target.is_local() {
-        return;
-    }
     let database = unique_database();
     let mut pairs = target.handler_settings(&database, None);
     pairs.push(("RECORDINGS_ALLOW_MULTI_REGION_WRITES".into(), "true".into()));
@@ -340,10 +340,8 @@ async fn an_account_with_several_write_regions_is_used_when_allowed_with_a_warni
 
 #[tokio::test]
 async fn with_entra_id_the_apps_managed_identity_signs_in_to_cosmos() {
-    let target = CosmosTarget::start();
-    if !target.is_local() {
-        return; // a live account would need a real identity
-    }
+    // A live account would need a real identity: the local server takes the stand-in's token.
+    let target = CosmosTarget::start_local();
     let identity = support::identity::IdentityEndpoint::start("entra-token-for-cosmos");
     let database = unique_database();
     // The database and containers exist (made with the key); the handler signs in with its identity only.

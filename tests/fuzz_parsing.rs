@@ -13,10 +13,11 @@ use acs_recording_handler::functions::RecordingEvent;
 use acs_recording_handler::functions::recording_event::TRIGGER;
 use acs_recording_handler::host::invocation;
 use acs_recording_handler::pipeline::{Outcome, Pipeline};
-use acs_recording_handler::recording::{ArchivedFile, ChunkArchive, RecordingDocument};
+use acs_recording_handler::recording::{ArchivedFile, ChunkArchive, RecordingDocument, document_id};
 use acs_recording_handler::store::{EmbeddedStore, RecordingStore};
 use acs_recording_handler::subject::RecordingSubject;
 use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
 use serde_json::{Value, json};
 
 /// Any JSON value, nested a few levels, with the awkward corners: nulls, huge and negative numbers, odd strings.
@@ -116,14 +117,42 @@ fn event_like() -> impl Strategy<Value = Value> {
         )
 }
 
-/// The pure path every payload takes; it must never panic, whatever the input.
-fn classify(body: &[u8]) {
-    if let Ok(event) = invocation::binding_object(body, TRIGGER)
-        && let Ok(event) = Event::parse(&event)
-    {
-        let _ = RecordingDocument::from_event(event);
+/// What the pure path makes of a body: the recording document it describes (or why it cannot), when it carries a
+/// readable event, and the bytes that would be quarantined.
+struct Classified<'a> {
+    document: Option<Result<RecordingDocument, String>>,
+    quarantined: &'a [u8],
+}
+
+/// The pure path every payload takes; it must never panic, whatever the input. Asserts what holds for every body:
+/// the quarantined bytes are the body or a part of it, a body that is not JSON is quarantined whole, and a document
+/// has a call id of one segment and an id safe in every store.
+fn classify(body: &[u8]) -> Classified<'_> {
+    let document = invocation::binding_object(body, TRIGGER)
+        .ok()
+        .and_then(|event| Event::parse(&event).ok())
+        .map(|event| RecordingDocument::from_event(event).map_err(|e| e.to_string()));
+    let quarantined = invocation::quarantine_payload(body);
+    let inside = body.as_ptr_range();
+    assert!(
+        quarantined.is_empty() || inside.contains(&quarantined.as_ptr()) && quarantined.len() <= body.len(),
+        "the quarantined bytes are part of the body"
+    );
+    if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() {
+        assert_eq!(quarantined, body, "a body that is not JSON is quarantined whole");
+        assert!(document.is_none(), "no event is read from a body that is not JSON");
     }
-    let _ = invocation::quarantine_payload(body);
+    if let Some(Ok(document)) = &document {
+        assert!(
+            !document.call_id.is_empty() && !document.call_id.contains('/'),
+            "{}",
+            document.call_id
+        );
+        assert!(!document.id.is_empty() && document.id.len() <= 255, "{}", document.id);
+        assert!(!document.id.contains(['/', '\\', '?', '#']), "{}", document.id);
+        assert_eq!(document.event_ids.len(), 1, "{:?}", document.event_ids);
+    }
+    Classified { document, quarantined }
 }
 
 /// An invocation body carrying `event` as the Event Grid trigger's value.
@@ -144,8 +173,13 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
-    fn arbitrary_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..512)) {
-        classify(&body);
+    fn arbitrary_bytes_never_panic_and_are_quarantined_whole(body in prop::collection::vec(any::<u8>(), 0..512)) {
+        let classified = classify(&body);
+        // Random bytes are almost never JSON; when they are (`1`, `"x"`), no event object is in them either.
+        prop_assert!(classified.document.is_none());
+        if serde_json::from_slice::<Value>(&body).is_err() {
+            prop_assert_eq!(classified.quarantined, &body[..]);
+        }
     }
 
     #[test]
@@ -156,43 +190,272 @@ proptest! {
     }
 
     #[test]
-    fn event_shaped_input_never_panics_in_either_envelope_form(event in event_like(), as_string in any::<bool>()) {
-        let value = if as_string { Value::String(event.to_string()) } else { event.clone() };
-        classify(&envelope(value));
+    fn event_shaped_input_never_panics_and_reads_alike_in_either_envelope_form(
+        event in event_like(),
+    ) {
+        let as_object = envelope(event.clone());
+        let as_string = envelope(Value::String(event.to_string()));
+        let (object, string) = (classify(&as_object), classify(&as_string));
+        // Either form, one reading: the same document (or the same reason it cannot be one).
+        let summary = |c: &Classified<'_>| c.document.clone().map(|d| d.map(|d| (d.call_id, d.id)));
+        prop_assert_eq!(summary(&object), summary(&string));
+        // What is quarantined is the invocation's `Data`, never its `Metadata`.
+        prop_assert!(serde_json::from_slice::<Value>(object.quarantined).unwrap().get(TRIGGER).is_some());
     }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+/// Times at the edges of the calendar and of the offsets, beside ordinary and unreadable ones: `eventTime` and
+/// `recordingStartTime` take any of them.
+fn edge_time() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("9999-12-31T23:59:59.9999999Z".to_owned()),
+        Just("9999-12-31T23:30:00-01:00".to_owned()),
+        Just("9999-12-31T23:59:59+00:01".to_owned()),
+        Just("0000-01-01T00:00:00+01:00".to_owned()),
+        Just("0000-01-01T00:00:00Z".to_owned()),
+        Just("0001-01-01T00:00:00Z".to_owned()),
+        "2026-11-27T(0[0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?([+-]23:59|[+-]0[0-9]:[0-5][0-9]|Z)",
+        "(0000|9999)-(01|12)-(01|31)T(00|23):(00|59):(00|59)([+-]23:59|[+-]00:01)",
+        Just("yesterday".to_owned()),
+    ]
+}
 
-    /// Through the real pipeline and store: every payload is stored, ignored or quarantined, and what is reported
-    /// quarantined can be read back from quarantine.
-    #[test]
-    fn every_payload_is_stored_ignored_or_quarantined(event in event_like(), garbage in any::<bool>()) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
-        let pipeline = Pipeline::new(store.clone());
-        let body = if garbage {
-            event.to_string().into_bytes()
-        } else {
-            envelope(event.clone())
-        };
-        let outcome = runtime().block_on(RecordingEvent::new(pipeline).handle(&body));
-        match outcome {
-            Ok(Outcome::Stored { call_id, id, .. }) => {
-                let stored = runtime().block_on(store.read(&call_id, &id)).unwrap();
-                prop_assert!(stored.is_some());
-            }
-            Ok(Outcome::Ignored { .. }) => {}
-            Ok(Outcome::Quarantined { id, .. }) => {
-                let kept = runtime().block_on(store.read_quarantined(&id)).unwrap();
-                prop_assert!(kept.is_some());
-            }
-            Err(e) => prop_assert!(false, "the store failed: {e}"),
+/// What a payload must become.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Expected {
+    Stored,
+    Ignored,
+    Quarantined,
+}
+
+/// How a valid recording event is spoiled, if at all.
+#[derive(Debug, Clone, Copy)]
+enum Mutation {
+    /// None: a field gets a value of a wrong type that the document keeps as it is.
+    WrongTypedExtra(u8),
+    OtherEventType,
+    NoId,
+    NoSubject,
+    SubjectWithoutCallId,
+    DataNotAnObject,
+    NoStorageInfo,
+    ChunksNotAnArray,
+    NotJson,
+}
+
+impl Mutation {
+    fn expected(self) -> Expected {
+        match self {
+            Mutation::WrongTypedExtra(_) => Expected::Stored,
+            Mutation::OtherEventType => Expected::Ignored,
+            _ => Expected::Quarantined,
         }
-        let written = support::json_files(dir.path()); // fails on any invalid file
-        let outside = std::fs::read_dir(dir.path()).unwrap().count();
-        prop_assert_eq!(outside, 2, "only recordings/ and quarantine/: {:?}", written);
+    }
+}
+
+/// A payload and what it must become: a real-shaped recording event in either schema — times at the calendar's
+/// edges, subjects naming a recording or only the call — spoiled by one mutation or none.
+#[derive(Debug, Clone)]
+struct Case {
+    body: Vec<u8>,
+    mutation: Mutation,
+    call_id: String,
+    /// The recording id the subject names; `None` for the subject forms naming only the call.
+    recording_id: Option<String>,
+    start_time: Option<String>,
+    archival: bool,
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    let recording_id = prop_oneof![
+        4 => Just(None),
+        4 => "[A-Za-z0-9+=.-]{1,16}".prop_map(Some),
+        1 => "[A-Za-z0-9]{1,4}[?#\\\\][A-Za-z0-9]{0,4}".prop_map(Some),
+        1 => Just(Some("x".repeat(300))),
+    ];
+    let mutation = prop_oneof![
+        10 => any::<u8>().prop_map(Mutation::WrongTypedExtra),
+        2 => Just(Mutation::OtherEventType),
+        1 => Just(Mutation::NoId),
+        1 => Just(Mutation::NoSubject),
+        1 => Just(Mutation::SubjectWithoutCallId),
+        1 => Just(Mutation::DataNotAnObject),
+        1 => Just(Mutation::NoStorageInfo),
+        1 => Just(Mutation::ChunksNotAnArray),
+        1 => Just(Mutation::NotJson),
+    ];
+    (
+        (
+            "[a-z0-9]{1,8}",
+            "[a-z0-9-]{1,12}",
+            recording_id,
+            prop::option::of("[A-Za-z0-9]{1,8}"),
+        ),
+        (
+            edge_time(),
+            prop::option::of(edge_time()),
+            prop::collection::vec("d[0-9]{1,3}", 0..4),
+        ),
+        (mutation, any::<bool>(), any::<bool>(), any::<bool>(), any_json()),
+    )
+        .prop_map(
+            |((id, call_id, recording_id, server_call_id), (time, start_time, chunk_ids), rest)| {
+                let (mutation, cloud_events, as_string, archival, wrong) = rest;
+                let mut subject = format!("/recording/call/{call_id}");
+                if let Some(server_call_id) = &server_call_id {
+                    subject.push_str(&format!("/serverCallId/{server_call_id}"));
+                }
+                if let Some(recording_id) = &recording_id {
+                    subject.push_str(&format!("/recordingId/{recording_id}"));
+                }
+                let chunks: Vec<Value> = chunk_ids
+                    .iter()
+                    .enumerate()
+                    .map(|(index, id)| {
+                        json!({"documentId": id, "index": index, "endReason": "SessionEnded",
+                                              "contentLocation": format!("https://x.asm.skype.com/{id}/content")})
+                    })
+                    .collect();
+                let mut data = json!({"recordingStorageInfo": {"recordingChunks": chunks},
+                                      "recordingDurationMs": 6620, "recordingContentType": "AudioVideo"});
+                if let Some(start) = &start_time {
+                    data["recordingStartTime"] = json!(start);
+                }
+                let (type_field, time_field, source_field) = if cloud_events {
+                    ("type", "time", "source")
+                } else {
+                    ("eventType", "eventTime", "topic")
+                };
+                let mut event = json!({"id": id, "subject": subject, "data": data,
+                                       type_field: "Microsoft.Communication.RecordingFileStatusUpdated",
+                                       time_field: time, source_field: "/subscriptions/s/communicationservices/acs"});
+                if cloud_events {
+                    event["specversion"] = json!("1.0");
+                }
+                let fields = [
+                    "recordingDurationMs",
+                    "sessionEndReason",
+                    "recordingChannelType",
+                    "unknownField",
+                ];
+                match mutation {
+                    Mutation::WrongTypedExtra(pick) => event["data"][fields[usize::from(pick) % fields.len()]] = wrong,
+                    Mutation::OtherEventType => event[type_field] = json!("Microsoft.Communication.CallEnded"),
+                    Mutation::NoId => drop(event.as_object_mut().unwrap().remove("id")),
+                    Mutation::NoSubject => drop(event.as_object_mut().unwrap().remove("subject")),
+                    Mutation::SubjectWithoutCallId => event["subject"] = json!("/recording/call/"),
+                    Mutation::DataNotAnObject => event["data"] = json!([1, 2]),
+                    Mutation::NoStorageInfo => {
+                        drop(event["data"].as_object_mut().unwrap().remove("recordingStorageInfo"))
+                    }
+                    Mutation::ChunksNotAnArray => {
+                        event["data"]["recordingStorageInfo"]["recordingChunks"] = json!("d0")
+                    }
+                    Mutation::NotJson => {}
+                }
+                let body = match mutation {
+                    Mutation::NotJson => format!("{{\"Data\": {{\"{TRIGGER}\": {event}").into_bytes(),
+                    _ if as_string => envelope(Value::String(event.to_string())),
+                    _ => envelope(event),
+                };
+                Case {
+                    body,
+                    mutation,
+                    call_id,
+                    recording_id,
+                    start_time,
+                    archival,
+                }
+            },
+        )
+}
+
+/// Runs one case through the real pipeline and an embedded store, asserts what it must become, and returns which
+/// outcome it reached.
+fn run_case(case: &Case) -> Result<Expected, TestCaseError> {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+    let sources = case
+        .archival
+        .then(acs_recording_handler::archive::sources::ArchiveSources::default_list);
+    let pipeline = Pipeline::new(store.clone()).with_archival(sources);
+    let runtime = runtime();
+    let outcome = runtime.block_on(RecordingEvent::new(pipeline).handle(&case.body));
+    let documents = support::documents(dir.path()); // fails on any invalid file
+    let quarantined = support::quarantined(dir.path());
+    let reached = match outcome {
+        Ok(Outcome::Stored { call_id, id, .. }) => {
+            let stored = runtime.block_on(store.read(&call_id, &id)).unwrap();
+            prop_assert!(stored.is_some(), "reported stored, not in the store");
+            prop_assert_eq!(&call_id, &case.call_id);
+            match &case.recording_id {
+                Some(recording_id) => prop_assert_eq!(&id, &document_id(recording_id)),
+                None => prop_assert!(id.starts_with("rec-") && id.len() == 36, "{}", id),
+            }
+            prop_assert_eq!((documents.len(), quarantined.len()), (1, 0));
+            Expected::Stored
+        }
+        Ok(Outcome::Ignored { .. }) => {
+            prop_assert_eq!((documents.len(), quarantined.len()), (0, 0));
+            Expected::Ignored
+        }
+        Ok(Outcome::Quarantined { id, reason }) => {
+            let kept = runtime.block_on(store.read_quarantined(&id)).unwrap();
+            prop_assert!(kept.is_some(), "reported quarantined, not in quarantine");
+            prop_assert!(!reason.is_empty());
+            prop_assert_eq!((documents.len(), quarantined.len()), (0, 1));
+            Expected::Quarantined
+        }
+        Err(e) => return Err(TestCaseError::fail(format!("the store failed: {e}"))),
+    };
+    prop_assert_eq!(reached, case.mutation.expected(), "{:?}", case.mutation);
+    let outside = std::fs::read_dir(dir.path()).unwrap().count();
+    prop_assert_eq!(outside, 2, "only recordings/ and quarantine/");
+    Ok(reached)
+}
+
+/// Through the real pipeline and store: each payload becomes what it must (stored under the id its subject
+/// gives, ignored, or quarantined and readable there), and every outcome is reached — the counts are printed.
+#[test]
+fn every_payload_is_stored_ignored_or_quarantined_as_it_must_be() {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(192);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases,
+        ..ProptestConfig::default()
+    });
+    let counts = std::sync::Mutex::new(std::collections::BTreeMap::<&str, usize>::new());
+    let count = |name: &'static str| *counts.lock().unwrap().entry(name).or_default() += 1;
+    let result = runner.run(&case(), |case| {
+        let reached = run_case(&case)?;
+        count(match reached {
+            Expected::Stored => "stored",
+            Expected::Ignored => "ignored",
+            Expected::Quarantined => "quarantined",
+        });
+        let edge = |time: &str| time.starts_with("0000") || time.starts_with("0001") || time.starts_with("9999");
+        if reached == Expected::Stored && case.recording_id.is_none() && case.start_time.as_deref().is_some_and(edge) {
+            count("stored under an id derived from a start time at the calendar's edge");
+        }
+        Ok(())
+    });
+    let counts = counts.into_inner().unwrap();
+    println!("outcomes of {cases} cases: {counts:?}");
+    if let Err(failure) = result {
+        panic!("{failure}");
+    }
+    for outcome in [
+        "stored",
+        "ignored",
+        "quarantined",
+        "stored under an id derived from a start time at the calendar's edge",
+    ] {
+        assert!(
+            counts.get(outcome).is_some_and(|n| *n > 0),
+            "no case was {outcome}: {counts:?}"
+        );
     }
 }
 

@@ -4,12 +4,16 @@
 
 mod support;
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
+use acs_recording_handler::config::{HOST_VARIABLES, SETTINGS};
 use serde_json::{Value, json};
 use support::events::{call_ended, chunk, recording_event};
 use support::host::Stream;
-use support::{AppDir, EventGrid, FunctionApp, Host, Level, Phase, documents, project_root, read_json, run_handler};
+use support::{
+    AppDir, EventGrid, FunctionApp, Host, Level, Phase, documents, project_root, read_json, run_handler, wait,
+};
 
 const T1: &str = "2026-11-27T15:20:34Z";
 
@@ -41,32 +45,66 @@ fn function_app_files_follow_the_host_contract() {
         values["AzureWebJobsStorage"].is_string(),
         "Core Tools needs AzureWebJobsStorage"
     );
-    for ours in [
-        "CosmosDbConnection",
-        "CosmosDbConnection__accountEndpoint",
-        "CosmosDbConnection__credential",
-        "CosmosDbConnection__clientId",
-        "RECORDINGS_DATABASE",
-        "RECORDINGS_CONTAINER",
-        "RECORDINGS_QUARANTINE_CONTAINER",
-        "RECORDINGS_CREATE_IF_NOT_EXISTS",
-        "RECORDINGS_ALLOW_MULTI_REGION_WRITES",
-        "RECORDINGS_ALLOWED_SOURCES",
-        "RECORDINGS_DATA_DIR",
-        "RECORDINGS_LOG_FORMAT",
-        "RECORDINGS_STORE",
-        "AcsConnection",
-        "AcsConnection__endpoint",
-        "ArchiveStorage",
-        "ArchiveStorage__blobServiceUri",
-        "ArchiveStorage__credential",
-        "ArchiveStorage__clientId",
-        "RECORDINGS_ARCHIVE_CONTAINER",
-        "RECORDINGS_ARCHIVE_ACCESS_TIER",
-        "RUST_LOG",
-    ] {
-        assert!(values[ours].is_string(), "{ours} is listed with a placeholder");
+}
+
+/// The settings the Functions host itself needs in `local.settings.json`, beside the handler's own.
+const HOST_SETTINGS: [&str; 2] = ["FUNCTIONS_WORKER_RUNTIME", "AzureWebJobsStorage"];
+
+#[test]
+fn the_example_settings_the_readme_and_the_settings_reader_list_the_same_settings() {
+    let read = |names: &mut dyn Iterator<Item = String>| names.collect::<BTreeSet<String>>();
+    let listed = read(&mut SETTINGS.iter().map(|name| name.to_string()));
+
+    let example = read_json(project_root().join("local.settings.json.example"));
+    let Some(values) = example["Values"].as_object() else {
+        panic!("local.settings.json.example has no Values object")
+    };
+    for (name, value) in values {
+        assert!(
+            value.is_string(),
+            "{name} has a string placeholder in local.settings.json.example"
+        );
     }
+    let in_example = read(
+        &mut values
+            .keys()
+            .filter(|name| !HOST_SETTINGS.contains(&name.as_str()))
+            .cloned(),
+    );
+    assert_eq!(
+        in_example, listed,
+        "local.settings.json.example (left) and config::SETTINGS (right) differ"
+    );
+
+    // The first column of every table in the README headed `| Setting |`: `## Settings`, `Archiving recordings` and
+    // its Blob Storage section.
+    let readme = std::fs::read_to_string(project_root().join("README.md")).unwrap();
+    let mut in_readme = BTreeSet::new();
+    let mut in_settings_table = false;
+    for line in readme.lines() {
+        if !line.starts_with('|') {
+            in_settings_table = false;
+        } else if line.starts_with("| Setting |") {
+            in_settings_table = true;
+        } else if in_settings_table {
+            let first_column = line.split('|').nth(1).unwrap_or_default();
+            in_readme.extend(first_column.split('`').skip(1).step_by(2).map(str::to_owned));
+        }
+    }
+    assert!(
+        in_readme.len() >= SETTINGS.len(),
+        "the README's settings tables were not found: {in_readme:?}"
+    );
+    let missing: Vec<_> = listed.difference(&in_readme).collect();
+    assert!(missing.is_empty(), "the README's settings tables leave out {missing:?}");
+    let unknown: Vec<_> = in_readme
+        .iter()
+        .filter(|name| !listed.contains(*name) && !HOST_VARIABLES.contains(&name.as_str()))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "the README's settings tables name settings the handler never reads: {unknown:?}"
+    );
 }
 
 #[tokio::test]
@@ -216,8 +254,8 @@ async fn json_logs_go_to_stdout_up_to_info_and_to_stderr_from_warn() {
 async fn log_lines_are_not_held_back_when_the_host_kills_the_worker() {
     let host = Host::start(&[("RUST_LOG", "debug")]).await;
     assert!(host.invoke(&event("e1", "call-1")).await.succeeded());
-    // The host's SIGKILL comes at any moment; a line held in a buffer then is lost. Nothing is written after this.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The host's SIGKILL comes at any moment, here as soon as the invocation that logs is answered: a line held in
+    // a buffer then is lost.
     host.crash().await;
     let written = host
         .logs()
@@ -307,9 +345,13 @@ async fn invocation_past_the_function_timeout_fails_and_the_worker_is_killed_and
     let stuck = host.invoke(&event("e1", "call-1")).await;
     assert!(!stuck.succeeded() && stuck.timed_out, "{stuck:?}");
     drop(lock);
-    while host.workers_started() < 2 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait::until(
+        "the host to start a second worker after the timeout",
+        Duration::from_secs(60),
+        || host.diagnosis(),
+        || host.workers_started() >= 2,
+    )
+    .await;
     assert_eq!(host.wait_until_ready().await, Phase::Ready);
     assert!(host.exits().is_empty(), "the host's own kill is not an error exit");
     let delivery = EventGrid::new(&host).deliver(&event("e1", "call-1")).await;
@@ -460,18 +502,27 @@ async fn store_failure_fails_the_invocation_and_redelivery_stores_it() {
         "a failed reply's Logs never reach the function log"
     );
 
-    // The store is repaired while Event Grid waits; its next attempt stores the event.
-    let grid = EventGrid::with_schedule(&host, vec![Duration::from_millis(300); 5]);
-    let repair = {
-        let data = data.path().to_owned();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            std::fs::remove_file(data.join("recordings")).unwrap();
-            std::fs::create_dir(data.join("recordings")).unwrap();
-        })
+    // The store is repaired once Event Grid's first attempt has met it broken (the handler said so a second time);
+    // its next attempt stores the event. Attempts to spare, so that a slow repair is not what the test measures.
+    let failures_logged = || {
+        host.logs()
+            .iter()
+            .filter(|line| line.text.contains("its trigger will retry it"))
+            .count()
     };
-    let delivery = grid.deliver(&first).await;
-    repair.await.unwrap();
+    let grid = EventGrid::with_schedule(&host, vec![Duration::from_millis(300); 30]);
+    let repair = async {
+        wait::until(
+            "Event Grid's first attempt to fail on the broken store",
+            Duration::from_secs(30),
+            || host.diagnosis(),
+            || failures_logged() >= 2,
+        )
+        .await;
+        std::fs::remove_file(data.path().join("recordings")).unwrap();
+        std::fs::create_dir(data.path().join("recordings")).unwrap();
+    };
+    let (delivery, ()) = tokio::join!(grid.deliver(&first), repair);
     assert!(delivery.delivered, "{delivery:?}");
     assert!(delivery.attempts >= 2, "the first attempt met the broken store");
     assert_eq!(documents(data.path()).len(), 1);

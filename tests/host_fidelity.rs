@@ -2,6 +2,9 @@
 //! envelopes it builds, and what it does with workers that exit, never get ready, answer nothing useful, or are
 //! impersonated. The workers here are small shell scripts, with the test answering HTTP on their behalf where needed,
 //! so that each behaviour can be produced on demand.
+//!
+//! Each expectation names, in a `Host:` comment, where the real host does it: paths are in the Azure Functions host
+//! (github.com/Azure/azure-functions-host), so a reader can check the stand-in against the host, not against itself.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
@@ -17,6 +20,10 @@ use support::host::{Stream, Verdict, classify, judge};
 use support::{AppDir, Host, Level, Phase, envelope};
 use tokio::io::AsyncWriteExt;
 
+// Host: src/WebJobs.Script/Workers/Http/DefaultHttpWorkerService.cs, `ProcessDefaultInvocationRequest`
+// (`EnsureSuccessStatusCode`, then `GetHttpScriptInvocationResult`: `ReadAsAsync<HttpScriptInvocationResult>`, whose
+// JSON formatter takes `application/json` and `text/json` and binds names in any case); a null result sets no
+// result, so the invocation waits for the function timeout (`ResultSource` is never completed).
 #[test]
 fn replies_are_judged_as_the_host_reads_them() {
     let json = Some("application/json; charset=utf-8");
@@ -44,6 +51,10 @@ fn replies_are_judged_as_the_host_reads_them() {
     assert_eq!(judge(200, None, ""), Verdict::Hangs, "no content at all");
 }
 
+// Host: src/WebJobs.Script/Workers/ProcessManagement/WorkerProcess.cs, `OnOutputDataReceived` (stdout at
+// Information) and `ParseErrorMessageAndLog` (stderr: "warn" in any case at Warning, otherwise Error when
+// `UseStdErrorStreamForErrorsOnly`), which src/WebJobs.Script/Workers/Http/HttpWorkerDescription.cs sets `true`
+// for custom handlers and src/WebJobs.Script/Workers/Http/HttpWorkerProcess.cs passes on.
 #[test]
 fn output_lines_are_classified_as_the_host_logs_them() {
     assert_eq!(
@@ -61,6 +72,9 @@ fn output_lines_are_classified_as_the_host_logs_them() {
     );
 }
 
+// Host: src/WebJobs.Script/Workers/MessageExtensions/ScriptInvocationContextExtensions.cs,
+// `ToHttpScriptInvocationContext` (each input under its binding name in `Data`, the binding data in `Metadata`, with
+// `sys.MethodName`).
 #[test]
 fn event_grid_envelope_carries_the_event_and_its_data_as_the_host_does() {
     let body = |event: &str| -> Value { serde_json::from_slice(&envelope::event_grid("F", "ev", event)).unwrap() };
@@ -77,6 +91,9 @@ fn event_grid_envelope_carries_the_event_and_its_data_as_the_host_does() {
     assert_eq!(body(r#"{"id":"1","data":[1,2]}"#)["Metadata"]["data"], "[1,2]");
 }
 
+// Host: src/WebJobs.Script/Workers/MessageExtensions/ScriptInvocationContextExtensions.cs,
+// `ToHttpScriptInvocationContext`: the trigger's JSON goes through Newtonsoft.Json's `JObject`/`JToken` and is
+// written again, which keeps key order and the last duplicate, unescapes, and writes floats with a fraction.
 #[test]
 fn the_host_rewrites_json_keeping_key_order_and_normalizing_escapes_and_numbers() {
     assert_eq!(
@@ -110,6 +127,8 @@ async fn settle(host: &Host) -> Phase {
     }
 }
 
+// Host: src/WebJobs.Script/Workers/ProcessManagement/WorkerProcess.cs, `OnProcessExited`: exit code 0
+// (`SuccessExitCode`) only closes the process, raising no error or restart event.
 #[tokio::test]
 async fn a_worker_that_exits_with_0_stays_down() {
     let host = Host::start_in(app_with_worker("exit 0"), &[]).await;
@@ -120,6 +139,11 @@ async fn a_worker_that_exits_with_0_stays_down() {
     assert!(!host.post(b"{}".to_vec()).await.succeeded(), "the function stays down");
 }
 
+// Host: src/WebJobs.Script/Workers/ProcessManagement/WorkerProcess.cs, `OnProcessExited` (a non-zero exit) →
+// src/WebJobs.Script/Workers/Http/HttpWorkerProcess.cs, `HandleWorkerProcessExitError` (an `HttpWorkerErrorEvent`)
+// → src/WebJobs.Script/Workers/Http/HttpFunctionInvocationDispatcher.cs, `WorkerError`, `AddOrUpdateErrorBucket`
+// (errors within `WorkerRestartErrorIntervalThresholdInMinutes`) and `RestartWorkerChannel` (`ErrorEventsThreshold`
+// 3, then `StopApplication`).
 #[tokio::test]
 async fn a_worker_that_keeps_failing_is_restarted_twice_then_the_host_shuts_down() {
     let host = Host::start_in(app_with_worker("echo 'cannot start' >&2; exit 3"), &[]).await;
@@ -165,6 +189,10 @@ async fn answer_for_the_worker(port: u16, dir: &Path, impostor: Arc<AtomicBool>,
 /// A worker that records its id and waits; the test answers for it.
 const WAITING_WORKER: &str = "echo \"$FUNCTIONS_CUSTOMHANDLER_WORKER_ID\" > worker-id; exec sleep 600";
 
+// Host: src/WebJobs.Script/Workers/Http/DefaultHttpWorkerService.cs, `IsWorkerReady`, takes any HTTP answer on the
+// port for readiness; the worker id it checks against is the one src/WebJobs.Script/Workers/Http/HttpWorkerProcess.cs
+// `CreateWorkerProcess` passes (`FUNCTIONS_CUSTOMHANDLER_WORKER_ID`). Checking it is the stand-in's own rule, stricter
+// than the host's, so that a test never takes another test's handler for its own.
 #[tokio::test]
 async fn another_process_answering_on_the_port_is_never_taken_for_the_worker() {
     let app = app_with_worker(WAITING_WORKER);
@@ -200,6 +228,12 @@ async fn reply_is(reply: String) -> (Host, support::Invocation) {
     (host, invocation)
 }
 
+// Host: src/WebJobs.Script/Workers/Http/DefaultHttpWorkerService.cs, `ProcessDefaultInvocationRequest` (an empty
+// body reads as a null result, which completes nothing); the kill and restart after `functionTimeout`
+// (documented in https://learn.microsoft.com/azure/azure-functions/functions-host-json#functiontimeout and
+// https://learn.microsoft.com/azure/azure-functions/functions-custom-handlers; through
+// src/WebJobs.Script/Workers/Http/HttpFunctionInvocationDispatcher.cs `RestartWorkerWithInvocationIdAsync`, whose
+// caller on a timeout we could not confirm in the source searched).
 #[tokio::test]
 async fn an_empty_reply_hangs_until_the_function_timeout_then_the_worker_is_killed_and_restarted() {
     let started = std::time::Instant::now();
@@ -209,20 +243,28 @@ async fn an_empty_reply_hangs_until_the_function_timeout_then_the_worker_is_kill
         started.elapsed() >= Duration::from_secs(2),
         "it waited for functionTimeout"
     );
-    while host.workers_started() < 2 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    support::wait::until(
+        "the host to start a second worker after the timeout",
+        Duration::from_secs(60),
+        || host.diagnosis(),
+        || host.workers_started() >= 2,
+    )
+    .await;
     assert_eq!(settle(&host).await, Phase::Ready);
     assert!(host.exits().is_empty(), "the host's own kill is not counted");
     assert_eq!(host.timeouts(), 1);
 }
 
+// Host: src/WebJobs.Script/Workers/Http/DefaultHttpWorkerService.cs, `ProcessDefaultInvocationRequest`
+// (`httpScriptInvocationResult != null` guards setting the result).
 #[tokio::test]
 async fn a_null_reply_hangs_until_the_function_timeout() {
     let (_host, invocation) = reply_is(http("200 OK", "application/json", "null")).await;
     assert!(invocation.timed_out, "{invocation:?}");
 }
 
+// Host: src/WebJobs.Script/Workers/Http/DefaultHttpWorkerService.cs, `GetHttpScriptInvocationResult` (a body that
+// does not bind throws `InvalidOperationException`, failing the invocation before `ProcessLogsFromHttpResponse`).
 #[tokio::test]
 async fn a_reply_with_wrong_types_fails_the_invocation_and_its_logs_are_dropped() {
     let (host, invocation) = reply_is(http("200 OK", "application/json", r#"{"Logs":"x"}"#)).await;
@@ -231,6 +273,9 @@ async fn a_reply_with_wrong_types_fails_the_invocation_and_its_logs_are_dropped(
     assert!(host.function_log().is_empty());
 }
 
+// Host: src/WebJobs.Script/Workers/Http/DefaultHttpWorkerService.cs, `ProcessDefaultInvocationRequest`
+// (`EnsureSuccessStatusCode` throws before the body is read; `ProcessLogsFromHttpResponse` logs `Logs` at
+// Information only after it).
 #[tokio::test]
 async fn a_failed_reply_is_not_read_and_its_logs_never_reach_the_function_log() {
     let (host, invocation) = reply_is(http(

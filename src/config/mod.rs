@@ -26,6 +26,49 @@ pub const PORT_VARIABLES: [&str; 2] = ["FUNCTIONS_CUSTOMHANDLER_PORT", "FUNCTION
 /// The worker id variable set by current Functions hosts, and the one older hosts set.
 pub const WORKER_ID_VARIABLES: [&str; 2] = ["FUNCTIONS_CUSTOMHANDLER_WORKER_ID", "FUNCTIONS_HTTPWORKER_ID"];
 
+/// Every setting the handler reads that a user sets: `local.settings.json.example` and the README's settings tables
+/// list exactly these (a test holds all three together), and [`Settings`] refuses to read a name that is neither
+/// here nor in [`HOST_VARIABLES`], so a new setting cannot be read without being listed.
+pub const SETTINGS: &[&str] = &[
+    COSMOS_VARIABLES[0],
+    COSMOS_VARIABLES[1],
+    "CosmosDbConnection__credential",
+    "CosmosDbConnection__clientId",
+    "RECORDINGS_DATABASE",
+    "RECORDINGS_CONTAINER",
+    "RECORDINGS_QUARANTINE_CONTAINER",
+    "RECORDINGS_CREATE_IF_NOT_EXISTS",
+    "RECORDINGS_ALLOW_MULTI_REGION_WRITES",
+    "RECORDINGS_ALLOWED_SOURCES",
+    "RECORDINGS_STORE",
+    "RECORDINGS_DATA_DIR",
+    ACS_VARIABLES[0],
+    ACS_VARIABLES[1],
+    "AcsConnection__credential",
+    "AcsConnection__clientId",
+    "RECORDINGS_ARCHIVE_SOURCES",
+    "RECORDINGS_DELETE_AFTER_ARCHIVE",
+    BLOB_VARIABLES[0],
+    BLOB_VARIABLES[1],
+    "ArchiveStorage__credential",
+    "ArchiveStorage__clientId",
+    "RECORDINGS_ARCHIVE_CONTAINER",
+    "RECORDINGS_ARCHIVE_ACCESS_TIER",
+    "RECORDINGS_LOG_FORMAT",
+    "RUST_LOG",
+];
+
+/// The variables the Functions host or Azure sets, which the handler reads but a user does not set.
+pub const HOST_VARIABLES: &[&str] = &[
+    PORT_VARIABLES[0],
+    PORT_VARIABLES[1],
+    WORKER_ID_VARIABLES[0],
+    WORKER_ID_VARIABLES[1],
+    "FUNCTIONS_APP_ROOT_PATH",
+    "WEBSITE_INSTANCE_ID",
+    "REGION_NAME",
+];
+
 /// The embedded store's folder when `RECORDINGS_DATA_DIR` is unset.
 pub const DEFAULT_DATA_DIR: &str = ".data";
 
@@ -95,6 +138,9 @@ impl std::error::Error for ConfigError {}
 pub(crate) struct Settings<'a> {
     lookup: &'a dyn Fn(&str) -> Option<String>,
     problems: Vec<String>,
+    /// Names read that [`SETTINGS`] and [`HOST_VARIABLES`] do not list: each is a problem, so that every test of the
+    /// configuration fails until the new setting is listed (and documented).
+    unlisted: std::cell::RefCell<std::collections::BTreeSet<String>>,
 }
 
 impl<'a> Settings<'a> {
@@ -102,11 +148,17 @@ impl<'a> Settings<'a> {
         Self {
             lookup,
             problems: Vec::new(),
+            unlisted: Default::default(),
         }
     }
 
-    /// A setting's value, trimmed; an empty value counts as unset, as in the Functions portal.
+    /// A setting's value, trimmed; an empty value counts as unset, as in the Functions portal. A name that is not
+    /// listed is never read.
     pub(crate) fn get(&self, name: &str) -> Option<String> {
+        if !SETTINGS.contains(&name) && !HOST_VARIABLES.contains(&name) {
+            self.unlisted.borrow_mut().insert(name.to_owned());
+            return None;
+        }
         (self.lookup)(name)
             .map(|value| value.trim().to_owned())
             .filter(|value| !value.is_empty())
@@ -127,6 +179,17 @@ impl<'a> Settings<'a> {
 
     pub(crate) fn problem(&mut self, problem: impl Into<String>) {
         self.problems.push(problem.into());
+    }
+
+    /// Every problem found, an unlisted name read among them.
+    fn into_problems(self) -> Vec<String> {
+        let mut problems = self.problems;
+        for name in self.unlisted.into_inner() {
+            problems.push(format!(
+                "the handler read {name}, a setting config::SETTINGS does not list (a defect in the handler)"
+            ));
+        }
+        problems
     }
 
     /// Whether the handler runs in Azure, where the instance's disk is temporary.
@@ -183,8 +246,9 @@ impl Config {
         let (log_format, log_filter) = logging(&mut settings, purpose);
         let app_root = settings.get("FUNCTIONS_APP_ROOT_PATH").map(PathBuf::from);
         let worker_id = WORKER_ID_VARIABLES.iter().find_map(|name| settings.get(name));
-        if !settings.problems.is_empty() {
-            return Err(ConfigError(settings.problems));
+        let problems = settings.into_problems();
+        if !problems.is_empty() {
+            return Err(ConfigError(problems));
         }
         Ok(Config {
             port,
@@ -552,20 +616,58 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_setting_that_is_not_listed_is_never_read_and_is_reported() {
+        let lookup = |_: &str| Some("value".to_owned());
+        let settings = Settings::new(&lookup);
+        assert_eq!(settings.get("RECORDINGS_NEW_SETTING"), None);
+        assert_eq!(settings.get("RECORDINGS_STORE").as_deref(), Some("value"));
+        let problems = settings.into_problems();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("RECORDINGS_NEW_SETTING"), "{problems:?}");
+    }
+
+    #[test]
+    fn every_listed_setting_is_read() {
+        let read = std::cell::RefCell::new(std::collections::BTreeSet::new());
+        let lookup = |name: &str| {
+            read.borrow_mut().insert(name.to_owned());
+            None
+        };
+        // Archival on (to the embedded archive, then to Blob Storage) and Cosmos DB, so that every group is read.
+        let _ = Config::from_lookup(Purpose::Serve, |name| {
+            lookup(name).or_else(|| (name == "AcsConnection__endpoint").then(|| "https://x/".to_owned()))
+        });
+        let _ = Config::from_lookup(Purpose::Serve, |name| {
+            lookup(name).or_else(|| (name == "CosmosDbConnection__accountEndpoint").then(|| "https://x/".to_owned()))
+        });
+        let _ = Config::from_lookup(Purpose::Serve, |name| {
+            let archive_to_blob = ["AcsConnection__endpoint", "ArchiveStorage__blobServiceUri"].contains(&name);
+            lookup(name).or_else(|| archive_to_blob.then(|| "https://x/".to_owned()))
+        });
+        let read = read.into_inner();
+        let never_read: Vec<_> = SETTINGS.iter().filter(|name| !read.contains(**name)).collect();
+        assert!(never_read.is_empty(), "listed but never read: {never_read:?}");
+    }
+
+    #[test]
     fn flags_are_true_or_false_in_any_case() {
         let lookup = |name: &str| match name {
-            "A" => Some("TRUE".to_owned()),
-            "B" => Some(" false ".to_owned()),
-            "C" => Some("yes".to_owned()),
+            "RECORDINGS_CREATE_IF_NOT_EXISTS" => Some("TRUE".to_owned()),
+            "RECORDINGS_ALLOW_MULTI_REGION_WRITES" => Some(" false ".to_owned()),
+            "RECORDINGS_DELETE_AFTER_ARCHIVE" => Some("yes".to_owned()),
             _ => None,
         };
         let mut settings = Settings::new(&lookup);
-        assert!(settings.flag("A", false));
-        assert!(!settings.flag("B", true));
-        assert!(settings.flag("D", true));
+        assert!(settings.flag("RECORDINGS_CREATE_IF_NOT_EXISTS", false));
+        assert!(!settings.flag("RECORDINGS_ALLOW_MULTI_REGION_WRITES", true));
+        assert!(settings.flag("RECORDINGS_STORE", true));
         assert!(settings.problems.is_empty());
-        assert!(!settings.flag("C", false));
+        assert!(!settings.flag("RECORDINGS_DELETE_AFTER_ARCHIVE", false));
         assert_eq!(settings.problems.len(), 1);
-        assert!(settings.problems[0].contains("C must be"), "{:?}", settings.problems);
+        assert!(
+            settings.problems[0].contains("RECORDINGS_DELETE_AFTER_ARCHIVE must be"),
+            "{:?}",
+            settings.problems
+        );
     }
 }

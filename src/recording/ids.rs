@@ -49,13 +49,43 @@ pub(super) fn derived_id(call_id: &str, start_time: Option<&Value>, event_id: &s
 mod tests {
     use super::*;
 
+    /// The SHA-256 of `text` and a NUL byte, computed here without the crate's digest helpers.
+    fn sha256_with_nul(text: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::new().chain_update(text.as_bytes()).chain_update([0]).finalize();
+        digest.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
     #[test]
-    fn safe_recording_ids_are_kept_and_others_digested() {
-        assert_eq!(document_id("a?b"), document_id("a?b"));
-        assert!(document_id("a?b").starts_with("rid-"));
+    fn an_unsafe_recording_id_becomes_rid_and_the_sha256_of_the_id_and_a_nul() {
+        // Pinned: `printf 'a?b\0' | sha256sum`.
+        assert_eq!(
+            document_id("a?b"),
+            "rid-3db35d3d1cb1b6b0b4ba5c58a1d199484d7977f3d13137cb8585500517fac465"
+        );
+        for unsafe_id in ["a/b", "a\\b", "a#b", " padded", "tab\t", "", "nul\u{0}"] {
+            assert_eq!(
+                document_id(unsafe_id),
+                format!("rid-{}", sha256_with_nul(unsafe_id)),
+                "{unsafe_id:?}"
+            );
+        }
         assert_eq!(document_id("plain-id_1:2"), "plain-id_1:2");
-        assert!(document_id(&"x".repeat(300)).starts_with("rid-"));
-        assert!(document_id(" padded").starts_with("rid-"));
+        assert_eq!(document_id("é-ü"), "é-ü");
+    }
+
+    #[test]
+    fn a_recording_id_of_255_bytes_is_kept_and_one_of_256_is_digested() {
+        let longest = "x".repeat(MAX_VERBATIM_ID_BYTES);
+        assert_eq!(longest.len(), 255);
+        assert_eq!(document_id(&longest), longest);
+        let one_more = "x".repeat(256);
+        assert_eq!(document_id(&one_more), format!("rid-{}", sha256_with_nul(&one_more)));
+        // Bytes, not characters: 127 two-byte characters and one byte are 255 bytes; one more character is 257.
+        let wide = format!("{}x", "é".repeat(127));
+        assert_eq!(document_id(&wide), wide);
+        let wider = "é".repeat(128) + "x";
+        assert_eq!(document_id(&wider), format!("rid-{}", sha256_with_nul(&wider)));
     }
 
     #[test]
@@ -78,6 +108,9 @@ mod tests {
             "9999-12-31T23:59:59.9999999Z",
             "0000-01-01T00:30:00+01:00",
             "0000-01-01T00:00:00Z",
+            "0001-01-01T00:00:00Z",
+            "2021-07-27T15:20:23+23:59",
+            "2021-07-27T15:20:23-23:59",
         ] {
             let id = derived_id("c1", Some(&Value::from(edge)), "e1");
             assert!(id.starts_with("rec-") && id.len() == 36, "{edge}: {id}");
@@ -86,6 +119,7 @@ mod tests {
                 derived_id("c1", Some(&Value::from(edge)), "e2"),
                 "{edge}: one id per recording"
             );
+            assert_ne!(id, derived_id("c2", Some(&Value::from(edge)), "e1"), "{edge}");
         }
         assert_ne!(
             derived_id("c1", Some(&Value::from("9999-12-31T23:30:00-01:00")), "e1"),

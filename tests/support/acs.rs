@@ -111,7 +111,65 @@ pub enum Fault {
     /// 206 with `Content-Range: bytes START-END/*` for the first this-many bytes of what was asked: a part of a
     /// file whose total no header states.
     UnknownTotal(u64),
+    /// Send the headers and the first frame, then hold the rest until the gate opens: a download a test can see in
+    /// progress for as long as it needs.
+    Held(Gate),
 }
+
+impl Fault {
+    /// The fault's kind, for tallies: `503`, `500` (any other status is `status`), `retry-after`, `cut`, `short`,
+    /// `empty`, `slow`, `redirect`, `held`, `unstated-length`, `unknown-total`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::Status(503) => "503",
+            Fault::Status(500) => "500",
+            Fault::Status(_) => "status",
+            Fault::RetryAfter { .. } => "retry-after",
+            Fault::CutAfter(_) => "cut",
+            Fault::ShortBody(_) => "short",
+            Fault::EmptyBody => "empty",
+            Fault::Slow { .. } => "slow",
+            Fault::Redirect(_) => "redirect",
+            Fault::Held(_) => "held",
+            Fault::UnstatedLength(_) => "unstated-length",
+            Fault::UnknownTotal(_) => "unknown-total",
+        }
+    }
+}
+
+/// Holds [`Fault::Held`] transfers until opened; every transfer it holds then goes on.
+#[derive(Debug, Clone)]
+pub struct Gate(Arc<tokio::sync::Semaphore>);
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Gate {
+    pub fn new() -> Self {
+        Self(Arc::new(tokio::sync::Semaphore::new(0)))
+    }
+
+    pub fn open(&self) {
+        self.0.close();
+    }
+
+    /// Returns once the gate is open.
+    pub(crate) async fn passed(&self) {
+        // A semaphore without permits: acquiring fails, and so returns, only once it is closed.
+        let _ = self.0.acquire().await;
+    }
+}
+
+impl PartialEq for Gate {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Gate {}
 
 /// One request the server answered, for assertions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +195,8 @@ pub struct AcsServer {
 struct Shared {
     options: AcsOptions,
     state: Mutex<State>,
+    /// File bodies being sent right now.
+    downloads: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 #[derive(Default)]
@@ -150,6 +210,8 @@ struct Chunk {
     generator: Generator,
     metadata: Arc<[u8]>,
     faults: HashMap<FileKind, VecDeque<Fault>>,
+    /// The kind of each fault that shaped an answer, in order.
+    faults_served: Vec<&'static str>,
     deleted: bool,
     /// Set once the recording has expired or is gone: every request then answers 404 or 410.
     ended: Option<End>,
@@ -173,6 +235,7 @@ impl AcsServer {
         let shared = Arc::new(Shared {
             options,
             state: Mutex::default(),
+            downloads: Arc::default(),
         });
         let handler = shared.clone();
         let server = Background::start("acs-server", move |request, hangup| {
@@ -202,6 +265,7 @@ impl AcsServer {
             generator: Generator::new(document_id),
             metadata: metadata_json(document_id).into(),
             faults: HashMap::new(),
+            faults_served: Vec::new(),
             deleted: false,
             ended: None,
             content_sha256_hex: None,
@@ -236,6 +300,22 @@ impl AcsServer {
     /// Whether a DELETE of this chunk has been done.
     pub fn deleted(&self, document_id: &str) -> bool {
         self.with_chunk(document_id, |chunk| chunk.deleted)
+    }
+
+    /// How many file bodies are being sent right now: a download in flight.
+    pub fn downloads_in_flight(&self) -> usize {
+        self.shared.downloads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// How many injected faults shaped an answer so far, by [`Fault::kind`]; a fault still queued is not counted.
+    pub fn faults_served(&self) -> std::collections::BTreeMap<&'static str, usize> {
+        let mut served = std::collections::BTreeMap::new();
+        for chunk in self.state().chunks.values() {
+            for kind in &chunk.faults_served {
+                *served.entry(*kind).or_default() += 1;
+            }
+        }
+        served
     }
 
     /// Every request answered so far, in order.
@@ -310,7 +390,10 @@ async fn answer(shared: Arc<Shared>, request: Request<Bytes>, hangup: Hangup) ->
         x_ms_host: header("x-ms-host"),
         status: None,
     };
-    let reply = shared.decide(&request);
+    let mut reply = shared.decide(&request);
+    if let Reply::File { transfer, .. } = &mut reply {
+        transfer.count_in(&shared.downloads);
+    }
     record.status = reply.status();
     shared.state.lock().unwrap().requests.push(record);
     reply.send(hangup).await
@@ -420,6 +503,10 @@ impl Chunk {
             Some(Fault::Slow { delay_per_frame }) => (length, Ending::Complete, Some(delay_per_frame)),
             _ => (length, Ending::Complete, None),
         };
+        let mut transfer = Transfer::new(source, start, budget, ending, delay);
+        if let Some(Fault::Held(gate)) = fault {
+            transfer = transfer.held_by(gate);
+        }
         Reply::File {
             head: FileHead {
                 content_type,
@@ -429,12 +516,16 @@ impl Chunk {
                 partial,
                 stated,
             },
-            transfer: Transfer::new(source, start, budget, ending, delay),
+            transfer,
         }
     }
 
     fn next_fault(&mut self, file: FileKind) -> Option<Fault> {
-        self.faults.get_mut(&file).and_then(VecDeque::pop_front)
+        let fault = self.faults.get_mut(&file).and_then(VecDeque::pop_front);
+        if let Some(fault) = &fault {
+            self.faults_served.push(fault.kind());
+        }
+        fault
     }
 }
 

@@ -3,7 +3,6 @@
 //! `ARCHIVE_TEST_BLOB_URI` a real account instead (`ARCHIVE_TEST_BLOB_KEY` for Shared Key, otherwise the developer's
 //! Azure CLI sign-in), where each test makes a container of its own named `test-…`.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -15,6 +14,12 @@ use acs_recording_handler::secret::Secret;
 
 use super::npm::ServerProcess;
 use super::ports::Port;
+use super::wait::{Start, Tail, wait_for_start};
+
+/// How long Azurite may take to listen (Node.js starting on a loaded machine), and how often a start is tried again
+/// when another process took its port.
+const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+const START_ATTEMPTS: usize = 5;
 
 /// Where Azurite keeps blobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +42,14 @@ pub struct BlobTarget {
     requests: Arc<AtomicUsize>,
 }
 
+/// Why a test needs the local Azurite, whatever `ARCHIVE_TEST_BLOB_URI` says.
+#[derive(Clone, Copy)]
+enum Local<'a> {
+    Http,
+    /// Over HTTPS with this certificate and key.
+    Https(&'a std::path::Path, &'a std::path::Path),
+}
+
 impl BlobTarget {
     pub fn start() -> BlobTarget {
         Self::start_with(Persistence::Memory)
@@ -46,15 +59,26 @@ impl BlobTarget {
         Self::launch(persistence, None)
     }
 
+    /// A local Azurite, even when `ARCHIVE_TEST_BLOB_URI` names a live account: for the tests that put a proxy in
+    /// front of the server.
+    pub fn start_local() -> BlobTarget {
+        Self::launch(Persistence::Memory, Some(Local::Http))
+    }
+
     /// A local Azurite over HTTPS with this certificate and key (PEM files), which also takes Microsoft Entra ID
     /// bearer tokens (Azurite's `--oauth basic`: it checks a token's audience, issuer and lifetime, not its
     /// signature). Always local: the Entra ID path is tested against it, never against a live account.
     pub fn start_https(cert: &std::path::Path, key: &std::path::Path) -> BlobTarget {
-        Self::launch(Persistence::Memory, Some((cert, key)))
+        Self::launch(Persistence::Memory, Some(Local::Https(cert, key)))
     }
 
-    fn launch(persistence: Persistence, tls: Option<(&std::path::Path, &std::path::Path)>) -> BlobTarget {
-        if let Some(uri) = std::env::var("ARCHIVE_TEST_BLOB_URI").ok().filter(|_| tls.is_none()) {
+    /// Starts Azurite, or uses the live account `ARCHIVE_TEST_BLOB_URI` names unless `local` says otherwise.
+    fn launch(persistence: Persistence, local: Option<Local<'_>>) -> BlobTarget {
+        let tls = match local {
+            Some(Local::Https(cert, key)) => Some((cert, key)),
+            _ => None,
+        };
+        if let Some(uri) = std::env::var("ARCHIVE_TEST_BLOB_URI").ok().filter(|_| local.is_none()) {
             let account = url::Url::parse(&uri)
                 .ok()
                 .and_then(|u| u.host_str().map(|h| h.split('.').next().unwrap_or_default().to_owned()))
@@ -70,7 +94,8 @@ impl BlobTarget {
         }
         let dir = server_dir();
         super::npm::install(&dir, "azurite");
-        loop {
+        let tail = Tail::default();
+        for _ in 0..START_ATTEMPTS {
             let workdir = tempfile::tempdir().unwrap();
             // A reserved port, so that no other test of this process is handed it while the server runs.
             let port = Port::reserve();
@@ -93,33 +118,35 @@ impl BlobTarget {
             let mut child = command
                 .spawn()
                 .expect("start Azurite: Node.js 20 or newer must be installed");
-            let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-            let mut line = String::new();
-            let ready = loop {
-                line.clear();
-                if stdout.read_line(&mut line).unwrap_or(0) == 0 {
-                    break false;
-                }
-                if line.contains("successfully listens") {
-                    break true;
-                }
-            };
-            if !ready {
-                // Another process took the port between its reservation and the server's bind: try another.
-                let _ = child.kill();
-                let _ = child.wait();
-                continue;
-            }
             // Keep reading its output, so that it never blocks on a full pipe, and count the requests it logs.
             let requests: Arc<AtomicUsize> = Arc::default();
             let count = requests.clone();
-            std::thread::spawn(move || {
-                for line in stdout.lines().map_while(Result::ok) {
+            let stdout = child.stdout.take().expect("stdout");
+            let started = wait_for_start(
+                stdout,
+                START_TIMEOUT,
+                &tail,
+                |line| line.contains("successfully listens"),
+                move |line| {
                     if line.contains("\" ") && line.contains(" HTTP/") {
                         count.fetch_add(1, Ordering::Relaxed);
                     }
+                },
+            );
+            match started {
+                Start::Ready(_) => {}
+                // Another process took the port between its reservation and the server's bind: try another.
+                Start::Ended => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    continue;
                 }
-            });
+                Start::TimedOut => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("{}", Start::failure("Azurite", START_TIMEOUT, &tail));
+                }
+            }
             let server = ServerProcess::new(child);
             return BlobTarget {
                 server: Some(server),
@@ -134,12 +161,27 @@ impl BlobTarget {
                 requests,
             };
         }
+        panic!(
+            "Azurite stopped before it listened, {START_ATTEMPTS} times; its last lines:\n{}",
+            tail.text()
+        );
     }
 
     /// The requests Azurite has answered so far (0 for a live target). It logs a request once answered, so a count
     /// read just after a client finishes may lag by a moment.
     pub fn request_count(&self) -> usize {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// The storage account's name.
+    pub fn account(&self) -> String {
+        match &self.key {
+            Some((account, _)) => account.clone(),
+            None => url::Url::parse(&self.service_uri)
+                .ok()
+                .and_then(|u| u.host_str().map(|h| h.split('.').next().unwrap_or_default().to_owned()))
+                .unwrap_or_default(),
+        }
     }
 
     pub fn is_local(&self) -> bool {

@@ -16,6 +16,12 @@ use azure_data_cosmos::{AccountEndpoint, AccountReference, CosmosClient, CosmosR
 
 use super::npm::ServerProcess;
 use super::ports::Port;
+use super::wait::{Start, Tail, wait_for_start};
+
+/// How long the test server may take to listen (Node.js starting on a loaded machine), and how often a start is
+/// tried again when another process took its port.
+const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+const START_ATTEMPTS: usize = 5;
 
 /// The Cosmos DB emulator's documented key; the local server accepts any valid base64 key.
 pub const EMULATOR_KEY: &str =
@@ -60,9 +66,20 @@ impl CosmosTarget {
                 requests: Arc::default(),
             };
         }
+        Self::start_local_with(options)
+    }
+
+    /// The local test server, even when `COSMOS_TEST_ENDPOINT` names a live account: for the tests of what only it
+    /// can do (inject faults, count requests, advertise write regions, take a stand-in identity's token).
+    pub fn start_local() -> CosmosTarget {
+        Self::start_local_with(ServerOptions::default())
+    }
+
+    pub fn start_local_with(options: ServerOptions) -> CosmosTarget {
         let dir = server_dir();
         super::npm::install(&dir, "@vercel/cosmosdb-server");
-        loop {
+        let tail = Tail::default();
+        for _ in 0..START_ATTEMPTS {
             // A reserved port, so that no other test of this process is handed it while the server runs.
             let port = Port::reserve();
             let mut command = Command::new("node");
@@ -80,25 +97,33 @@ impl CosmosTarget {
             let mut child = command
                 .spawn()
                 .expect("start the Cosmos DB test server: Node.js 20 or newer must be installed");
-            let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-            let mut line = String::new();
-            let _ = stdout.read_line(&mut line);
-            let Some(address) = line.trim().strip_prefix("listening ").map(str::to_owned) else {
-                // Another process took the port between its reservation and the server's bind: try another.
-                let _ = child.kill();
-                let _ = child.wait();
-                continue;
-            };
             let requests: Arc<Mutex<Vec<String>>> = Arc::default();
             let stderr = child.stderr.take().expect("stderr");
-            let log = requests.clone();
+            let (log, errors) = (requests.clone(), tail.clone());
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                     if line.contains(" -> ") {
                         log.lock().unwrap().push(line);
+                    } else {
+                        errors.push(&line);
                     }
                 }
             });
+            let stdout = child.stdout.take().expect("stdout");
+            let address = match wait_for_start(stdout, START_TIMEOUT, &tail, |l| l.starts_with("listening "), |_| {}) {
+                Start::Ready(line) => line.trim().trim_start_matches("listening ").to_owned(),
+                // Another process took the port between its reservation and the server's bind: try another.
+                Start::Ended => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    continue;
+                }
+                Start::TimedOut => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("{}", Start::failure("the Cosmos DB test server", START_TIMEOUT, &tail));
+                }
+            };
             let server = ServerProcess::new(child);
             return CosmosTarget {
                 server: Some(server),
@@ -108,10 +133,19 @@ impl CosmosTarget {
                 requests,
             };
         }
+        panic!(
+            "the Cosmos DB test server stopped before it listened, {START_ATTEMPTS} times; its last lines:\n{}",
+            tail.text()
+        );
     }
 
     pub fn is_local(&self) -> bool {
         self.server.is_some()
+    }
+
+    /// The account key the handler is given.
+    pub fn key(&self) -> &str {
+        &self.key
     }
 
     /// The local server's port (panics for a remote target).
@@ -229,8 +263,21 @@ impl CosmosTarget {
     /// The requests answered after the first `from`, once the server's log has been quiet for a moment (it logs
     /// a request just after answering it).
     pub async fn requests_since(&self, from: usize) -> Vec<String> {
+        let deadline = std::time::Instant::now() + START_TIMEOUT;
         let mut seen = usize::MAX;
         loop {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "waited {START_TIMEOUT:?} for the Cosmos DB test server's request log to go quiet, in vain; the last \
+                 requests:\n{}",
+                self.requests.lock().unwrap()[from..]
+                    .iter()
+                    .rev()
+                    .take(40)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
             tokio::time::sleep(std::time::Duration::from_millis(150)).await;
             let count = self.request_count();
             if count == seen {

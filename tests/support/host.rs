@@ -37,6 +37,7 @@ use super::app::{AppDir, FunctionApp};
 use super::envelope::{self, host_request_with_id, uuid_like};
 use super::ports::Port;
 use super::queues::{self, Queues};
+use super::wait;
 
 /// The host's readiness polling: every 25 ms, for up to 30 s.
 const READY_POLL: Duration = Duration::from_millis(25);
@@ -416,16 +417,24 @@ impl Host {
     pub async fn crash(&self) {
         let exits = self.exits().len();
         self.commands.send(Command::Crash).unwrap();
-        while self.exits().len() == exits {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        wait::until(
+            "the host to see the killed worker exit",
+            WAIT_FOR_WORKER,
+            || self.diagnosis(),
+            || self.exits().len() > exits,
+        )
+        .await;
         self.wait_until_ready().await;
     }
 
     async fn wait_for_start_after(&self, before: u64) {
-        while self.workers_started() <= before {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        wait::until(
+            &format!("the host to start worker {}", before + 1),
+            WAIT_FOR_WORKER,
+            || self.diagnosis(),
+            || self.workers_started() > before,
+        )
+        .await;
         self.wait_until_ready().await;
     }
 

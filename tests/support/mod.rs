@@ -9,7 +9,8 @@
 //! - [`acs`], [`identity`]: ACS's recording storage, and a managed identity endpoint for Microsoft Entra ID;
 //! - [`acs`]: ACS recording storage (signed downloads and deletes, faults on demand) and a trap for foreign hosts;
 //! - [`events`], [`contract`], [`archive_contract`], [`rng`], [`ports`]: real-shaped events, the store and archive
-//!   contracts, seeded randomness, ports.
+//!   contracts, seeded randomness, ports;
+//! - [`wait`]: waits with a deadline that say what they waited for.
 #![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod acs;
@@ -28,6 +29,7 @@ pub mod ports;
 pub mod proxy;
 pub mod queues;
 pub mod rng;
+pub mod wait;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -44,6 +46,11 @@ pub fn read_json(path: impl AsRef<Path>) -> Value {
     let path = path.as_ref();
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Says loudly, on stderr, what a test could not check against the live account it was pointed at, and why.
+pub fn skipped(test: &str, what: &str) {
+    eprintln!("\n*** SKIPPED in {test} against the live account: {what} ***\n");
 }
 
 /// Owned settings as the `(&str, &str)` pairs [`Host::start`] takes.

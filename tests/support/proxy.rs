@@ -93,18 +93,24 @@ impl Proxy {
 
     /// A campaign's network faults, until `done`: every 300–900 ms, a quarter of the time a slowdown (20–400 ms per
     /// read, for 200–800 ms), half the time a cut (every connection cut, new ones refused, for 20–200 ms), else a
-    /// black hole (200–800 ms). `tally` counts them.
+    /// black hole (200–800 ms) — drawn from a shuffled bag of four, so that every four disruptions hold each kind.
+    /// `tally` counts them.
     pub async fn disrupt(&self, seed: u64, done: &AtomicBool, tally: &Disruptions) {
         let mut rng = Rng::new(seed);
+        let mut bag: Vec<u8> = Vec::new();
         while !done.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_millis(rng.between(300, 900))).await;
-            let roll = rng.between(0, 100);
-            if roll < 25 {
+            if bag.is_empty() {
+                bag = vec![0, 1, 1, 2];
+                rng.shuffle(&mut bag);
+            }
+            let kind = bag.pop().unwrap_or(1);
+            if kind == 0 {
                 self.set_latency(Duration::from_millis(rng.between(20, 400)));
                 tokio::time::sleep(Duration::from_millis(rng.between(200, 800))).await;
                 self.set_latency(Duration::ZERO);
                 tally.slowdowns.fetch_add(1, Ordering::SeqCst);
-            } else if roll < 75 {
+            } else if kind == 1 {
                 self.stop();
                 tokio::time::sleep(Duration::from_millis(rng.between(20, 200))).await;
                 self.resume().await;

@@ -3,6 +3,7 @@
 
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -299,6 +300,15 @@ pub(super) enum Ending {
     Close,
 }
 
+/// One transfer counted among those in flight, for as long as this lives.
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// A body being sent, frame by frame.
 pub(super) struct Transfer {
     source: Source,
@@ -307,6 +317,10 @@ pub(super) struct Transfer {
     budget: u64,
     ending: Ending,
     delay: Option<Duration>,
+    /// Held after the first frame until this gate opens.
+    gate: Option<super::Gate>,
+    /// Counts this transfer among those in flight while it lives.
+    in_flight: Option<InFlight>,
     first: bool,
     hangup: Option<Hangup>,
 }
@@ -320,8 +334,24 @@ impl Transfer {
             budget,
             ending,
             delay,
+            gate: None,
+            in_flight: None,
             first: true,
             hangup: None,
+        }
+    }
+
+    /// Counts this transfer in `downloads` until it ends or is dropped (the client went away).
+    pub(super) fn count_in(&mut self, downloads: &Arc<AtomicUsize>) {
+        downloads.fetch_add(1, Ordering::SeqCst);
+        self.in_flight = Some(InFlight(downloads.clone()));
+    }
+
+    /// The same transfer, held after its first frame until `gate` opens.
+    pub(super) fn held_by(self, gate: super::Gate) -> Self {
+        Self {
+            gate: Some(gate),
+            ..self
         }
     }
 
@@ -346,6 +376,11 @@ impl Transfer {
         }
         if let Some(delay) = self.delay.filter(|_| !self.first) {
             tokio::time::sleep(delay).await;
+        }
+        if !self.first
+            && let Some(gate) = self.gate.take()
+        {
+            gate.passed().await;
         }
         self.first = false;
         let n = self.budget.min(FRAME as u64) as usize;
