@@ -45,8 +45,24 @@ struct Workload {
     events: Vec<Value>,
     /// (recording, chunk) → what must become of it.
     chunks: BTreeMap<(String, String), Expected>,
+    /// Chunks that a second event announces at another URL (ACS object): each archived file may hold either
+    /// object's bytes — whichever URL the stored document named when the file was written.
+    second_urls: BTreeMap<String, String>,
+    /// ACS objects that some chunk's forged `deleteLocation` names: they must never be deleted.
+    victims: Vec<String>,
     /// Faults injected at ACS, by [`Fault::kind`].
     faults: BTreeMap<&'static str, usize>,
+    /// What an event claimed against the handler, by kind: forged `archive` states, foreign `deleteLocation`s,
+    /// second URLs, times at the calendar's edge.
+    claims: BTreeMap<&'static str, usize>,
+}
+
+/// An `archive` state as an event might forge it: no job, no download, the files elsewhere.
+fn forged_archive_state() -> Value {
+    serde_json::json!({"state": "archived", "contentLocation": "https://evil.example/x", "contentBytes": 1,
+                       "contentSha256": "00".repeat(32), "metadataLocation": "https://evil.example/m",
+                       "metadataBytes": 1, "metadataSha256": "00".repeat(32), "archivedAt": "2026-01-01T00:00:00Z",
+                       "attempts": 1})
 }
 
 fn workload(rng: &mut Rng, acs: &AcsServer, recordings: usize) -> Workload {
@@ -54,12 +70,16 @@ fn workload(rng: &mut Rng, acs: &AcsServer, recordings: usize) -> Workload {
     let mut w = Workload {
         events: Vec::new(),
         chunks: BTreeMap::new(),
+        second_urls: BTreeMap::new(),
+        victims: Vec::new(),
         faults: BTreeMap::new(),
+        claims: BTreeMap::new(),
     };
     for r in 0..recordings {
         let (call_id, recording_id) = (format!("call-{:03}", r / 3), format!("rec-{r:03}"));
         let count = rng.between(1, 4);
         let mut chunks = Vec::new();
+        let mut second_announcements = Vec::new();
         for i in 0..count {
             let id = format!("{recording_id}-chunk-{i}");
             let roll = rng.below(100);
@@ -84,7 +104,26 @@ fn workload(rng: &mut Rng, acs: &AcsServer, recordings: usize) -> Workload {
                         *w.faults.entry(fault.kind()).or_default() += 1;
                         acs.inject(&id, file, fault);
                     }
-                    (chunk_at(i, &id, &urls), Expected::Archived)
+                    let mut chunk = chunk_at(i, &id, &urls);
+                    // What an event can claim, and must not get: a state of its own, another object deleted.
+                    if rng.chance(0.1) {
+                        chunk["archive"] = forged_archive_state();
+                        *w.claims.entry("forged archive state").or_default() += 1;
+                    }
+                    if rng.chance(0.1) {
+                        let victim = format!("{id}-victim");
+                        chunk["deleteLocation"] = Value::String(acs.add_chunk(&victim, 1_000).delete);
+                        w.victims.push(victim);
+                        *w.claims.entry("foreign deleteLocation").or_default() += 1;
+                    }
+                    if rng.chance(0.1) {
+                        let second = format!("{id}-second");
+                        let second_urls = acs.add_chunk(&second, rng.between(1_000, 200_000));
+                        second_announcements.push(chunk_at(i, &id, &second_urls));
+                        w.second_urls.insert(id.clone(), second);
+                        *w.claims.entry("second URL for a chunk").or_default() += 1;
+                    }
+                    (chunk, Expected::Archived)
                 }
             };
             chunks.push(value);
@@ -97,24 +136,54 @@ fn workload(rng: &mut Rng, acs: &AcsServer, recordings: usize) -> Workload {
             if rng.chance(0.2) {
                 announced.push(chunks[0].clone());
             }
-            let time = (now - time::Duration::minutes(rng.between(1, 60) as i64))
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap();
+            let time = event_time(rng, now, &mut w.claims);
             let id = format!("evt-{r:03}-{e}");
             w.events
                 .push(recording_event(&id, &call_id, &recording_id, &time, &announced));
+        }
+        if !second_announcements.is_empty() {
+            let time = event_time(rng, now, &mut w.claims);
+            let id = format!("evt-{r:03}-second");
+            w.events.push(recording_event(
+                &id,
+                &call_id,
+                &recording_id,
+                &time,
+                &second_announcements,
+            ));
         }
     }
     w
 }
 
+/// An event's time: within the last hour, or now and then the last instant of the calendar.
+fn event_time(rng: &mut Rng, now: time::OffsetDateTime, claims: &mut BTreeMap<&'static str, usize>) -> String {
+    if rng.chance(0.15) {
+        *claims.entry("event time at the calendar's edge").or_default() += 1;
+        return "9999-12-31T23:59:59.9999999Z".to_owned();
+    }
+    (now - time::Duration::minutes(rng.between(1, 60) as i64))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// The kinds of claim [`workload`] makes: each must be made at least once.
+const CLAIM_KINDS: [&str; 4] = [
+    "forged archive state",
+    "foreign deleteLocation",
+    "second URL for a chunk",
+    "event time at the calendar's edge",
+];
+
 fn random_fault(rng: &mut Rng, bytes: u64) -> (FileKind, Fault) {
-    let fault = match rng.below(6) {
+    let fault = match rng.below(8) {
         0 => Fault::Status(503),
         1 => Fault::Status(500),
         2 => Fault::EmptyBody,
         3 => Fault::CutAfter(rng.below(bytes)),
         4 => Fault::ShortBody(rng.below(bytes)),
+        5 => Fault::UnstatedLength(rng.below(bytes)),
+        6 => Fault::UnknownTotal(rng.below(bytes)),
         _ => Fault::Slow {
             delay_per_frame: Duration::from_millis(rng.between(1, 4)),
         },
@@ -135,7 +204,16 @@ fn size() -> usize {
 }
 
 /// The kinds of fault [`random_fault`] injects: each must strike at least once.
-const FAULT_KINDS: [&str; 6] = ["503", "500", "empty", "cut", "short", "slow"];
+const FAULT_KINDS: [&str; 8] = [
+    "503",
+    "500",
+    "empty",
+    "cut",
+    "short",
+    "slow",
+    "unstated-length",
+    "unknown-total",
+];
 
 /// Whether a download is under way: ACS is sending a file's body, or a partial file of the embedded archive holds
 /// bytes. (Blob Storage stages a block only once 8 MiB are in, more than a campaign's chunks hold.)
@@ -197,22 +275,51 @@ async fn judge(
         if *expected != Expected::Archived {
             continue;
         }
-        for (location, sha, source_sha) in [
-            ("contentLocation", "contentSha256", acs.content_sha256_hex(chunk)),
-            ("metadataLocation", "metadataSha256", acs.metadata_sha256_hex(chunk)),
+        // The objects whose bytes the chunk's files may hold: its own, and a second URL's when an event named one.
+        let objects: Vec<&str> = std::iter::once(chunk.as_str())
+            .chain(w.second_urls.get(chunk).map(String::as_str))
+            .collect();
+        for (location, sha, sources) in [
+            (
+                "contentLocation",
+                "contentSha256",
+                objects.iter().map(|o| acs.content_sha256_hex(o)).collect::<Vec<_>>(),
+            ),
+            (
+                "metadataLocation",
+                "metadataSha256",
+                objects.iter().map(|o| acs.metadata_sha256_hex(o)).collect(),
+            ),
         ] {
-            if state[sha] != source_sha.as_str() {
+            let Some(source_sha) = sources.iter().find(|source| state[sha] == source.as_str()) else {
                 problems.push(format!(
-                    "{recording}/{chunk}: {sha} {} is not the source's {source_sha}",
+                    "{recording}/{chunk}: {sha} {} is no source's {sources:?}",
                     state[sha]
                 ));
-            }
+                continue;
+            };
             let location = state[location].as_str().unwrap_or_default().to_owned();
             match archive.read(&location).await {
-                Some((kept, _)) if kept == source_sha => expected_files.push(path_of(&location)),
+                Some((kept, _)) if kept == *source_sha => expected_files.push(path_of(&location)),
                 Some(_) => problems.push(format!("{recording}/{chunk}: {location} differs from the source")),
                 None => problems.push(format!("{recording}/{chunk}: archived, but nothing is at {location}")),
             }
+        }
+    }
+    for victim in &w.victims {
+        if acs.deleted(victim) {
+            problems.push(format!(
+                "{victim}: deleted at ACS through another chunk's deleteLocation"
+            ));
+        }
+    }
+    // Chunks outside the sources were never added to ACS: nothing there to delete.
+    for ((recording, chunk), expected) in w.chunks.iter().filter(|(_, expected)| **expected != Expected::Failed) {
+        let archived = states
+            .get(&(recording.clone(), chunk.clone()))
+            .is_some_and(|state| state["state"] == "archived");
+        if acs.deleted(chunk) && (*expected != Expected::Archived || !archived) {
+            problems.push(format!("{recording}/{chunk}: deleted at ACS but not archived"));
         }
     }
     for extra in archive
@@ -286,6 +393,7 @@ async fn campaign(
     let mut settings = vec![
         ("AcsConnection", connection.as_str()),
         ("RECORDINGS_ARCHIVE_SOURCES", sources.as_str()),
+        ("RECORDINGS_DELETE_AFTER_ARCHIVE", "true"),
         ("RUST_LOG", "warn"),
     ];
     settings.extend_from_slice(store_settings);
@@ -377,6 +485,15 @@ async fn campaign(
             (format!("ACS fault {kind}: injected {injected}, struck"), struck)
         })
         .collect();
+    let claim_rows: Vec<(String, usize)> = CLAIM_KINDS
+        .iter()
+        .map(|kind| (format!("event claim: {kind}"), w.claims.get(kind).copied().unwrap_or(0)))
+        .collect();
+    let deleted = w
+        .chunks
+        .iter()
+        .filter(|((_, chunk), expected)| **expected != Expected::Failed && acs.deleted(chunk))
+        .count();
     println!("\narchive campaign on the {store} store, into {archive_name} (seed {seed})");
     let network_rows = blob.map(|_| disruptions.rows()).into_iter().flatten();
     for (label, value) in [
@@ -399,11 +516,13 @@ async fn campaign(
     ]
     .into_iter()
     .chain(fault_rows.iter().map(|(label, n)| (label.as_str(), *n)))
+    .chain(claim_rows.iter().map(|(label, n)| (label.as_str(), *n)))
     .chain(network_rows)
     .chain([
         ("chunks archived (byte-identical)", count("archived")),
         ("chunks expired (404 at ACS)", count("expired")),
         ("chunks failed (outside the sources)", count("failed")),
+        ("chunks deleted at ACS once archived", deleted),
         ("lost or wrong", problems.len()),
     ]) {
         println!("  {label:<58} {value:>7}");
@@ -439,5 +558,13 @@ async fn campaign(
             "seed {seed}: these network faults never struck: {never:?}"
         );
     }
+    let unmade: Vec<_> = CLAIM_KINDS
+        .iter()
+        .filter(|kind| !w.claims.contains_key(**kind))
+        .collect();
+    assert!(
+        unmade.is_empty(),
+        "seed {seed}: these claims were never made: {unmade:?}"
+    );
     assert_eq!(queue_report.poisoned, 0, "no job needed every retry");
 }

@@ -13,7 +13,7 @@ pub fn chunk(index: u64, document_id: &str) -> Value {
         "endReason": "SessionEnded",
         "contentLocation": format!("https://storage.asm.skype.com/v1/objects/{document_id}/content/video"),
         "metadataLocation": format!("https://storage.asm.skype.com/v1/objects/{document_id}/content/acsmetadata"),
-        "deleteLocation": format!("https://us-storage.asm.skype.com/v1/objects/{document_id}"),
+        "deleteLocation": format!("https://storage.asm.skype.com/v1/objects/{document_id}"),
     })
 }
 
