@@ -159,7 +159,7 @@ impl Archive for EmbeddedArchive {
                 ],
                 location,
                 written,
-                hasher,
+                hasher: BackgroundHasher::start(hasher),
             }) as Box<dyn FileWriter>)
         })
         .await
@@ -214,7 +214,7 @@ struct EmbeddedWriter {
     folders: Vec<PathBuf>,
     location: String,
     written: u64,
-    hasher: Sha256,
+    hasher: BackgroundHasher,
 }
 
 #[async_trait]
@@ -225,7 +225,7 @@ impl FileWriter for EmbeddedWriter {
 
     async fn write(&mut self, bytes: &[u8]) -> Result<(), ArchiveError> {
         self.file.write_all(bytes).map_err(io_error("write", &self.partial))?;
-        self.hasher.update(bytes);
+        self.hasher.update(bytes)?;
         self.written += bytes.len() as u64;
         Ok(())
     }
@@ -236,7 +236,7 @@ impl FileWriter for EmbeddedWriter {
             .get_ref()
             .set_len(0)
             .map_err(io_error("truncate", &self.partial))?;
-        self.hasher = Sha256::new();
+        std::mem::replace(&mut self.hasher, BackgroundHasher::start(Sha256::new())).discard();
         self.written = 0;
         Ok(())
     }
@@ -250,7 +250,9 @@ impl FileWriter for EmbeddedWriter {
                 actual: this.written,
             });
         }
-        let sha256 = hex(&std::mem::take(&mut this.hasher).finalize());
+        let sha256 = hex(&std::mem::replace(&mut this.hasher, BackgroundHasher::idle())
+            .finish()?
+            .finalize());
         let (written, location) = (this.written, this.location.clone());
         blocking(move || {
             let file = this
@@ -283,6 +285,80 @@ impl FileWriter for EmbeddedWriter {
             bytes: written,
             sha256,
         })
+    }
+}
+
+/// A SHA-256 computed on a thread of its own, so that hashing a download overlaps with receiving and writing it (on
+/// two cores, hashing inline cost a quarter of the archive's throughput: SHA-256 runs at about 1.2 GB/s here, a
+/// copy to the page cache at about 0.5 GB/s). Bytes wait in a bounded queue — at most [`HASH_QUEUE`] pieces, a few
+/// MiB — so a hasher that falls behind slows the download rather than growing memory.
+struct BackgroundHasher {
+    pieces: Option<std::sync::mpsc::SyncSender<bytes::Bytes>>,
+    thread: Option<std::thread::JoinHandle<Sha256>>,
+}
+
+/// Pieces of a download queued for the hashing thread (each is what one read of the connection gave, up to 64 KiB).
+const HASH_QUEUE: usize = 64;
+
+impl BackgroundHasher {
+    /// Continues `hasher` (the bytes kept so far) on a new thread.
+    fn start(hasher: Sha256) -> Self {
+        let (pieces, queue) = std::sync::mpsc::sync_channel::<bytes::Bytes>(HASH_QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("archive-sha256".to_owned())
+            .spawn(move || {
+                let mut hasher = hasher;
+                for piece in queue {
+                    hasher.update(&piece);
+                }
+                hasher
+            });
+        match thread {
+            Ok(thread) => Self {
+                pieces: Some(pieces),
+                thread: Some(thread),
+            },
+            // No thread to be had: [`BackgroundHasher::update`] reports it, and the job runs again later.
+            Err(_) => Self::idle(),
+        }
+    }
+
+    /// A hasher with no thread, standing in for one that was taken.
+    fn idle() -> Self {
+        Self {
+            pieces: None,
+            thread: None,
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) -> Result<(), ArchiveError> {
+        let sent = self
+            .pieces
+            .as_ref()
+            .is_some_and(|pieces| pieces.send(bytes::Bytes::copy_from_slice(bytes)).is_ok());
+        if sent { Ok(()) } else { Err(hasher_gone()) }
+    }
+
+    /// The hash of every byte sent, once the thread has taken them all.
+    fn finish(mut self) -> Result<Sha256, ArchiveError> {
+        drop(self.pieces.take());
+        self.thread
+            .take()
+            .and_then(|thread| thread.join().ok())
+            .ok_or_else(hasher_gone)
+    }
+
+    /// Stops the thread without waiting for its hash.
+    fn discard(mut self) {
+        drop(self.pieces.take());
+    }
+}
+
+fn hasher_gone() -> ArchiveError {
+    ArchiveError::Io {
+        action: "hash",
+        path: PathBuf::from("a file of the embedded archive"),
+        source: io::Error::other("the hashing thread could not be started or stopped unexpectedly"),
     }
 }
 

@@ -5,19 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Deserialize;
-use serde_json::Value;
-use serde_json::value::RawValue;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
-use tracing::warn;
 
-use super::{Function, FunctionError};
+use super::{Function, FunctionError, queue_job};
+use crate::archive::Archiver;
 use crate::archive::job::dequeue_count;
-use crate::archive::{ArchiveJob, Archiver};
 use crate::host::InvocationReply;
-use crate::host::invocation::{self, InvocationError};
-use crate::quarantine::QuarantineEntry;
 use crate::store::RecordingStore;
 
 /// The function's folder and route.
@@ -54,9 +46,9 @@ impl Function for ArchiveRecording {
     }
 
     async fn invoke(&self, body: &[u8]) -> Result<InvocationReply, FunctionError> {
-        let (job, metadata) = match read(body, TRIGGER) {
+        let (job, metadata) = match queue_job::read(body, TRIGGER) {
             Ok(read) => read,
-            Err(reason) => return quarantine(self.store.as_ref(), body, reason).await,
+            Err(reason) => return queue_job::quarantine(self.store.as_ref(), body, reason).await,
         };
         let span = tracing::Span::current();
         span.record("recording_id", job.recording_document_id.as_str());
@@ -68,35 +60,4 @@ impl Function for ArchiveRecording {
             job.chunk_document_id, job.recording_document_id, job.call_id
         )))
     }
-}
-
-/// The job and the message's metadata from a queue trigger invocation.
-pub(super) fn read(body: &[u8], binding: &'static str) -> Result<(ArchiveJob, Option<Value>), String> {
-    #[derive(Deserialize)]
-    struct Envelope<'a> {
-        #[serde(rename = "Metadata", default)]
-        metadata: Option<Value>,
-        #[serde(rename = "Data", borrow)]
-        _data: &'a RawValue,
-    }
-    let value = invocation::binding_value(body, binding).map_err(|e: InvocationError| e.to_string())?;
-    let job = ArchiveJob::from_binding(value).map_err(|e| e.to_string())?;
-    let metadata = serde_json::from_slice::<Envelope<'_>>(body)
-        .ok()
-        .and_then(|e| e.metadata);
-    Ok((job, metadata))
-}
-
-/// Keeps a message that is not a job in quarantine, and acknowledges it: no retry can make it one.
-pub(super) async fn quarantine(
-    store: &dyn RecordingStore,
-    body: &[u8],
-    reason: String,
-) -> Result<InvocationReply, FunctionError> {
-    let now = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
-    let entry = QuarantineEntry::new(invocation::quarantine_payload(body), reason, now);
-    let line = format!("quarantined as {}: {}", entry.id, entry.reason);
-    store.quarantine(entry).await?;
-    warn!("{line}");
-    Ok(InvocationReply::with_log(line))
 }

@@ -8,8 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tracing::error;
 
-use super::archive_recording::{quarantine, read};
-use super::{Function, FunctionError};
+use super::{Function, FunctionError, queue_job};
 use crate::archive::JobOutcome;
 use crate::archive::archiver::give_up;
 use crate::host::InvocationReply;
@@ -44,9 +43,9 @@ impl Function for ArchiveRecordingPoison {
     }
 
     async fn invoke(&self, body: &[u8]) -> Result<InvocationReply, FunctionError> {
-        let (job, _) = match read(body, TRIGGER) {
+        let (job, _) = match queue_job::read(body, TRIGGER) {
             Ok(read) => read,
-            Err(reason) => return quarantine(self.store.as_ref(), body, reason).await,
+            Err(reason) => return queue_job::quarantine(self.store.as_ref(), body, reason).await,
         };
         let span = tracing::Span::current();
         span.record("recording_id", job.recording_document_id.as_str());

@@ -7,6 +7,7 @@
 pub mod archive_recording;
 pub mod archive_recording_poison;
 pub mod archive_sweep;
+mod queue_job;
 pub mod recording_event;
 
 use std::time::Duration;
