@@ -154,70 +154,22 @@ pub enum StoreError {
     },
     #[error("the store did not answer within {0:?}")]
     TimedOut(std::time::Duration),
-    #[error("cannot {action}: Cosmos DB answered {status}")]
-    Cosmos {
-        action: &'static str,
-        status: u16,
-        /// Authorization, a missing container, a request Cosmos DB calls malformed: someone must fix the account
-        /// or the settings before a retry can succeed.
-        needs_operator: bool,
-        #[source]
-        source: azure_data_cosmos::CosmosError,
-    },
     #[error("other writers kept changing the document; gave up after {attempts} attempts")]
     Contended { attempts: usize },
-    #[error(
-        "Cosmos DB container {container:?} in database {database:?} does not exist; create it (partition key \
-         {partition_key}) or set RECORDINGS_CREATE_IF_NOT_EXISTS=true with key authentication"
-    )]
-    MissingContainer {
-        container: String,
-        database: String,
-        partition_key: &'static str,
-    },
-    #[error("Cosmos DB container {container:?} is partitioned by {paths:?}; it must be partitioned by {expected}")]
-    WrongPartitionKey {
-        container: String,
-        paths: Vec<String>,
-        expected: &'static str,
-    },
-    #[error("Cosmos DB returned a document without an ETag; cannot merge safely")]
-    NoEtag,
-    #[error("{0:?} is not a Cosmos DB account endpoint")]
-    InvalidEndpoint(String),
-    #[error("cannot sign in to Cosmos DB: {0}")]
-    Credential(String),
-    #[error("cannot read the Cosmos DB account's properties")]
-    AccountUnreachable(#[source] reqwest::Error),
-    #[error("cannot read the Cosmos DB account's properties: Cosmos DB answered {status}")]
-    AccountRefused { status: u16 },
-    #[error(
-        "the Cosmos DB account takes writes in several regions ({}): there, two instances writing one recording \
-         through different regions can silently drop one write, so the handler refuses such an account; use an \
-         account with a single write region, or set RECORDINGS_ALLOW_MULTI_REGION_WRITES=true to accept the risk",
-        regions.join(", ")
-    )]
-    MultiRegionWrites { regions: Vec<String> },
+    /// The Cosmos DB store failed in its own terms.
+    #[error(transparent)]
+    Cosmos(#[from] cosmos::Error),
 }
 
 impl StoreError {
     /// True when retries alone will not help: an operator must fix the store or its configuration.
     pub fn needs_operator(&self) -> bool {
         match self {
-            StoreError::Invalid { .. }
-            | StoreError::MissingContainer { .. }
-            | StoreError::WrongPartitionKey { .. }
-            | StoreError::NoEtag
-            | StoreError::InvalidEndpoint(_)
-            | StoreError::Credential(_)
-            | StoreError::MultiRegionWrites { .. } => true,
-            StoreError::Cosmos { needs_operator, .. } => *needs_operator,
-            StoreError::AccountRefused { status } => matches!(status, 400 | 401 | 403 | 404),
-            StoreError::Refused(_)
-            | StoreError::Io { .. }
-            | StoreError::TimedOut(_)
-            | StoreError::Contended { .. }
-            | StoreError::AccountUnreachable(_) => false,
+            StoreError::Invalid { .. } => true,
+            StoreError::Cosmos(e) => e.needs_operator(),
+            StoreError::Refused(_) | StoreError::Io { .. } | StoreError::TimedOut(_) | StoreError::Contended { .. } => {
+                false
+            }
         }
     }
 }

@@ -13,6 +13,7 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 
+use super::Error;
 use crate::secret::Secret;
 use crate::store::StoreError;
 
@@ -64,7 +65,7 @@ pub(super) async fn read(endpoint: &str, signer: &Signer) -> Result<AccountPrope
             let token = credential
                 .get_token(&[TOKEN_SCOPE], None)
                 .await
-                .map_err(|e| StoreError::Credential(e.to_string()))?;
+                .map_err(|e| Error::Credential(e.to_string()))?;
             encode(&format!("type=aad&ver=1.0&sig={}", token.token.secret()))
         }
     };
@@ -76,12 +77,12 @@ pub(super) async fn read(endpoint: &str, signer: &Signer) -> Result<AccountPrope
         .timeout(std::time::Duration::from_secs(10))
         .send()
         .await
-        .map_err(StoreError::AccountUnreachable)?;
+        .map_err(Error::AccountUnreachable)?;
     let status = response.status().as_u16();
     if !response.status().is_success() {
-        return Err(StoreError::AccountRefused { status });
+        return Err(Error::AccountRefused { status }.into());
     }
-    let body = response.bytes().await.map_err(StoreError::AccountUnreachable)?;
+    let body = response.bytes().await.map_err(Error::AccountUnreachable)?;
     serde_json::from_slice(&body).map_err(|source| StoreError::Invalid {
         what: format!("the Cosmos DB account description at {endpoint}"),
         source,
@@ -98,7 +99,7 @@ fn master_key_authorization(
 ) -> Result<String, StoreError> {
     let key = base64::engine::general_purpose::STANDARD
         .decode(key.expose())
-        .map_err(|_| StoreError::Credential("the account key is not valid base64".to_owned()))?;
+        .map_err(|_| Error::Credential("the account key is not valid base64".to_owned()))?;
     let text = format!(
         "{}\n{}\n{}\n{}\n\n",
         verb.to_ascii_lowercase(),
@@ -107,7 +108,7 @@ fn master_key_authorization(
         date.to_ascii_lowercase()
     );
     let mut mac = Hmac::<Sha256>::new_from_slice(&key)
-        .map_err(|_| StoreError::Credential("the account key cannot sign".to_owned()))?;
+        .map_err(|_| Error::Credential("the account key cannot sign".to_owned()))?;
     mac.update(text.as_bytes());
     let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
     Ok(encode(&format!("type=master&ver=1.0&sig={signature}")))

@@ -8,6 +8,9 @@
 //! only, which [`account`] checks at startup.
 
 mod account;
+mod error;
+
+pub use error::Error;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,12 +103,12 @@ impl CosmosStore {
         let signer = match (&config.auth, &credential) {
             (CosmosAuth::Key(key), _) => account::Signer::Key(key.clone()),
             (_, Some(credential)) => account::Signer::Token(credential.clone()),
-            (_, None) => return Err(StoreError::Credential("no credential for Cosmos DB".to_owned())),
+            (_, None) => return Err(Error::Credential("no credential for Cosmos DB".to_owned()).into()),
         };
         let properties = account::read(&config.endpoint, &signer).await?;
         if let Some(regions) = properties.multi_region_writes() {
             if !config.allow_multi_region_writes {
-                return Err(StoreError::MultiRegionWrites { regions });
+                return Err(Error::MultiRegionWrites { regions }.into());
             }
             warn!(
                 regions = %regions.join(", "),
@@ -141,7 +144,7 @@ impl CosmosStore {
         etag: Option<azure_core::http::Etag>,
     ) -> Result<Replaced, StoreError> {
         // Without an ETag the replace would be last-writer-wins and could drop another instance's chunks.
-        let etag = etag.ok_or(StoreError::NoEtag)?;
+        let etag = etag.ok_or(Error::NoEtag)?;
         let options = ItemWriteOptions::default().with_precondition(Precondition::if_match(etag));
         match self
             .recordings
@@ -304,11 +307,12 @@ async fn open_container(
     }
     let container = database.container_client(name, None).await.map_err(|e| {
         if e.status().status_code() == azure_core::http::StatusCode::NotFound {
-            StoreError::MissingContainer {
+            Error::MissingContainer {
                 container: name.to_owned(),
                 database: config.database.clone(),
                 partition_key,
             }
+            .into()
         } else {
             cosmos_error("open a container", e)
         }
@@ -320,11 +324,12 @@ async fn open_container(
         .map_err(|e| cosmos_error("read a container's properties", e))?;
     let paths = properties.partition_key.paths();
     if paths.len() != 1 || paths[0] != partition_key {
-        return Err(StoreError::WrongPartitionKey {
+        return Err(Error::WrongPartitionKey {
             container: name.to_owned(),
             paths: paths.iter().map(|p| p.to_string()).collect(),
             expected: partition_key,
-        });
+        }
+        .into());
     }
     Ok(container)
 }
@@ -336,7 +341,7 @@ fn credential(auth: &CosmosAuth) -> Result<Option<Arc<dyn TokenCredential>>, Sto
         CosmosAuth::ManagedIdentity { client_id } => identity::managed_identity(client_id.as_deref()),
         CosmosAuth::DeveloperCredential => identity::developer(),
     };
-    credential.map(Some).map_err(StoreError::Credential)
+    Ok(credential.map(Some).map_err(Error::Credential)?)
 }
 
 /// The process's one Cosmos DB client. The SDK's own environment settings (binary encoding, HTTP/2, …) still apply.
@@ -347,13 +352,13 @@ async fn client(
     let endpoint: AccountEndpoint = config
         .endpoint
         .parse()
-        .map_err(|_| StoreError::InvalidEndpoint(config.endpoint.clone()))?;
+        .map_err(|_| Error::InvalidEndpoint(config.endpoint.clone()))?;
     let account = match (&config.auth, credential) {
         (CosmosAuth::Key(key), _) => {
             AccountReference::with_authentication_key(endpoint, AzureSecret::new(key.expose().to_owned()))
         }
         (_, Some(credential)) => AccountReference::with_credential(endpoint, credential),
-        (_, None) => return Err(StoreError::Credential("no credential for Cosmos DB".to_owned())),
+        (_, None) => return Err(Error::Credential("no credential for Cosmos DB".to_owned()).into()),
     };
     let mut operation = OperationOptions::default();
     operation.throttling_retry_options = Some(
@@ -404,7 +409,7 @@ fn write_error(e: CosmosError) -> StoreError {
 
 fn cosmos_error(action: &'static str, source: CosmosError) -> StoreError {
     let status = u16::from(source.status().status_code());
-    StoreError::Cosmos {
+    Error::Service {
         action,
         status,
         // Authorization, a missing database or container, or a request Cosmos DB calls malformed: retries alone
@@ -412,4 +417,5 @@ fn cosmos_error(action: &'static str, source: CosmosError) -> StoreError {
         needs_operator: matches!(status, 400 | 401 | 403 | 404),
         source,
     }
+    .into()
 }
