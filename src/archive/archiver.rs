@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tracing::warn;
 
-use super::acs::{AcsClient, DownloadError, delete_target};
+use super::acs::{DownloadError, RecordingFiles, delete_target};
 use super::{Archive, ArchiveError, ArchiveJob, FileKey};
 use crate::error::error_chain;
 use crate::recording::{ArchiveStatus, ArchivedFile, ChunkArchive, ChunkUpdate, RecordingDocument};
@@ -32,7 +32,7 @@ const DEQUEUES_BEFORE_NO_DOCUMENT: u32 = 3;
 pub struct Archiver {
     store: Arc<dyn RecordingStore>,
     archive: Arc<dyn Archive>,
-    acs: AcsClient,
+    acs: Arc<dyn RecordingFiles>,
     /// Delete the chunk's files at ACS once both are archived (`RECORDINGS_DELETE_AFTER_ARCHIVE`).
     delete_after_archive: bool,
 }
@@ -110,7 +110,7 @@ impl Archiver {
     pub fn new(
         store: Arc<dyn RecordingStore>,
         archive: Arc<dyn Archive>,
-        acs: AcsClient,
+        acs: Arc<dyn RecordingFiles>,
         delete_after_archive: bool,
     ) -> Self {
         Self {
@@ -273,6 +273,196 @@ impl std::fmt::Display for JobOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::{HashMap, VecDeque};
+    use std::sync::Mutex;
+
+    use serde_json::json;
+
+    use crate::archive::EmbeddedArchive;
+    use crate::event::Event;
+    use crate::store::MemoryStore;
+
+    const OBJECTS: &str = "https://us-storage.asm.skype.com/v1/objects";
+
+    /// ACS as a test scripts it: each URL's bytes, errors its next downloads get, and every deletion asked for.
+    #[derive(Default)]
+    struct ScriptedFiles {
+        files: HashMap<String, Vec<u8>>,
+        failures: Mutex<VecDeque<DownloadError>>,
+        deleted: Mutex<Vec<String>>,
+    }
+
+    impl ScriptedFiles {
+        fn serving(objects: &[&str]) -> Self {
+            let mut files = HashMap::new();
+            for object in objects {
+                files.insert(
+                    format!("{OBJECTS}/{object}/content/video"),
+                    format!("video of {object}").into_bytes(),
+                );
+                files.insert(format!("{OBJECTS}/{object}/content/acsmetadata"), b"{}".to_vec());
+            }
+            Self {
+                files,
+                ..Self::default()
+            }
+        }
+
+        fn failing_once(self, error: DownloadError) -> Self {
+            self.failures.lock().unwrap().push_back(error);
+            self
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl RecordingFiles for ScriptedFiles {
+        fn allows(&self, url: &str) -> bool {
+            url.starts_with(OBJECTS)
+        }
+
+        async fn download(&self, url: &str, writer: &mut dyn crate::archive::FileWriter) -> Result<u64, DownloadError> {
+            if let Some(error) = self.failures.lock().unwrap().pop_front() {
+                return Err(error);
+            }
+            let bytes = self.files.get(url).ok_or(DownloadError::Gone { status: 404 })?;
+            let from = usize::try_from(writer.offset()).unwrap();
+            writer.write(&bytes[from..]).await?;
+            Ok(bytes.len() as u64)
+        }
+
+        async fn delete(&self, url: &str) -> Result<(), DownloadError> {
+            self.deleted.lock().unwrap().push(url.to_owned());
+            Ok(())
+        }
+    }
+
+    /// A recording with one chunk `d0` whose files are ACS's object `object` and whose deletion goes to `delete`,
+    /// stored; the job its event queued; and an archiver over it.
+    struct Setup {
+        store: Arc<MemoryStore>,
+        files: Arc<ScriptedFiles>,
+        archiver: Archiver,
+        job: ArchiveJob,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn one_chunk(files: ScriptedFiles, object: &str, delete: &str, event_time: &str) -> Setup {
+        let chunk = json!({"documentId": "d0", "index": 0,
+                           "contentLocation": format!("{OBJECTS}/{object}/content/video"),
+                           "metadataLocation": format!("{OBJECTS}/{object}/content/acsmetadata"),
+                           "deleteLocation": format!("{OBJECTS}/{delete}")});
+        let event = json!({"id": "e1", "topic": "/acs", "subject": "/recording/call/c1/recordingId/r1",
+                           "eventType": "Microsoft.Communication.RecordingFileStatusUpdated", "eventTime": event_time,
+                           "data": {"recordingStorageInfo": {"recordingChunks": [chunk]}, "recordingFormatType": "Mp4"}});
+        let document = RecordingDocument::from_event(Event::parse(&event.to_string()).unwrap())
+            .unwrap()
+            .with_pending_archives();
+        let job = ArchiveJob::for_chunks(&document).remove(0);
+        let store = Arc::new(MemoryStore::new());
+        store.merge(document).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let archive = Arc::new(EmbeddedArchive::open(dir.path()).unwrap());
+        let files = Arc::new(files);
+        let archiver = Archiver::new(store.clone(), archive, files.clone(), true);
+        Setup {
+            store,
+            files,
+            archiver,
+            job,
+            _dir: dir,
+        }
+    }
+
+    fn recent() -> String {
+        OffsetDateTime::now_utc().format(&Rfc3339).unwrap()
+    }
+
+    fn two_days_ago() -> String {
+        (OffsetDateTime::now_utc() - time::Duration::days(2))
+            .format(&Rfc3339)
+            .unwrap()
+    }
+
+    async fn stored_state(setup: &Setup) -> ChunkArchive {
+        let document = setup.store.read("c1", "r1").await.unwrap().unwrap();
+        document.chunk_archive("d0").unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_job_archives_the_files_the_stored_chunk_names_and_deletes_their_object() {
+        let setup = one_chunk(ScriptedFiles::serving(&["d0", "evil"]), "d0", "d0", &recent()).await;
+        // The message names other files: the archiver goes by the stored document.
+        let job = ArchiveJob {
+            content_location: Some(format!("{OBJECTS}/evil/content/video")),
+            delete_location: Some(format!("{OBJECTS}/evil")),
+            ..setup.job.clone()
+        };
+        let outcome = setup.archiver.run(&job, 1).await.unwrap();
+        let JobOutcome::Archived { content, metadata } = outcome else {
+            panic!("{outcome}");
+        };
+        let kept = std::fs::read(url::Url::parse(&content.location).unwrap().to_file_path().unwrap()).unwrap();
+        assert_eq!(kept, b"video of d0");
+        assert_eq!(metadata.bytes, 2);
+        assert_eq!(stored_state(&setup).await.files(), Some((content, metadata)));
+        assert_eq!(*setup.files.deleted.lock().unwrap(), [format!("{OBJECTS}/d0")]);
+        assert_eq!(
+            setup.archiver.run(&job, 2).await.unwrap(),
+            JobOutcome::AlreadyDone(ArchiveStatus::Archived)
+        );
+    }
+
+    #[tokio::test]
+    async fn another_objects_delete_location_is_never_sent_a_delete_and_the_chunk_says_why() {
+        let setup = one_chunk(ScriptedFiles::serving(&["d0"]), "d0", "someone-elses", &recent()).await;
+        assert!(matches!(
+            setup.archiver.run(&setup.job, 1).await.unwrap(),
+            JobOutcome::Archived { .. }
+        ));
+        assert!(setup.files.deleted.lock().unwrap().is_empty());
+        let state = stored_state(&setup).await;
+        assert!(state.delete_skipped.unwrap().contains("nothing was deleted"));
+    }
+
+    #[tokio::test]
+    async fn past_the_deadline_a_refused_credential_is_retried_and_an_acs_error_expires_the_chunk() {
+        let ours = ScriptedFiles::serving(&["d0"]).failing_once(DownloadError::Unauthorized { status: 403 });
+        let setup = one_chunk(ours, "d0", "d0", &two_days_ago()).await;
+        assert!(
+            setup.archiver.run(&setup.job, 1).await.is_err(),
+            "a refused credential is retried"
+        );
+        assert_eq!(stored_state(&setup).await.state, ArchiveStatus::Pending);
+        assert!(matches!(
+            setup.archiver.run(&setup.job, 2).await.unwrap(),
+            JobOutcome::Archived { .. }
+        ));
+
+        let acs = ScriptedFiles::serving(&["d0"]).failing_once(DownloadError::Status { status: 503 });
+        let expiring = one_chunk(acs, "d0", "d0", &two_days_ago()).await;
+        assert!(matches!(
+            expiring.archiver.run(&expiring.job, 1).await.unwrap(),
+            JobOutcome::Expired(_)
+        ));
+        assert!(
+            expiring.files.deleted.lock().unwrap().is_empty(),
+            "nothing deleted that is not archived"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_job_before_its_recording_fails_early_and_is_acknowledged_later() {
+        let setup = one_chunk(ScriptedFiles::serving(&["d0"]), "d0", "d0", &recent()).await;
+        let unknown = ArchiveJob {
+            recording_document_id: "not-stored-yet".into(),
+            ..setup.job.clone()
+        };
+        assert!(matches!(
+            setup.archiver.run(&unknown, 1).await,
+            Err(JobError::NotStoredYet)
+        ));
+        assert_eq!(setup.archiver.run(&unknown, 3).await.unwrap(), JobOutcome::NoDocument);
+    }
 
     fn file(name: &str) -> ArchivedFile {
         ArchivedFile {

@@ -67,7 +67,12 @@ pub async fn open(config: &ArchiveConfig, store: Arc<dyn RecordingStore>) -> Res
             Arc::new(archive)
         }
     };
-    Ok(Archiver::new(store, archive, client, config.delete_after_archive))
+    Ok(Archiver::new(
+        store,
+        archive,
+        Arc::new(client),
+        config.delete_after_archive,
+    ))
 }
 
 /// An HTTP client for moving files: the bytes exactly as stored, never decompressed on the way, over connections

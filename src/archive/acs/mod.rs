@@ -122,6 +122,36 @@ impl DownloadError {
     }
 }
 
+/// Where a chunk's files come from, as the archiver sees it: ACS's recording storage ([`AcsClient`]), or a stand-in
+/// in tests of the archiver itself.
+#[async_trait::async_trait]
+pub trait RecordingFiles: Send + Sync {
+    /// Whether a URL may be requested at all.
+    fn allows(&self, url: &str) -> bool;
+
+    /// Downloads `url` into `writer`, resuming after the bytes it already holds; returns the file's size, as the
+    /// source stated it and as many bytes arrived.
+    async fn download(&self, url: &str, writer: &mut dyn FileWriter) -> Result<u64, DownloadError>;
+
+    /// Deletes the files at `url`; files already gone count as deleted.
+    async fn delete(&self, url: &str) -> Result<(), DownloadError>;
+}
+
+#[async_trait::async_trait]
+impl RecordingFiles for AcsClient {
+    fn allows(&self, url: &str) -> bool {
+        AcsClient::allows(self, url)
+    }
+
+    async fn download(&self, url: &str, writer: &mut dyn FileWriter) -> Result<u64, DownloadError> {
+        AcsClient::download(self, url, writer).await
+    }
+
+    async fn delete(&self, url: &str) -> Result<(), DownloadError> {
+        AcsClient::delete(self, url).await
+    }
+}
+
 /// The one HTTP client for ACS.
 #[derive(Debug, Clone)]
 pub struct AcsClient {
