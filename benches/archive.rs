@@ -10,6 +10,10 @@
 //! (`VmHWM`) from `/proc` as it runs. Without Node.js the Blob target is left out. It prints a table, and writes
 //! `target/perf/archive.csv` and `target/perf/archive.svg`.
 //!
+//! Each copy follows a throwaway write of its size (deleted just before it), and which copy goes first alternates
+//! from round to round: this machine writes into memory it has not touched lately several times slower than into
+//! memory just freed, and without both the first copy of a round paid for the second.
+//!
 //! Settings: `ARCHIVE_SIZES` in MiB (`256,1024`), `ARCHIVE_ROUNDS` (3).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -112,14 +116,23 @@ fn main() {
                         runtime.block_on(bare_blob_copy(&urls.content, size_mib * MIB, container, &id))
                     }
                 };
-                // The disk here writes fresh blocks far slower than blocks just freed (dd: 0.3 GB/s, then 2.4 GB/s),
-                // so whichever copy goes first pays for it: the order alternates from round to round.
+                // This machine writes into memory (or disk blocks) it has not touched for a while several times
+                // slower than into memory just freed (dd, 1 GiB: 0.3 GB/s, then 2.4 GB/s; tmpfs alike), so whichever
+                // copy came first paid for both. Each copy now follows a throwaway write of the same size, deleted
+                // just before it, and the order alternates from round to round.
                 let bare_first = round % 2 == 1;
-                let bare_time = bare_first.then(bare);
+                let bare_time = bare_first.then(|| {
+                    prime(size_mib * MIB);
+                    bare()
+                });
+                prime(size_mib * MIB);
                 let before = acs.requests().len();
                 let (handler, peak_rss, blob_requests) = handler_archive(&runtime, &acs, &id, &urls, &expected, target);
                 let acs_requests = acs.requests().len() - before;
-                let bare = bare_time.unwrap_or_else(bare);
+                let bare = bare_time.unwrap_or_else(|| {
+                    prime(size_mib * MIB);
+                    bare()
+                });
                 let point = Point {
                     target: target.name(),
                     size_mib,
@@ -201,6 +214,19 @@ fn main() {
 }
 
 /// The floor: the same bytes, signed GET, streamed to a file and flushed to disk.
+/// Writes `bytes` of zeros to a temporary file, flushes it to disk and deletes it: the memory and blocks a copy
+/// right after it writes into are then ones this machine has just used.
+fn prime(bytes: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut file =
+        std::io::BufWriter::with_capacity(1024 * 1024, std::fs::File::create(dir.path().join("prime")).unwrap());
+    let zeros = vec![0u8; 1024 * 1024];
+    for _ in 0..bytes.div_ceil(zeros.len() as u64) {
+        file.write_all(&zeros).unwrap();
+    }
+    file.into_inner().unwrap().sync_all().unwrap();
+}
+
 async fn bare_copy(url: &str, bytes: u64) -> Duration {
     let (started, mut body) = signed_get(url).await;
     let dir = tempfile::tempdir().unwrap();

@@ -8,8 +8,8 @@
 //! `ExpirationTime`, `NextVisibleTime` or `sys`.
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use crate::event::EventTime;
@@ -53,26 +53,22 @@ impl ArchiveJob {
         document
             .archivable_chunk_ids()
             .iter()
-            .filter_map(|id| document.chunk(id))
-            .filter_map(|chunk| Self::for_chunk(document, chunk))
+            .filter_map(|id| Self::for_chunk(document, id))
             .collect()
     }
 
-    /// The job for one chunk of a document; `None` for a chunk without a `documentId`.
-    pub fn for_chunk(document: &RecordingDocument, chunk: &Map<String, Value>) -> Option<Self> {
-        let text = |field: &str| chunk.get(field).and_then(Value::as_str).map(str::to_owned);
+    /// The job for the chunk `chunk_id` of a document; `None` when it has no such chunk. The locations are only
+    /// for an operator reading the queue: the job runs with those the stored document names when it runs.
+    pub fn for_chunk(document: &RecordingDocument, chunk_id: &str) -> Option<Self> {
+        let locations = document.chunk_locations(chunk_id)?;
         Some(Self {
             call_id: document.call_id.clone(),
             recording_document_id: document.id.clone(),
-            chunk_document_id: text("documentId")?,
-            content_location: text("contentLocation"),
-            metadata_location: text("metadataLocation"),
-            delete_location: text("deleteLocation"),
-            format: document
-                .data
-                .get("recordingFormatType")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            chunk_document_id: chunk_id.to_owned(),
+            content_location: locations.content,
+            metadata_location: locations.metadata,
+            delete_location: locations.delete,
+            format: document.recording_format().map(str::to_owned),
             event_time: document.last_event_time.clone(),
         })
     }

@@ -40,14 +40,11 @@ pub struct Sweep {
 pub fn sweep(documents: &[RecordingDocument], now: OffsetDateTime) -> Sweep {
     let mut sweep = Sweep::default();
     for document in documents {
-        for chunk in &document.chunks {
-            let Some(state) = crate::recording::ChunkArchive::of(chunk) else {
-                continue;
-            };
-            if !state.needs_sweeping() {
+        for (chunk_id, state) in document.archive_states() {
+            if !state.is_some_and(|state| state.needs_sweeping()) {
                 continue;
             }
-            let Some(job) = ArchiveJob::for_chunk(document, chunk) else {
+            let Some(job) = ArchiveJob::for_chunk(document, chunk_id) else {
                 continue;
             };
             let event_time = job

@@ -9,7 +9,6 @@ use time::OffsetDateTime;
 use super::{ArchiveCounts, archive_inline, progress};
 use crate::archive::{ArchiveJob, Archiver};
 use crate::error::error_chain;
-use crate::recording::ChunkArchive;
 
 /// What a run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -55,12 +54,11 @@ pub async fn archive(
     let now = OffsetDateTime::now_utc();
     let mut jobs = Vec::new();
     for document in &documents {
-        for chunk in &document.chunks {
-            let state = ChunkArchive::of(chunk);
+        for (chunk_id, state) in document.archive_states() {
             if state.as_ref().is_some_and(|s| !s.needs_archiving()) {
                 continue;
             }
-            let Some(job) = ArchiveJob::for_chunk(document, chunk) else {
+            let Some(job) = ArchiveJob::for_chunk(document, chunk_id) else {
                 continue;
             };
             if job.deadline().is_some_and(|deadline| now > deadline) {

@@ -288,6 +288,20 @@ impl RecordingDocument {
         ChunkArchive::of(self.chunk(chunk_id)?)
     }
 
+    /// Every chunk that can be archived (it has a `documentId`), with the archive state the handler recorded for it
+    /// (`None`: none yet, or one of a shape the handler never writes).
+    pub fn archive_states(&self) -> impl Iterator<Item = (&str, Option<ChunkArchive>)> + '_ {
+        self.chunks.iter().filter_map(|chunk| match chunk.get("documentId") {
+            Some(Value::String(id)) => Some((id.as_str(), ChunkArchive::of(chunk))),
+            _ => None,
+        })
+    }
+
+    /// The recording's format (`recordingFormatType`: `Mp4`, `Mp3`, `Wav`), which names the content file's type.
+    pub fn recording_format(&self) -> Option<&str> {
+        self.data.get("recordingFormatType").and_then(Value::as_str)
+    }
+
     /// Whether a chunk's archive state asks the archive sweep for a job (see [`ChunkArchive::needs_sweeping`]).
     pub fn has_chunks_to_sweep(&self) -> bool {
         self.chunks

@@ -96,6 +96,10 @@ pub enum Phase {
     Stopped,
 }
 
+/// The longest [`Host::run_queues`] keeps delivering: the campaigns' own deadline is 300 s, and a test that needs
+/// this long has hung.
+pub const QUEUE_PATIENCE: Duration = Duration::from_secs(280);
+
 /// What [`Host::run_queues`] did.
 #[derive(Debug, Default, Clone)]
 pub struct QueueReport {
@@ -690,7 +694,7 @@ impl Host {
         self.post_to(function, body).await
     }
 
-    /// Runs the queue triggers as the host's queue listeners do: delivers each triggered queue's visible messages to
+    /// Runs the queue triggers as the host's queue listeners do (for at most [`QUEUE_PATIENCE`]): delivers each triggered queue's visible messages to
     /// its function, `batchSize` at a time, deletes a message when its invocation succeeds, makes it visible again
     /// after `visibilityTimeout` when it fails, and moves it to the poison queue after `maxDequeueCount` deliveries.
     /// Returns once every queue is empty and `keep_going` says so.
@@ -708,7 +712,14 @@ impl Host {
             .collect();
         let options = self.app.queues;
         let mut report = QueueReport::default();
+        let deadline = Instant::now() + QUEUE_PATIENCE;
         loop {
+            assert!(
+                Instant::now() < deadline,
+                "the queues still held messages (or keep_going held on) after {QUEUE_PATIENCE:?}: {:?}\n{}",
+                self.shared.queues.lock().unwrap().texts("recording-archive"),
+                self.diagnosis()
+            );
             let mut deliveries = Vec::new();
             for (queue, function, binding) in &triggers {
                 let taken = self.shared.queues.lock().unwrap().take(queue, options.batch_size);
