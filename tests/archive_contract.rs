@@ -198,3 +198,72 @@ async fn blob_files_are_committed_in_the_configured_access_tier() {
     assert_eq!(properties.access_tier().unwrap().as_deref(), Some("Cold"));
     assert_eq!(properties.content_type().unwrap().as_deref(), Some("video/mp4"));
 }
+
+#[tokio::test]
+async fn blob_a_read_link_downloads_the_exact_bytes_and_a_tampered_or_expired_one_is_refused() {
+    use acs_recording_handler::archive::blob::sas::{ReadGrant, SAS_VERSION, SasSigner, blob_sas, read_link};
+    use acs_recording_handler::config::{DEVELOPMENT_ACCOUNT, DEVELOPMENT_KEY};
+    use acs_recording_handler::digest::HmacKey;
+    use acs_recording_handler::secret::Secret;
+
+    // A service SAS is signed with the account key: the local server's well-known one.
+    let target = BlobTarget::start_local();
+    let container = unique_container();
+    let archive = target.archive(&container).await;
+    let key = contract::key("d0");
+    let bytes = contract::content(7, 100_000);
+    let mut writer = archive.writer(&key, contract::SOURCE).await.unwrap();
+    writer.write(&bytes).await.unwrap();
+    let file = writer.commit(Some(bytes.len() as u64)).await.unwrap();
+
+    let url = url::Url::parse(&file.location).unwrap();
+    let prefix = format!("/{DEVELOPMENT_ACCOUNT}/{container}/");
+    let blob = url.path().strip_prefix(&prefix).unwrap().to_owned();
+    let account_key = HmacKey::from_base64(&Secret::new(DEVELOPMENT_KEY)).unwrap();
+    let signer = SasSigner::AccountKey {
+        account: DEVELOPMENT_ACCOUNT,
+        key: &account_key,
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let grant = ReadGrant {
+        container: &container,
+        blob: &blob,
+        start: now - time::Duration::minutes(5),
+        expiry: now + time::Duration::minutes(15),
+        https_only: false, // the local server speaks plain http on loopback
+        content_disposition: Some("attachment; filename=\"rec-1-0.mp4\""),
+        content_type: Some("video/mp4"),
+        version: SAS_VERSION,
+    };
+    let link = read_link(&url, &blob_sas(&grant, signer));
+    let client = reqwest::Client::new();
+    let response = client.get(link.clone()).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{link}");
+    assert_eq!(
+        response.headers()["content-disposition"],
+        "attachment; filename=\"rec-1-0.mp4\""
+    );
+    assert_eq!(
+        response.bytes().await.unwrap(),
+        bytes,
+        "the link downloads the archived bytes"
+    );
+
+    let tampered = link.as_str().replace("sp=r", "sp=rw");
+    assert_eq!(
+        client.get(tampered).send().await.unwrap().status(),
+        403,
+        "a changed grant is refused"
+    );
+    let expired = ReadGrant {
+        start: now - time::Duration::hours(2),
+        expiry: now - time::Duration::hours(1),
+        ..grant.clone()
+    };
+    let expired = read_link(&url, &blob_sas(&expired, signer));
+    assert_eq!(
+        client.get(expired).send().await.unwrap().status(),
+        403,
+        "an expired link is refused"
+    );
+}

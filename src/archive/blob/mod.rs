@@ -18,6 +18,7 @@
 //! archived, the committed blob's length and metadata are read back and checked.
 
 pub mod blocks;
+pub mod sas;
 pub mod shared_key;
 
 use std::collections::HashMap;

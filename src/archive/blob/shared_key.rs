@@ -218,6 +218,35 @@ mod tests {
     }
 
     #[test]
+    fn authorizations_match_the_official_sdks_for_every_vector() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/storage.json");
+        let vectors: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let account = vectors["account"].as_str().unwrap();
+        let policy = SharedKeyPolicy::new(account, &Secret::new(vectors["accountKey"].as_str().unwrap())).unwrap();
+        let cases = vectors["sharedKey"].as_array().unwrap();
+        assert!(!cases.is_empty());
+        for case in cases {
+            let url = Url::parse(case["url"].as_str().unwrap()).unwrap();
+            let headers: Vec<(String, String)> = case["headers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|pair| {
+                    let name = pair[0].as_str().unwrap().to_ascii_lowercase();
+                    (name, pair[1].as_str().unwrap().to_owned())
+                })
+                .collect();
+            let method = case["method"].as_str().unwrap();
+            assert_eq!(
+                policy.authorization(method, &url, &headers),
+                case["authorization"].as_str().unwrap(),
+                "{}",
+                case["name"]
+            );
+        }
+    }
+
+    #[test]
     fn the_signature_is_hmac_sha256_of_the_string_with_the_decoded_key() {
         let key = Secret::new(BASE64.encode(b"a key of any length"));
         let policy = SharedKeyPolicy::new("acct", &key).unwrap();
