@@ -906,14 +906,13 @@ async fn a_file_whose_length_acs_did_not_state_is_never_archived_short() {
 async fn times_at_the_edges_of_the_calendar_are_stored_and_archived_and_never_crash_the_worker() {
     let acs = AcsServer::start(AcsOptions::default());
     let host = archiving_host(&acs, &[]).await;
-    let late = event_of(&acs, "e1", "9999-12-31T23:59:59.9999999Z", &[("d0", 10_000)]);
-    let mut unnamed = support::events::event_grid(
+    let late = event_of(&acs, "e1", support::events::LAST_INSTANT, &[("d0", 10_000)]);
+    let unnamed = support::events::recording_starting_at_the_calendars_edge(
         "e2",
-        "/recording/call/call-2",
+        "call-2",
         &now(),
-        support::events::recording_data(&[chunk_at(0, "d1", &acs.add_chunk("d1", 10_000))]),
+        &[chunk_at(0, "d1", &acs.add_chunk("d1", 10_000))],
     );
-    unnamed["data"]["recordingStartTime"] = json!("9999-12-31T23:30:00-01:00");
     for event in [&late, &unnamed] {
         let answer = host.invoke(event).await;
         assert!(answer.succeeded(), "{}", answer.log());

@@ -160,7 +160,7 @@ fn workload(rng: &mut Rng, acs: &AcsServer, recordings: usize) -> Workload {
 fn event_time(rng: &mut Rng, now: time::OffsetDateTime, claims: &mut BTreeMap<&'static str, usize>) -> String {
     if rng.chance(0.15) {
         *claims.entry("event time at the calendar's edge").or_default() += 1;
-        return "9999-12-31T23:59:59.9999999Z".to_owned();
+        return support::events::LAST_INSTANT.to_owned();
     }
     (now - time::Duration::minutes(rng.between(1, 60) as i64))
         .format(&time::format_description::well_known::Rfc3339)

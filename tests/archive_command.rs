@@ -188,16 +188,15 @@ fn replay_and_archive_survive_times_at_the_edges_of_the_calendar() {
         "e1",
         "call-1",
         "rec-1",
-        "9999-12-31T23:59:59.9999999Z",
+        support::events::LAST_INSTANT,
         &[chunk_at(0, "d0", &acs.add_chunk("d0", 20_000))],
     );
-    let mut unnamed = support::events::event_grid(
+    let unnamed = support::events::recording_starting_at_the_calendars_edge(
         "e2",
-        "/recording/call/call-2",
+        "call-2",
         &now(),
-        support::events::recording_data(&[chunk_at(0, "d1", &acs.add_chunk("d1", 20_000))]),
+        &[chunk_at(0, "d1", &acs.add_chunk("d1", 20_000))],
     );
-    unnamed["data"]["recordingStartTime"] = json!("9999-12-31T23:30:00-01:00");
     let path = dir.path().join("edges.json");
     std::fs::write(&path, json!([late, unnamed]).to_string()).unwrap();
     // Stored first without archiving, so that `handler archive` finds both chunks pending in the store.

@@ -133,19 +133,11 @@ impl BlobTarget {
                     }
                 },
             );
-            match started {
-                Start::Ready(_) => {}
-                // Another process took the port between its reservation and the server's bind: try another.
-                Start::Ended => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    continue;
-                }
-                Start::TimedOut => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("{}", Start::failure("Azurite", START_TIMEOUT, &tail));
-                }
+            if started
+                .ready_line(&mut child, "Azurite", START_TIMEOUT, &tail)
+                .is_none()
+            {
+                continue;
             }
             let server = ServerProcess::new(child);
             return BlobTarget {

@@ -110,20 +110,11 @@ impl CosmosTarget {
                 }
             });
             let stdout = child.stdout.take().expect("stdout");
-            let address = match wait_for_start(stdout, START_TIMEOUT, &tail, |l| l.starts_with("listening "), |_| {}) {
-                Start::Ready(line) => line.trim().trim_start_matches("listening ").to_owned(),
-                // Another process took the port between its reservation and the server's bind: try another.
-                Start::Ended => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    continue;
-                }
-                Start::TimedOut => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("{}", Start::failure("the Cosmos DB test server", START_TIMEOUT, &tail));
-                }
+            let started = wait_for_start(stdout, START_TIMEOUT, &tail, |l| l.starts_with("listening "), |_| {});
+            let Some(line) = started.ready_line(&mut child, "the Cosmos DB test server", START_TIMEOUT, &tail) else {
+                continue;
             };
+            let address = line.trim().trim_start_matches("listening ").to_owned();
             let server = ServerProcess::new(child);
             return CosmosTarget {
                 server: Some(server),

@@ -82,6 +82,22 @@ pub fn call_ended(id: &str) -> Value {
     })
 }
 
+/// The last instant of the calendar, as an event time: a day after it is past the calendar.
+pub const LAST_INSTANT: &str = "9999-12-31T23:59:59.9999999Z";
+
+/// An event of the oldest subject form (it names only the call) whose recording starts in the last half hour of
+/// the calendar, spelled with an offset that puts its UTC form past year 9999.
+pub fn recording_starting_at_the_calendars_edge(event_id: &str, call_id: &str, time: &str, chunks: &[Value]) -> Value {
+    let mut event = event_grid(
+        event_id,
+        &format!("/recording/call/{call_id}"),
+        time,
+        recording_data(chunks),
+    );
+    event["data"]["recordingStartTime"] = json!("9999-12-31T23:30:00-01:00");
+    event
+}
+
 /// A chunk whose files are served at these URLs (the ACS test server's).
 pub fn chunk_at(index: u64, document_id: &str, urls: &super::acs::ChunkUrls) -> Value {
     json!({

@@ -71,6 +71,29 @@ pub enum Start {
 }
 
 impl Start {
+    /// The ready line; `None` when the server's output ended first (another process took the reserved port, say:
+    /// the caller tries another). A server that did neither within `within` is stopped and the test fails with
+    /// its last lines.
+    pub fn ready_line(
+        self,
+        child: &mut std::process::Child,
+        what: &str,
+        within: Duration,
+        tail: &Tail,
+    ) -> Option<String> {
+        match self {
+            Start::Ready(line) => Some(line),
+            Start::Ended | Start::TimedOut => {
+                let _ = child.kill();
+                let _ = child.wait();
+                if matches!(self, Start::TimedOut) {
+                    panic!("{}", Start::failure(what, within, tail));
+                }
+                None
+            }
+        }
+    }
+
     /// The message for a server that never started.
     pub fn failure(what: &str, within: Duration, tail: &Tail) -> String {
         format!(
