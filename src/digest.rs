@@ -106,6 +106,13 @@ mod tests {
 pub struct HmacKey(std::sync::Arc<Hmac<Sha256>>);
 
 impl HmacKey {
+    /// A key given as its bytes (a user delegation key, as the storage client decodes it).
+    pub fn from_bytes(key: &[u8]) -> Option<Self> {
+        Hmac::<Sha256>::new_from_slice(key)
+            .ok()
+            .map(|mac| Self(std::sync::Arc::new(mac)))
+    }
+
     /// The key a base64 text holds; `None` when it is not base64.
     pub fn from_base64(key: &Secret) -> Option<Self> {
         let bytes = BASE64.decode(key.expose()).ok()?;

@@ -49,6 +49,21 @@ enum Command {
         #[arg(long, value_name = "ID")]
         call: Option<String>,
     },
+    /// Print the stored recordings as JSON (`{"recordings": […], "continuationToken": null}`).
+    Recordings {
+        /// Only this call's recordings.
+        #[arg(long, value_name = "ID")]
+        call: Option<String>,
+        /// Only the recordings that name this server call id.
+        #[arg(long, value_name = "ID")]
+        server_call: Option<String>,
+        /// Only the recordings with a chunk in this archive state.
+        #[arg(long, value_name = "STATE", value_parser = ["pending", "archived", "expired", "failed", "external"])]
+        archive_state: Option<String>,
+        /// Give every archived chunk read links to its files (valid RECORDINGS_LINK_MINUTES).
+        #[arg(long)]
+        links: bool,
+    },
 }
 
 /// What archival is, once set up.
@@ -66,7 +81,9 @@ fn main() -> ExitCode {
     let command = Cli::parse().command.unwrap_or(Command::Serve);
     let (purpose, streams) = match command {
         Command::Serve => (Purpose::Serve, Streams::ByLevel),
-        Command::Replay { .. } | Command::Archive { .. } => (Purpose::Replay, Streams::StderrOnly),
+        Command::Replay { .. } | Command::Archive { .. } | Command::Recordings { .. } => {
+            (Purpose::Replay, Streams::StderrOnly)
+        }
     };
     let config = match Config::from_env(purpose) {
         Ok(config) => config,
@@ -88,6 +105,19 @@ fn main() -> ExitCode {
             Command::Serve => serve(config).await,
             Command::Replay { files, no_archive } => run_replay(config, &files, no_archive).await,
             Command::Archive { call } => run_archive(config, call.as_deref()).await,
+            Command::Recordings {
+                call,
+                server_call,
+                archive_state,
+                links,
+            } => {
+                let filter = commands::recordings::Filter {
+                    call_id: call,
+                    server_call_id: server_call,
+                    archive_state: archive_state.and_then(|state| serde_json::from_value(state.into()).ok()),
+                };
+                run_recordings(config, &filter, links).await
+            }
         }
     })
 }
@@ -198,6 +228,32 @@ async fn run_archive(config: Config, call: Option<&str>) -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     let summary = commands::archive::archive(&archiver, call, &mut stdout).await;
     finish(summary, &mut stdout)
+}
+
+async fn run_recordings(config: Config, filter: &commands::recordings::Filter, links: bool) -> ExitCode {
+    let Some((pipeline, archival)) = open(&config).await else {
+        return ExitCode::FAILURE;
+    };
+    let lifetime = config.archive.as_ref().map(|archive| archive.link_lifetime);
+    let links = match (&archival, lifetime) {
+        (Archival::On(archiver), Some(lifetime)) if links => Some((archiver.archive().as_ref(), lifetime)),
+        (_, _) if links => {
+            eprintln!(
+                "archival is off, so there is no archive to link to: set {} or {}",
+                ACS_VARIABLES[0], ACS_VARIABLES[1]
+            );
+            return ExitCode::from(2);
+        }
+        _ => None,
+    };
+    let mut stdout = std::io::stdout().lock();
+    match commands::recordings::recordings(pipeline.store().as_ref(), links, filter, &mut stdout).await {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!(error = %error_chain(&e), "cannot list the recordings");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Writes a command's summary line last, and exits with success only when everything went through.

@@ -712,27 +712,6 @@ async fn with_blob_storage_a_download_killed_midway_resumes_after_the_staged_blo
     );
 }
 
-/// A token as Microsoft Entra ID issues one for Blob Storage, as far as Azurite looks: its audience, issuer and
-/// lifetime (Azurite checks no signature).
-fn storage_token() -> String {
-    use base64::Engine;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let part = |value: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string());
-    format!(
-        "{}.{}.{}",
-        part(json!({"typ": "JWT", "alg": "RS256"})),
-        part(json!({
-            "aud": "https://storage.azure.com",
-            "iss": "https://sts.windows.net/11111111-2222-3333-4444-555555555555/",
-            "iat": now - 300,
-            "nbf": now - 300,
-            "exp": now + 3600,
-            "oid": "66666666-7777-8888-9999-000000000000",
-        })),
-        "c2lnbmF0dXJl"
-    )
-}
-
 #[tokio::test]
 async fn with_entra_id_the_apps_managed_identity_writes_to_blob_storage_over_https() {
     let dir = tempfile::tempdir().unwrap();
@@ -742,7 +721,7 @@ async fn with_entra_id_the_apps_managed_identity_writes_to_blob_storage_over_htt
     std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
     let blob = BlobTarget::start_https(&cert, &key);
     let acs = AcsServer::start(AcsOptions::default());
-    let identity = support::identity::IdentityEndpoint::start(&storage_token());
+    let identity = support::identity::IdentityEndpoint::start(&support::identity::storage_token());
     let mut settings = identity.settings();
     settings.extend([
         ("ArchiveStorage__blobServiceUri".to_owned(), blob.service_uri.clone()),

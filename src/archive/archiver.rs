@@ -125,6 +125,11 @@ impl Archiver {
         &self.store
     }
 
+    /// The archive the files go to.
+    pub fn archive(&self) -> &Arc<dyn Archive> {
+        &self.archive
+    }
+
     /// Runs one job; `attempt` counts this run (the queue's `DequeueCount`). `Err` means: run it again later.
     pub async fn run(&self, job: &ArchiveJob, attempt: u32) -> Result<JobOutcome, JobError> {
         let document = self.store.read(&job.call_id, &job.recording_document_id).await?;

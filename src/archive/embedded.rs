@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
-use super::{Archive, ArchiveError, FileKey, FileKind, FileWriter};
+use super::{Archive, ArchiveError, FileKey, FileKind, FileWriter, LinkRequest, ReadLink};
 use crate::digest::{hex, sha256_hex};
 use crate::local_names;
 use crate::recording::ArchivedFile;
@@ -110,6 +110,17 @@ impl Archive for EmbeddedArchive {
             }))
         })
         .await
+    }
+
+    async fn read_link(&self, key: &FileKey, _: &LinkRequest) -> Result<ReadLink, ArchiveError> {
+        let (archive, key) = (self.clone(), key.clone());
+        let path = blocking(move || Ok(archive.found_path(&key))).await?;
+        let url = url::Url::from_file_path(&path).map_err(|()| ArchiveError::Io {
+            action: "link",
+            path: path.clone(),
+            source: io::Error::other("not an absolute path"),
+        })?;
+        Ok(ReadLink { url, expires_on: None })
     }
 
     async fn writer(&self, key: &FileKey, source: &str) -> Result<Box<dyn FileWriter>, ArchiveError> {

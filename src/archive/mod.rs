@@ -118,6 +118,21 @@ pub enum FileKind {
     Metadata,
 }
 
+impl FileKind {
+    /// The file's media type, as it is stored and served.
+    pub fn content_type(&self) -> &'static str {
+        match self {
+            FileKind::Metadata => "application/json",
+            FileKind::Content { extension } => match extension.as_str() {
+                "mp4" => "video/mp4",
+                "mp3" => "audio/mpeg",
+                "wav" => "audio/wav",
+                _ => "application/octet-stream",
+            },
+        }
+    }
+}
+
 impl FileKey {
     pub fn content(job: &ArchiveJob) -> Self {
         Self::of(
@@ -158,6 +173,29 @@ pub trait Archive: Send + Sync {
     /// once, at most one commits: the other gets [`ArchiveError::Busy`] here (the embedded archive's lock) or at its
     /// commit (Blob Storage's conditional commit), unless the file committed holds exactly its bytes.
     async fn writer(&self, key: &FileKey, source: &str) -> Result<Box<dyn FileWriter>, ArchiveError>;
+
+    /// A link that reads the file with no other credential: for Blob Storage a read-only URL that works until
+    /// `lifetime` from now (a shared access signature); for the embedded archive the file's `file://` URL, for use on
+    /// this machine only, which never expires.
+    async fn read_link(&self, key: &FileKey, request: &LinkRequest) -> Result<ReadLink, ArchiveError>;
+}
+
+/// What a read link is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkRequest {
+    pub lifetime: std::time::Duration,
+    /// The file name a browser saves the download as (`Content-Disposition: attachment`).
+    pub file_name: String,
+    /// The download's `Content-Type`.
+    pub content_type: String,
+}
+
+/// A link to an archived file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadLink {
+    pub url: url::Url,
+    /// When the link stops working; `None` for a link that does not expire (the embedded archive's).
+    pub expires_on: Option<time::OffsetDateTime>,
 }
 
 /// A file being written. Bytes written are kept for a later attempt even when this one fails; only

@@ -2,6 +2,7 @@
 //! what the store still has to archive. Both report on stdout, one line per item, and log to stderr.
 
 pub mod archive;
+pub mod recordings;
 pub mod replay;
 
 use std::io::Write;

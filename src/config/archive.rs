@@ -32,6 +32,8 @@ pub struct ArchiveConfig {
     pub sources: ArchiveSources,
     /// Delete a chunk's files at ACS once both are archived (`RECORDINGS_DELETE_AFTER_ARCHIVE`).
     pub delete_after_archive: bool,
+    /// How long a read link to an archived file works (`RECORDINGS_LINK_MINUTES`).
+    pub link_lifetime: std::time::Duration,
     pub location: ArchiveLocation,
 }
 
@@ -137,8 +139,32 @@ pub(super) fn read(settings: &mut Settings<'_>) -> Option<ArchiveConfig> {
         acs,
         sources,
         delete_after_archive: settings.flag("RECORDINGS_DELETE_AFTER_ARCHIVE", false),
+        link_lifetime: link_lifetime(settings),
         location,
     })
+}
+
+/// `RECORDINGS_LINK_MINUTES` when unset.
+pub const DEFAULT_LINK_MINUTES: u64 = 15;
+/// The longest a read link may work: a week, as long as a user delegation key can last.
+pub const MAX_LINK_MINUTES: u64 = 7 * 24 * 60;
+
+/// How long read links work: `RECORDINGS_LINK_MINUTES`, from 1 to [`MAX_LINK_MINUTES`].
+fn link_lifetime(settings: &mut Settings<'_>) -> std::time::Duration {
+    let minutes = match settings.get("RECORDINGS_LINK_MINUTES") {
+        None => DEFAULT_LINK_MINUTES,
+        Some(text) => match text.trim().parse::<u64>() {
+            Ok(minutes) if (1..=MAX_LINK_MINUTES).contains(&minutes) => minutes,
+            _ => {
+                settings.problem(format!(
+                    "RECORDINGS_LINK_MINUTES must be a whole number of minutes from 1 to {MAX_LINK_MINUTES}, not {}",
+                    crate::secret::quoted(&text)
+                ));
+                DEFAULT_LINK_MINUTES
+            }
+        },
+    };
+    std::time::Duration::from_secs(minutes * 60)
 }
 
 /// The Blob Storage settings, `None` when neither connection setting is set (problems are still reported).

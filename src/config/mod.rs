@@ -48,6 +48,7 @@ pub const SETTINGS: &[&str] = &[
     "AcsConnection__clientId",
     "RECORDINGS_ARCHIVE_SOURCES",
     "RECORDINGS_DELETE_AFTER_ARCHIVE",
+    "RECORDINGS_LINK_MINUTES",
     BLOB_VARIABLES[0],
     BLOB_VARIABLES[1],
     "ArchiveStorage__credential",

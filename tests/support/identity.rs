@@ -136,3 +136,26 @@ async fn answer(mut socket: tokio::net::TcpStream, requests: Arc<Mutex<Vec<Token
     let _ = socket.write_all(reply.as_bytes()).await;
     let _ = socket.shutdown().await;
 }
+
+/// A token as Microsoft Entra ID issues one for Blob Storage, as far as Azurite looks: its audience, issuer and
+/// lifetime (Azurite checks no signature), and the identity's object and tenant ids, which a user delegation key
+/// names.
+pub fn storage_token() -> String {
+    use base64::Engine;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let part = |value: serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string());
+    format!(
+        "{}.{}.{}",
+        part(serde_json::json!({"typ": "JWT", "alg": "RS256"})),
+        part(serde_json::json!({
+            "aud": "https://storage.azure.com",
+            "iss": "https://sts.windows.net/11111111-2222-3333-4444-555555555555/",
+            "iat": now - 300,
+            "nbf": now - 300,
+            "exp": now + 3600,
+            "oid": "66666666-7777-8888-9999-000000000000",
+            "tid": "11111111-2222-3333-4444-555555555555",
+        })),
+        "c2lnbmF0dXJl"
+    )
+}

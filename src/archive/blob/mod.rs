@@ -29,19 +29,21 @@ use async_trait::async_trait;
 use azure_core::credentials::TokenCredential;
 use azure_core::error::ErrorKind;
 use azure_core::http::{Body, ClientOptions, ExponentialRetryOptions, RetryOptions, Transport, Url};
+use azure_storage_blob::models::KeyInfo;
 use azure_storage_blob::models::{
     AccessTier as BlobTier, BlobClientGetPropertiesResultHeaders, BlockBlobClientCommitBlockListOptions, BlockListType,
     BlockLookupList,
 };
 use azure_storage_blob::{
-    BlobClient, BlobClientOptions, BlobContainerClient, BlobContainerClientOptions, BlockBlobClient,
-    BlockBlobClientOptions,
+    BlobClient, BlobClientOptions, BlobContainerClient, BlobContainerClientOptions, BlobServiceClient,
+    BlobServiceClientOptions, BlockBlobClient, BlockBlobClientOptions,
 };
 use bytes::{Bytes, BytesMut};
+use time::OffsetDateTime;
 
-use super::{Archive, ArchiveError, FileKey, FileKind, FileWriter};
+use super::{Archive, ArchiveError, FileKey, FileKind, FileWriter, LinkRequest, ReadLink};
 use crate::config::{AccessTier, BlobAuth, BlobConfig};
-use crate::digest::{file_name, hex};
+use crate::digest::{HmacKey, file_name, hex};
 use crate::identity;
 use crate::recording::ArchivedFile;
 use blocks::{BlockId, RunningSha256};
@@ -74,7 +76,19 @@ pub struct BlobArchive {
     client_options: ClientOptions,
     access_tier: Option<AccessTier>,
     block_bytes: u32,
+    /// The account's name, as shared access signatures name it.
+    account: String,
+    /// What signs read links: the account key of a Shared Key connection, or else user delegation keys.
+    link_key: Option<HmacKey>,
+    /// The user delegation key last obtained, kept until shortly before it expires.
+    delegation: Arc<tokio::sync::Mutex<Option<sas::UserDelegationKey>>>,
 }
+
+/// How long a user delegation key is asked for: the longest Blob Storage gives, so that one key signs a week of
+/// links.
+const DELEGATION_KEY_LIFETIME: time::Duration = time::Duration::days(7);
+/// How far a link's start is set back, for clocks that run behind this one.
+const CLOCK_SKEW: time::Duration = time::Duration::minutes(5);
 
 impl std::fmt::Debug for BlobArchive {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -88,10 +102,12 @@ impl BlobArchive {
     /// The archive the settings describe; nothing is requested yet (see [`BlobArchive::prepare`]).
     pub fn new(config: &BlobConfig) -> Result<Self, ArchiveError> {
         let mut client_options = ClientOptions::default();
+        let mut link_key = None;
         let credential = match &config.auth {
             BlobAuth::SharedKey { account, key } => {
                 let policy = SharedKeyPolicy::new(account, key).map_err(|e| ArchiveError::Setup(e.to_string()))?;
                 client_options.per_try_policies.push(policy);
+                link_key = HmacKey::from_base64(key);
                 None
             }
             BlobAuth::ManagedIdentity { client_id } => {
@@ -114,13 +130,59 @@ impl BlobArchive {
             .map_err(|()| ArchiveError::Setup(format!("{} is not a blob service URL", config.service_uri)))?
             .pop_if_empty()
             .push(&config.container);
+        let account = match &config.auth {
+            BlobAuth::SharedKey { account, .. } => account.clone(),
+            BlobAuth::ManagedIdentity { .. } | BlobAuth::DeveloperCredential => account_of(&config.service_uri)
+                .ok_or_else(|| ArchiveError::Setup(format!("{} names no storage account", config.service_uri)))?,
+        };
         Ok(Self {
             container,
             credential,
             client_options,
             access_tier: config.access_tier,
             block_bytes: BLOCK_BYTES,
+            account,
+            link_key,
+            delegation: Arc::default(),
         })
+    }
+
+    /// A user delegation key that lasts at least until `until`: the one kept, or a new one from Blob Storage.
+    async fn delegation_key(&self, until: OffsetDateTime) -> Result<sas::UserDelegationKey, ArchiveError> {
+        let mut kept = self.delegation.lock().await;
+        if let Some(key) = kept.as_ref().filter(|key| key.expires_on >= until) {
+            return Ok(key.clone());
+        }
+        let now = OffsetDateTime::now_utc();
+        let mut service = self.container.clone();
+        if let Ok(mut segments) = service.path_segments_mut() {
+            segments.pop();
+        }
+        let options = BlobServiceClientOptions {
+            client_options: self.client_options.clone(),
+            ..Default::default()
+        };
+        let client = BlobServiceClient::new(service, self.credential.clone(), Some(options))
+            .map_err(|e| ArchiveError::Setup(format!("cannot make a Blob Storage client: {e}")))?;
+        let info = KeyInfo {
+            start: Some(now - CLOCK_SKEW),
+            expiry: Some(now + DELEGATION_KEY_LIFETIME),
+            ..Default::default()
+        };
+        let info = info
+            .try_into()
+            .map_err(|e| storage_error("ask for a user delegation key", e))?;
+        let issued = client
+            .get_user_delegation_key(info, None)
+            .await
+            .map_err(|e| storage_error("ask for a user delegation key", e))?
+            .into_model()
+            .map_err(|e| storage_error("read the user delegation key", e))?;
+        let key = sas::UserDelegationKey::issued(issued).ok_or_else(|| {
+            ArchiveError::Setup("Blob Storage answered with an incomplete user delegation key".into())
+        })?;
+        *kept = Some(key.clone());
+        Ok(key)
     }
 
     /// The same archive with other blocks (rounded down to a multiple of 64 bytes), so that tests cross block
@@ -194,6 +256,20 @@ impl BlobArchive {
     }
 }
 
+/// The account a blob service URL names: `ACCOUNT` of `https://ACCOUNT.blob.core.windows.net`, or the first path
+/// segment of a local server's (`http://127.0.0.1:10000/devstoreaccount1`).
+fn account_of(service: &Url) -> Option<String> {
+    let local = service
+        .host()
+        .is_some_and(|host| super::sources::is_loopback_host(&host));
+    let account = if local {
+        service.path_segments()?.find(|segment| !segment.is_empty())?
+    } else {
+        service.host_str()?.split('.').next()?
+    };
+    (!account.is_empty()).then(|| account.to_owned())
+}
+
 /// The segments of a file's blob name.
 pub fn blob_name(key: &FileKey) -> [String; 4] {
     let file = match &key.kind {
@@ -216,6 +292,60 @@ impl Archive for BlobArchive {
 
     async fn existing(&self, key: &FileKey) -> Result<Option<ArchivedFile>, ArchiveError> {
         read_back(&self.blob_client(self.url(key))?, &self.location(key)).await
+    }
+
+    async fn read_link(&self, key: &FileKey, request: &LinkRequest) -> Result<ReadLink, ArchiveError> {
+        let now = OffsetDateTime::now_utc();
+        let lifetime = time::Duration::try_from(request.lifetime).unwrap_or(DELEGATION_KEY_LIFETIME);
+        let mut expiry = now + lifetime.min(DELEGATION_KEY_LIFETIME);
+        let delegation = match &self.link_key {
+            Some(_) => None,
+            None => {
+                let key = self.delegation_key(expiry).await?;
+                expiry = expiry.min(key.expires_on);
+                Some(key)
+            }
+        };
+        let container = self
+            .container
+            .path_segments()
+            .and_then(|mut segments| segments.next_back())
+            .unwrap_or_default()
+            .to_owned();
+        let blob = blob_name(key).join("/");
+        let disposition = format!(
+            "attachment; filename=\"{}\"",
+            request.file_name.replace(['"', '\\'], "_")
+        );
+        let https_only = !self
+            .container
+            .host()
+            .is_some_and(|host| super::sources::is_loopback_host(&host));
+        let grant = sas::ReadGrant {
+            container: &container,
+            blob: &blob,
+            start: now - CLOCK_SKEW,
+            expiry,
+            https_only,
+            content_disposition: Some(&disposition),
+            content_type: Some(&request.content_type),
+            version: sas::SAS_VERSION,
+        };
+        let signer = match (&self.link_key, &delegation) {
+            (Some(key), _) => sas::SasSigner::AccountKey {
+                account: &self.account,
+                key,
+            },
+            (None, Some(key)) => sas::SasSigner::UserDelegation {
+                account: &self.account,
+                key,
+            },
+            (None, None) => return Err(ArchiveError::Setup("no key signs read links".into())),
+        };
+        Ok(ReadLink {
+            url: sas::read_link(&self.url(key), &sas::blob_sas(&grant, signer)),
+            expires_on: Some(expiry),
+        })
     }
 
     async fn writer(&self, key: &FileKey, source: &str) -> Result<Box<dyn FileWriter>, ArchiveError> {
@@ -244,7 +374,7 @@ impl Archive for BlobArchive {
             reader: self.blob_client(url)?,
             client,
             location: self.location(key),
-            content_type: content_type(&key.kind),
+            content_type: key.kind.content_type(),
             access_tier: self.access_tier,
             block_bytes: self.block_bytes,
             source: source.to_owned(),
@@ -440,18 +570,6 @@ fn verified(location: &str, metadata: &HashMap<String, String>, length: Option<u
         }),
         Some(length) => Err(format!("it holds {length} bytes, and its metadata says {bytes}")),
         None => Err("Blob Storage did not say its length".to_owned()),
-    }
-}
-
-fn content_type(kind: &FileKind) -> &'static str {
-    match kind {
-        FileKind::Metadata => "application/json",
-        FileKind::Content { extension } => match extension.as_str() {
-            "mp4" => "video/mp4",
-            "mp3" => "audio/mpeg",
-            "wav" => "audio/wav",
-            _ => "application/octet-stream",
-        },
     }
 }
 

@@ -42,6 +42,25 @@ pub struct UserDelegationKey {
     pub signed_service: String,
     pub signed_version: String,
     pub value: HmacKey,
+    /// When it stops signing: no link it signs may outlive it.
+    pub expires_on: OffsetDateTime,
+}
+
+impl UserDelegationKey {
+    /// The key from Blob Storage's answer; `None` when a field is missing.
+    pub fn issued(key: azure_storage_common::models::UserDelegationKey) -> Option<Self> {
+        let expires_on = key.signed_expiry?;
+        Some(Self {
+            signed_oid: key.signed_oid?,
+            signed_tid: key.signed_tid?,
+            signed_start: sas_time(key.signed_start?),
+            signed_expiry: sas_time(expires_on),
+            signed_service: key.signed_service?,
+            signed_version: key.signed_version?,
+            value: HmacKey::from_bytes(&key.value?)?,
+            expires_on,
+        })
+    }
 }
 
 /// What signs a link.
@@ -210,6 +229,7 @@ mod tests {
                         signed_service: text(&udk["signedService"]).to_owned(),
                         signed_version: text(&udk["signedVersion"]).to_owned(),
                         value: HmacKey::from_base64(&Secret::new(text(&udk["value"]))).unwrap(),
+                        expires_on: time(text(&udk["signedExpiry"])),
                     };
                     blob_sas(&grant, SasSigner::UserDelegation { account, key: &key })
                 }
