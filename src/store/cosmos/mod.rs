@@ -34,6 +34,13 @@ use crate::identity;
 use crate::quarantine::QuarantineEntry;
 use crate::recording::RecordingDocument;
 
+/// The recordings container's partition key path: all recordings of a call live together. The deployment
+/// templates (`infra/`) create the container with it, and `tests/deployment.rs` holds them to it.
+pub const RECORDINGS_PARTITION_KEY: &str = "/callId";
+
+/// The quarantine container's partition key path: each entry is its own partition.
+pub const QUARANTINE_PARTITION_KEY: &str = "/id";
+
 /// Merge attempts before giving up on a recording under heavy contention (the invocation then fails and Event Grid
 /// retries later). Each lost race costs one read and one failed replace, and a short random pause so that the
 /// writers of one recording spread out.
@@ -129,8 +136,14 @@ impl CosmosStore {
         }
         let database = client.database_client(config.database.as_str());
         Ok(Self {
-            recordings: open_container(&database, config, &config.container, "/callId").await?,
-            quarantine: open_container(&database, config, &config.quarantine_container, "/id").await?,
+            recordings: open_container(&database, config, &config.container, RECORDINGS_PARTITION_KEY).await?,
+            quarantine: open_container(
+                &database,
+                config,
+                &config.quarantine_container,
+                QUARANTINE_PARTITION_KEY,
+            )
+            .await?,
             place: format!("{} {}/{}", config.endpoint, config.database, config.container),
         })
     }
