@@ -32,6 +32,11 @@ param archiveAccessTier string = 'Cool'
 @description('RECORDINGS_DELETE_AFTER_ARCHIVE: delete a chunk\'s files at ACS once both are archived and verified.')
 param deleteAfterArchive bool = false
 
+@minValue(1)
+@maxValue(10080)
+@description('RECORDINGS_LINK_MINUTES: how long a read link to an archived file works.')
+param linkMinutes int = 15
+
 @description('Create the Event Grid subscription. The postdeploy hook sets it once the RecordingEvent function exists.')
 param subscribeToEvents bool = false
 
@@ -146,6 +151,7 @@ module app 'modules/function-app.bicep' = {
     appInsightsConnectionString: monitoring.outputs.connectionString
     archiveAccessTier: archiveAccessTier
     deleteAfterArchive: deleteAfterArchive
+    linkMinutes: linkMinutes
     maximumInstanceCount: maximumInstanceCount
   }
   dependsOn: [roles]

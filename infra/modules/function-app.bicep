@@ -17,6 +17,7 @@ param acsResourceId string
 param appInsightsConnectionString string
 param archiveAccessTier string
 param deleteAfterArchive bool
+param linkMinutes int
 param maximumInstanceCount int
 
 var appSettings = {
@@ -42,6 +43,7 @@ var appSettings = {
   ArchiveStorage__clientId: identityClientId
   RECORDINGS_ARCHIVE_CONTAINER: 'recordings'
   RECORDINGS_ARCHIVE_ACCESS_TIER: archiveAccessTier
+  RECORDINGS_LINK_MINUTES: string(linkMinutes)
   RECORDINGS_LOG_FORMAT: 'json'
 }
 
