@@ -715,23 +715,10 @@ async fn with_blob_storage_a_download_killed_midway_resumes_after_the_staged_blo
 #[tokio::test]
 async fn with_entra_id_the_apps_managed_identity_writes_to_blob_storage_over_https() {
     let dir = tempfile::tempdir().unwrap();
-    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert, certified.cert.pem()).unwrap();
-    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
-    let blob = BlobTarget::start_https(&cert, &key);
+    let entra = support::azurite::EntraBlob::start(dir.path());
+    let (blob, identity, settings) = (&entra.blob, &entra.identity, &entra.settings);
     let acs = AcsServer::start(AcsOptions::default());
-    let identity = support::identity::IdentityEndpoint::start(&support::identity::storage_token());
-    let mut settings = identity.settings();
-    settings.extend([
-        ("ArchiveStorage__blobServiceUri".to_owned(), blob.service_uri.clone()),
-        ("ArchiveStorage__credential".to_owned(), "managedidentity".to_owned()),
-        ("RECORDINGS_ARCHIVE_CONTAINER".to_owned(), unique_container()),
-        ("RECORDINGS_CREATE_IF_NOT_EXISTS".to_owned(), "true".to_owned()),
-        // The handler trusts the test's certificate, and only it.
-        ("SSL_CERT_FILE".to_owned(), cert.display().to_string()),
-    ]);
-    let host = archiving_host(&acs, &support::str_pairs(&settings)).await;
+    let host = archiving_host(&acs, &support::str_pairs(settings)).await;
     assert!(
         host.logged_at("chunks are archived in Blob Storage", Some(Level::Information))
             .await,

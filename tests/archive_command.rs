@@ -319,25 +319,10 @@ async fn with_a_shared_key_a_link_reads_the_archived_blob_and_only_as_granted() 
 #[tokio::test]
 async fn with_entra_id_a_link_is_a_user_delegation_sas_signed_with_the_key_blob_storage_issued() {
     let dir = tempfile::tempdir().unwrap();
-    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert, certified.cert.pem()).unwrap();
-    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
-    let blob = support::azurite::BlobTarget::start_https(&cert, &key);
+    let entra = support::azurite::EntraBlob::start(dir.path());
     let acs = AcsServer::start(AcsOptions::default());
-    let identity = support::identity::IdentityEndpoint::start(&support::identity::storage_token());
     let mut settings = archival(&acs);
-    settings.extend(identity.settings());
-    settings.extend([
-        ("ArchiveStorage__blobServiceUri".to_owned(), blob.service_uri.clone()),
-        ("ArchiveStorage__credential".to_owned(), "managedidentity".to_owned()),
-        (
-            "RECORDINGS_ARCHIVE_CONTAINER".to_owned(),
-            support::azurite::unique_container(),
-        ),
-        ("RECORDINGS_CREATE_IF_NOT_EXISTS".to_owned(), "true".to_owned()),
-        ("SSL_CERT_FILE".to_owned(), cert.display().to_string()),
-    ]);
+    settings.extend(entra.settings.iter().cloned());
     let link = blob_link(&settings, &acs, dir.path());
     let query: std::collections::HashMap<_, _> = link.query_pairs().into_owned().collect();
     assert_eq!(

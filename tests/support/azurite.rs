@@ -241,3 +241,40 @@ pub fn unique_container() -> String {
 fn server_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/azurite")
 }
+
+/// Blob Storage reached with Microsoft Entra ID, as in Azure: Azurite over HTTPS with a certificate made for the
+/// test, a managed identity endpoint that hands out storage tokens, and the handler's settings for both (it trusts
+/// that certificate, and only it).
+pub struct EntraBlob {
+    pub blob: BlobTarget,
+    pub identity: super::identity::IdentityEndpoint,
+    /// The handler's settings: the identity endpoint, `ArchiveStorage__blobServiceUri` with the managed identity, a
+    /// container of its own (created at startup), and `SSL_CERT_FILE`.
+    pub settings: Vec<(String, String)>,
+}
+
+impl EntraBlob {
+    /// Starts both servers; the certificate and its key are written to `dir`.
+    pub fn start(dir: &std::path::Path) -> EntraBlob {
+        let certified =
+            rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, certified.cert.pem()).unwrap();
+        std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+        let blob = BlobTarget::start_https(&cert, &key);
+        let identity = super::identity::IdentityEndpoint::start(&super::identity::storage_token());
+        let mut settings = identity.settings();
+        settings.extend([
+            ("ArchiveStorage__blobServiceUri".to_owned(), blob.service_uri.clone()),
+            ("ArchiveStorage__credential".to_owned(), "managedidentity".to_owned()),
+            ("RECORDINGS_ARCHIVE_CONTAINER".to_owned(), unique_container()),
+            ("RECORDINGS_CREATE_IF_NOT_EXISTS".to_owned(), "true".to_owned()),
+            ("SSL_CERT_FILE".to_owned(), cert.display().to_string()),
+        ]);
+        EntraBlob {
+            blob,
+            identity,
+            settings,
+        }
+    }
+}
