@@ -80,21 +80,18 @@ async fn add_links(
     archive: &dyn Archive,
     lifetime: std::time::Duration,
 ) -> Result<(), ArchiveError> {
-    let archived: Vec<(usize, String)> = document
-        .archive_states()
-        .enumerate()
-        .filter(|(_, (_, state))| state.as_ref().is_some_and(|s| s.state == ArchiveStatus::Archived))
-        .map(|(position, (chunk_id, _))| (position, chunk_id.to_owned()))
-        .collect();
-    for (position, chunk_id) in archived {
-        let Some(job) = ArchiveJob::for_chunk(document, &chunk_id) else {
+    let recording = document.recording_id.as_deref().unwrap_or(&document.id);
+    for chunk in value["chunks"].as_array_mut().into_iter().flatten() {
+        let Some(chunk_id) = chunk.get("documentId").and_then(Value::as_str) else {
             continue;
         };
-        let recording = document.recording_id.as_deref().unwrap_or(&document.id);
-        let index = document
-            .chunk(&chunk_id)
-            .and_then(|chunk| chunk.get("index"))
-            .map_or_else(|| chunk_id.clone(), Value::to_string);
+        let archived = document
+            .chunk_archive(chunk_id)
+            .is_some_and(|state| state.state == ArchiveStatus::Archived);
+        let Some(job) = ArchiveJob::for_chunk(document, chunk_id).filter(|_| archived) else {
+            continue;
+        };
+        let index = chunk.get("index").map_or_else(|| chunk_id.to_owned(), Value::to_string);
         let (content, metadata) = (FileKey::content(&job), FileKey::metadata(&job));
         let request = |key: &FileKey, name: String| LinkRequest {
             lifetime,
@@ -114,15 +111,7 @@ async fn add_links(
         if let Some(expires_on) = content_link.expires_on.and_then(|t| t.format(&Rfc3339).ok()) {
             links["expiresOn"] = Value::String(expires_on);
         }
-        // The document's chunks that can be archived, in the order `archive_states` gives them.
-        if let Some(chunk) = value["chunks"].as_array_mut().and_then(|chunks| {
-            chunks
-                .iter_mut()
-                .filter(|chunk| chunk.get("documentId").is_some_and(Value::is_string))
-                .nth(position)
-        }) {
-            chunk["links"] = links;
-        }
+        chunk["links"] = links;
     }
     Ok(())
 }

@@ -259,8 +259,7 @@ impl RecordingDocument {
             if !matches!(chunk.get("documentId"), Some(Value::String(_))) || chunk.contains_key(archive::FIELD) {
                 continue;
             }
-            let location = |field: &str| chunk.get(field).and_then(Value::as_str).map(str::to_owned);
-            let (content, metadata) = (location("contentLocation"), location("metadataLocation"));
+            let ChunkLocations { content, metadata, .. } = ChunkLocations::of(chunk);
             let at_acs = [&content, &metadata]
                 .into_iter()
                 .flatten()
@@ -304,20 +303,13 @@ impl RecordingDocument {
 
     /// Whether a chunk's archive state asks the archive sweep for a job (see [`ChunkArchive::needs_sweeping`]).
     pub fn has_chunks_to_sweep(&self) -> bool {
-        self.chunks
-            .iter()
-            .any(|chunk| ChunkArchive::of(chunk).is_some_and(|state| state.needs_sweeping()))
+        self.archive_states()
+            .any(|(_, state)| state.is_some_and(|state| state.needs_sweeping()))
     }
 
     /// The chunk's locations at ACS, as the events announced them (the merged document's, not any one event's).
     pub fn chunk_locations(&self, chunk_id: &str) -> Option<ChunkLocations> {
-        let chunk = self.chunk(chunk_id)?;
-        let text = |field: &str| chunk.get(field).and_then(Value::as_str).map(str::to_owned);
-        Some(ChunkLocations {
-            content: text("contentLocation"),
-            metadata: text("metadataLocation"),
-            delete: text("deleteLocation"),
-        })
+        self.chunk(chunk_id).map(ChunkLocations::of)
     }
 
     /// The `documentId`s of the chunks that carry an archive state.
@@ -395,6 +387,17 @@ pub struct ChunkLocations {
     pub delete: Option<String>,
 }
 
+impl ChunkLocations {
+    fn of(chunk: &Map<String, Value>) -> Self {
+        let text = |field: &str| chunk.get(field).and_then(Value::as_str).map(str::to_owned);
+        Self {
+            content: text("contentLocation"),
+            metadata: text("metadataLocation"),
+            delete: text("deleteLocation"),
+        }
+    }
+}
+
 /// An event's chunk without the say over its archive state: only the handler writes `archive`. A chunk that claims
 /// one (`"archive": {"state": "archived", …}` — forged, or copied from a stored document) keeps the claim under its
 /// `extraData`, where nothing reads it, so that it can never stop a job from being queued nor stand in for a real
@@ -403,12 +406,11 @@ fn disarmed(mut chunk: Map<String, Value>) -> Map<String, Value> {
     let Some(claimed) = chunk.remove(archive::FIELD) else {
         return chunk;
     };
-    let extra = match chunk.remove("extraData") {
+    let mut extra = match chunk.remove("extraData") {
         Some(Value::Object(extra)) => extra,
         Some(other) => Map::from_iter([("extraData".to_owned(), other)]),
         None => Map::new(),
     };
-    let mut extra = extra;
     extra.insert(archive::FIELD.to_owned(), claimed);
     chunk.insert("extraData".to_owned(), Value::Object(extra));
     chunk
