@@ -93,8 +93,12 @@ impl ArchiveJob {
     /// The moment after which ACS may have deleted the files; `None` when the event time is unknown, or so late in
     /// the calendar that a day after it is past the last representable instant.
     pub fn deadline(&self) -> Option<OffsetDateTime> {
-        let time = EventTime::parse(self.event_time.as_deref()?)?;
-        time.instant.checked_add(ACS_RETENTION)
+        self.event_instant()?.checked_add(ACS_RETENTION)
+    }
+
+    /// When the event that announced the chunk happened; `None` when its time is unknown or unreadable.
+    pub fn event_instant(&self) -> Option<OffsetDateTime> {
+        EventTime::parse(self.event_time.as_deref()?).map(|time| time.instant)
     }
 
     /// The content file's extension, from the recording's format: `mp4`, `mp3`, `wav`; `bin` when unknown.

@@ -47,12 +47,8 @@ pub fn sweep(documents: &[RecordingDocument], now: OffsetDateTime) -> Sweep {
             let Some(job) = ArchiveJob::for_chunk(document, chunk_id) else {
                 continue;
             };
-            let event_time = job
-                .event_time
-                .as_deref()
-                .and_then(crate::event::EventTime::parse)
-                .map(|time| time.instant);
-            if event_time.is_some_and(|time| time.checked_add(SETTLE).is_none_or(|settled| settled > now)) {
+            let settled = |time: OffsetDateTime| time.checked_add(SETTLE).is_some_and(|settled| settled <= now);
+            if job.event_instant().is_some_and(|time| !settled(time)) {
                 sweep.settling += 1;
             } else if job.deadline().is_some_and(|deadline| deadline < now) {
                 sweep.past_deadline += 1;
