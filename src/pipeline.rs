@@ -213,7 +213,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::store::{Edit, Edited, Merged};
+    use crate::recording::{Stored, Tombstone};
+    use crate::store::{Edit, Edited, Erasure, Merged};
 
     /// A store that records what it is asked and fails merges as told.
     #[derive(Default)]
@@ -248,8 +249,17 @@ mod tests {
             self.quarantined.lock().unwrap().push(entry);
             Ok(())
         }
-        async fn read(&self, _: &str, _: &str) -> Result<Option<RecordingDocument>, StoreError> {
+        async fn lookup(&self, _: &str, _: &str) -> Result<Option<Stored>, StoreError> {
             Ok(None)
+        }
+        async fn erase(&self, _: &str, _: &str, _: &str) -> Result<Erasure, StoreError> {
+            Ok(Erasure::Missing)
+        }
+        async fn tombstones(&self, _: &str) -> Result<Vec<Tombstone>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn erase_quarantined(&self, _: &str) -> Result<usize, StoreError> {
+            Ok(0)
         }
         async fn read_quarantined(&self, _: &str) -> Result<Option<QuarantineEntry>, StoreError> {
             Ok(None)

@@ -60,6 +60,22 @@ impl QuarantineEntry {
         }
     }
 
+    /// Whether the payload names the call: a recording subject `…/call/{call_id}` in it, ending there or followed by
+    /// `/` (JSON-escaped slashes too). Erasing a call removes the entries that name it; a payload that is not text
+    /// names nothing.
+    pub fn names_call(&self, call_id: &str) -> bool {
+        let Some(text) = &self.payload else {
+            return false;
+        };
+        ["call/", "call\\/"].iter().any(|marker| {
+            let needle = format!("{marker}{call_id}");
+            text.match_indices(&needle).any(|(at, _)| {
+                let rest = &text[at + needle.len()..];
+                rest.is_empty() || rest.starts_with(['/', '\\', '"'])
+            })
+        })
+    }
+
     /// The payload's bytes as they arrived.
     pub fn payload_bytes(&self) -> Vec<u8> {
         match (&self.payload, &self.payload_base64) {
@@ -75,6 +91,19 @@ impl QuarantineEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_entry_names_a_call_by_its_subject_in_either_spelling_and_no_call_that_merely_starts_alike() {
+        let entry = |payload: &str| QuarantineEntry::new(payload.as_bytes(), "reason", "2026-12-02T12:00:00Z");
+        let plain = entry(r#"{"subject":"/recording/call/c-1/serverCallId/s1","data":{}}"#);
+        assert!(plain.names_call("c-1"));
+        assert!(!plain.names_call("c-"), "a prefix of the call id is another call");
+        assert!(!plain.names_call("s1"));
+        assert!(entry(r#"{"subject":"\/recording\/call\/c-1\/recordingId\/r"}"#).names_call("c-1"));
+        assert!(entry(r#"{"subject":"/recording/call/c-1"}"#).names_call("c-1"));
+        assert!(entry("/recording/call/c-1").names_call("c-1"));
+        assert!(!QuarantineEntry::new(&[0xff, 0xfe], "reason", "t").names_call("c-1"));
+    }
 
     #[test]
     fn same_payload_gives_same_id_and_text_is_kept_verbatim() {

@@ -7,6 +7,7 @@
 
 mod archive;
 mod chunks;
+mod erased;
 mod field_times;
 mod ids;
 
@@ -22,6 +23,7 @@ use crate::event::Event;
 use crate::subject::{RecordingSubject, SubjectError};
 
 pub use archive::{ArchiveStatus, ArchivedFile, ChunkArchive};
+pub use erased::{ERASED_AT, Stored, Tombstone};
 pub use ids::document_id;
 
 use chunks::merge_chunks;
@@ -49,6 +51,7 @@ const RESERVED_NAMES: &[&str] = &[
     "fieldTimes",
     "extraData",
     "ttl",
+    ERASED_AT,
 ];
 
 /// The stored document of one recording. Field order here is the order in the stored JSON.

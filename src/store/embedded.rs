@@ -15,10 +15,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
-use super::{Edit, Edited, MergeOutcome, Merged, RecordingStore, StoreError};
+use serde_json::{Map, Value};
+
+use super::{Edit, Edited, Erasure, MergeOutcome, Merged, RecordingStore, StoreError};
 use crate::local_names;
 use crate::quarantine::QuarantineEntry;
-use crate::recording::RecordingDocument;
+use crate::recording::{RecordingDocument, Stored, Tombstone};
 
 /// How old a temporary file of a vanished process must be before it is removed.
 const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
@@ -89,20 +91,22 @@ impl EmbeddedStore {
         let archivable = update.archivable_chunk_ids();
         let (call_id, id) = (update.call_id.clone(), update.id.clone());
         let (outcome, stored) = self.change_blocking(&call_id, &id, |stored| match stored {
-            None => Change::Write(update, MergeOutcome::Created),
-            Some(mut stored) => {
+            None => Change::Write(Stored::Recording(Box::new(update)), MergeOutcome::Created),
+            Some(Stored::Recording(mut stored)) => {
                 if stored.merge_from(update) {
-                    Change::Write(stored, MergeOutcome::Updated)
+                    Change::Write(Stored::Recording(stored), MergeOutcome::Updated)
                 } else {
-                    Change::Keep(Some(stored))
+                    Change::Keep(Some(Stored::Recording(stored)))
                 }
             }
+            Some(erased @ Stored::Erased(_)) => Change::Keep(Some(erased)),
         })?;
-        let outcome = outcome.unwrap_or(MergeOutcome::Unchanged);
         Ok(match stored {
-            Some(stored) => Merged::new(outcome, &archivable, &stored),
-            None => Merged {
-                outcome,
+            Some(Stored::Recording(stored)) => {
+                Merged::new(outcome.unwrap_or(MergeOutcome::Unchanged), &archivable, &stored)
+            }
+            Some(Stored::Erased(_)) | None => Merged {
+                outcome: MergeOutcome::Erased,
                 to_archive: Vec::new(),
             },
         })
@@ -110,19 +114,37 @@ impl EmbeddedStore {
 
     fn edit_blocking(&self, call_id: &str, id: &str, edit: Edit) -> Result<Edited, StoreError> {
         let (changed, stored) = self.change_blocking(call_id, id, |stored| match stored {
-            None => Change::Keep(None),
-            Some(mut document) => {
+            Some(Stored::Recording(mut document)) => {
                 if edit(&mut document) {
-                    Change::Write(document, ())
+                    Change::Write(Stored::Recording(document), ())
                 } else {
-                    Change::Keep(Some(document))
+                    Change::Keep(Some(Stored::Recording(document)))
                 }
             }
+            other => Change::Keep(other),
         })?;
         Ok(match (changed, stored) {
             (_, None) => Edited::Missing,
-            (Some(()), Some(document)) => Edited::Changed(Box::new(document)),
-            (None, Some(document)) => Edited::Unchanged(Box::new(document)),
+            (_, Some(Stored::Erased(_))) => Edited::Erased,
+            (Some(()), Some(Stored::Recording(document))) => Edited::Changed(document),
+            (None, Some(Stored::Recording(document))) => Edited::Unchanged(document),
+        })
+    }
+
+    fn erase_blocking(&self, call_id: &str, id: &str, erased_at: &str) -> Result<Erasure, StoreError> {
+        let (erased, _) = self.change_blocking(call_id, id, |stored| match stored {
+            Some(Stored::Recording(document)) => {
+                let tombstone = Tombstone::of(&document, erased_at);
+                Change::Write(Stored::Erased(tombstone), Erasure::Erased(document))
+            }
+            other => Change::Keep(other),
+        })?;
+        if let Some(erased) = erased {
+            return Ok(erased);
+        }
+        Ok(match read_stored(&self.document_path(call_id, id))? {
+            Some(Stored::Erased(tombstone)) => Erasure::AlreadyErased(tombstone),
+            _ => Erasure::Missing,
         })
     }
 
@@ -132,15 +154,15 @@ impl EmbeddedStore {
         &self,
         call_id: &str,
         id: &str,
-        change: impl FnOnce(Option<RecordingDocument>) -> Change<T>,
-    ) -> Result<(Option<T>, Option<RecordingDocument>), StoreError> {
+        change: impl FnOnce(Option<Stored>) -> Change<T>,
+    ) -> Result<(Option<T>, Option<Stored>), StoreError> {
         let dir = self.call_dir(call_id);
         fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
         let lock = File::open(&dir).map_err(io_error("open", &dir))?;
         lock.lock().map_err(io_error("lock", &dir))?;
 
         let path = self.document_path(call_id, id);
-        let stored = read_json::<RecordingDocument>(&path)?;
+        let stored = read_stored(&path)?;
         let (changed, report) = match change(stored) {
             Change::Write(changed, report) => (changed, report),
             Change::Keep(stored) => {
@@ -158,8 +180,8 @@ impl EmbeddedStore {
         // `lock` is released when the file closes here, after the rename.
     }
 
-    /// Every document under the recordings folder, or one call's.
-    fn documents_blocking(&self, call_id: Option<&str>) -> Result<Vec<RecordingDocument>, StoreError> {
+    /// Everything stored under the recordings folder, or one call's: documents and tombstones.
+    fn stored_blocking(&self, call_id: Option<&str>) -> Result<Vec<Stored>, StoreError> {
         let dirs: Vec<PathBuf> = match call_id {
             Some(call_id) => vec![self.call_dir(call_id)],
             None => fs::read_dir(&self.recordings)
@@ -176,8 +198,8 @@ impl EmbeddedStore {
                 if name.to_string_lossy().starts_with('.') {
                     continue;
                 }
-                if let Some(document) = read_json(&entry.path())? {
-                    documents.push(document);
+                if let Some(stored) = read_stored(&entry.path())? {
+                    documents.push(stored);
                 }
             }
         }
@@ -186,6 +208,30 @@ impl EmbeddedStore {
 
     fn quarantine_path(&self, id: &str) -> PathBuf {
         local_names::entry(&self.quarantine, id, ".json")
+    }
+
+    fn erase_quarantined_blocking(&self, call_id: &str) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for entry in fs::read_dir(&self.quarantine).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let Some(quarantined) = read_json::<QuarantineEntry>(&path)? else {
+                continue;
+            };
+            if quarantined.names_call(call_id) {
+                match fs::remove_file(&path) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_error("remove", &path)(e)),
+                }
+            }
+        }
+        if removed > 0 {
+            sync_dir(&self.quarantine)?;
+        }
+        Ok(removed)
     }
 
     fn quarantine_blocking(&self, entry: QuarantineEntry) -> Result<(), StoreError> {
@@ -213,7 +259,30 @@ impl RecordingStore for EmbeddedStore {
     async fn documents(&self, call_id: Option<&str>) -> Result<Vec<RecordingDocument>, StoreError> {
         let store = self.clone();
         let call_id = call_id.map(str::to_owned);
-        blocking(move || store.documents_blocking(call_id.as_deref())).await
+        let stored = blocking(move || store.stored_blocking(call_id.as_deref())).await?;
+        Ok(stored.into_iter().filter_map(Stored::into_recording).collect())
+    }
+
+    async fn erase(&self, call_id: &str, id: &str, erased_at: &str) -> Result<Erasure, StoreError> {
+        let (store, call_id, id, erased_at) = (self.clone(), call_id.to_owned(), id.to_owned(), erased_at.to_owned());
+        blocking(move || store.erase_blocking(&call_id, &id, &erased_at)).await
+    }
+
+    async fn tombstones(&self, call_id: &str) -> Result<Vec<Tombstone>, StoreError> {
+        let (store, call_id) = (self.clone(), call_id.to_owned());
+        let stored = blocking(move || store.stored_blocking(Some(&call_id))).await?;
+        Ok(stored
+            .into_iter()
+            .filter_map(|stored| match stored {
+                Stored::Erased(tombstone) => Some(tombstone),
+                Stored::Recording(_) => None,
+            })
+            .collect())
+    }
+
+    async fn erase_quarantined(&self, call_id: &str) -> Result<usize, StoreError> {
+        let (store, call_id) = (self.clone(), call_id.to_owned());
+        blocking(move || store.erase_quarantined_blocking(&call_id)).await
     }
 
     async fn quarantine(&self, entry: QuarantineEntry) -> Result<(), StoreError> {
@@ -221,9 +290,9 @@ impl RecordingStore for EmbeddedStore {
         blocking(move || store.quarantine_blocking(entry)).await
     }
 
-    async fn read(&self, call_id: &str, id: &str) -> Result<Option<RecordingDocument>, StoreError> {
+    async fn lookup(&self, call_id: &str, id: &str) -> Result<Option<Stored>, StoreError> {
         let (store, call_id, id) = (self.clone(), call_id.to_owned(), id.to_owned());
-        blocking(move || read_json(&store.document_path(&call_id, &id))).await
+        blocking(move || read_stored(&store.document_path(&call_id, &id))).await
     }
 
     async fn read_quarantined(&self, id: &str) -> Result<Option<QuarantineEntry>, StoreError> {
@@ -266,10 +335,10 @@ fn lexical(path: &Path) -> PathBuf {
 
 /// What a change makes of the stored document.
 enum Change<T> {
-    /// Write this document, and report this.
-    Write(RecordingDocument, T),
-    /// Write nothing; the document stays as stored (or missing).
-    Keep(Option<RecordingDocument>),
+    /// Write this document or tombstone, and report this.
+    Write(Stored, T),
+    /// Write nothing; what is stored stays (or stays missing).
+    Keep(Option<Stored>),
 }
 
 /// Runs file work off the async runtime's threads.
@@ -296,6 +365,17 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, S
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io_error("read", path)(e)),
     }
+}
+
+/// Reads a stored recording file: a document or a tombstone.
+fn read_stored(path: &Path) -> Result<Option<Stored>, StoreError> {
+    let Some(item) = read_json::<Map<String, Value>>(path)? else {
+        return Ok(None);
+    };
+    Stored::from_json(item).map(Some).map_err(|source| StoreError::Invalid {
+        what: format!("stored file {}", path.display()),
+        source,
+    })
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Vec<u8> {

@@ -9,16 +9,16 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 
-use super::{Edit, Edited, MergeOutcome, Merged, RecordingStore, StoreError};
+use super::{Edit, Edited, Erasure, MergeOutcome, Merged, RecordingStore, StoreError};
 use crate::quarantine::QuarantineEntry;
-use crate::recording::RecordingDocument;
+use crate::recording::{RecordingDocument, Stored, Tombstone};
 
 /// Documents and quarantined payloads in maps guarded by a lock each; a merge holds the lock from read to write, so
 /// concurrent merges of one recording are serialized.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     /// Documents by `callId`, then `id`: the key Cosmos DB and the embedded store use, looked up without copying it.
-    recordings: Mutex<HashMap<String, HashMap<String, RecordingDocument>>>,
+    recordings: Mutex<HashMap<String, HashMap<String, Stored>>>,
     quarantine: Mutex<HashMap<String, QuarantineEntry>>,
 }
 
@@ -39,31 +39,42 @@ impl RecordingStore for MemoryStore {
     async fn merge(&self, update: RecordingDocument) -> Result<Merged, StoreError> {
         let archivable = update.archivable_chunk_ids();
         let mut recordings = lock(&self.recordings);
-        if let Some(stored) = recordings
+        match recordings
             .get_mut(&update.call_id)
             .and_then(|call| call.get_mut(&update.id))
         {
-            let outcome = if stored.merge_from(update) {
-                MergeOutcome::Updated
-            } else {
-                MergeOutcome::Unchanged
-            };
-            return Ok(Merged::new(outcome, &archivable, stored));
+            Some(Stored::Recording(stored)) => {
+                let outcome = if stored.merge_from(update) {
+                    MergeOutcome::Updated
+                } else {
+                    MergeOutcome::Unchanged
+                };
+                Ok(Merged::new(outcome, &archivable, stored))
+            }
+            Some(Stored::Erased(_)) => Ok(Merged {
+                outcome: MergeOutcome::Erased,
+                to_archive: Vec::new(),
+            }),
+            None => {
+                let merged = Merged::new(MergeOutcome::Created, &archivable, &update);
+                let call = recordings.entry(update.call_id.clone()).or_default();
+                call.insert(update.id.clone(), Stored::Recording(Box::new(update)));
+                Ok(merged)
+            }
         }
-        let call = recordings.entry(update.call_id.clone()).or_default();
-        let stored = call.entry(update.id.clone()).or_insert(update);
-        Ok(Merged::new(MergeOutcome::Created, &archivable, stored))
     }
 
     async fn edit(&self, call_id: &str, id: &str, edit: Edit) -> Result<Edited, StoreError> {
         let mut recordings = lock(&self.recordings);
-        let Some(stored) = recordings.get_mut(call_id).and_then(|call| call.get_mut(id)) else {
-            return Ok(Edited::Missing);
+        let stored = match recordings.get_mut(call_id).and_then(|call| call.get_mut(id)) {
+            None => return Ok(Edited::Missing),
+            Some(Stored::Erased(_)) => return Ok(Edited::Erased),
+            Some(Stored::Recording(stored)) => stored,
         };
         if edit(stored) {
-            Ok(Edited::Changed(Box::new(stored.clone())))
+            Ok(Edited::Changed(stored.clone()))
         } else {
-            Ok(Edited::Unchanged(Box::new(stored.clone())))
+            Ok(Edited::Unchanged(stored.clone()))
         }
     }
 
@@ -71,8 +82,42 @@ impl RecordingStore for MemoryStore {
         Ok(lock(&self.recordings)
             .iter()
             .filter(|(call, _)| call_id.is_none_or(|wanted| wanted == call.as_str()))
-            .flat_map(|(_, documents)| documents.values().cloned())
+            .flat_map(|(_, documents)| documents.values().filter_map(|stored| stored.recording().cloned()))
             .collect())
+    }
+
+    async fn erase(&self, call_id: &str, id: &str, erased_at: &str) -> Result<Erasure, StoreError> {
+        let mut recordings = lock(&self.recordings);
+        let Some(stored) = recordings.get_mut(call_id).and_then(|call| call.get_mut(id)) else {
+            return Ok(Erasure::Missing);
+        };
+        let tombstone = match &*stored {
+            Stored::Erased(tombstone) => return Ok(Erasure::AlreadyErased(tombstone.clone())),
+            Stored::Recording(document) => Tombstone::of(document, erased_at),
+        };
+        match std::mem::replace(stored, Stored::Erased(tombstone)) {
+            Stored::Recording(document) => Ok(Erasure::Erased(document)),
+            Stored::Erased(tombstone) => Ok(Erasure::AlreadyErased(tombstone)),
+        }
+    }
+
+    async fn tombstones(&self, call_id: &str) -> Result<Vec<Tombstone>, StoreError> {
+        Ok(lock(&self.recordings)
+            .get(call_id)
+            .into_iter()
+            .flat_map(|call| call.values())
+            .filter_map(|stored| match stored {
+                Stored::Erased(tombstone) => Some(tombstone.clone()),
+                Stored::Recording(_) => None,
+            })
+            .collect())
+    }
+
+    async fn erase_quarantined(&self, call_id: &str) -> Result<usize, StoreError> {
+        let mut quarantine = lock(&self.quarantine);
+        let before = quarantine.len();
+        quarantine.retain(|_, entry| !entry.names_call(call_id));
+        Ok(before - quarantine.len())
     }
 
     async fn quarantine(&self, entry: QuarantineEntry) -> Result<(), StoreError> {
@@ -80,7 +125,7 @@ impl RecordingStore for MemoryStore {
         Ok(())
     }
 
-    async fn read(&self, call_id: &str, id: &str) -> Result<Option<RecordingDocument>, StoreError> {
+    async fn lookup(&self, call_id: &str, id: &str) -> Result<Option<Stored>, StoreError> {
         Ok(lock(&self.recordings)
             .get(call_id)
             .and_then(|call| call.get(id))

@@ -17,7 +17,7 @@ use tracing::{info, warn};
 use crate::config::StoreConfig;
 use crate::error::error_chain;
 use crate::quarantine::QuarantineEntry;
-use crate::recording::RecordingDocument;
+use crate::recording::{ArchiveStatus, RecordingDocument, Stored, Tombstone};
 
 pub use cosmos::CosmosStore;
 pub use embedded::EmbeddedStore;
@@ -32,6 +32,8 @@ pub enum MergeOutcome {
     Updated,
     /// The event was already fully recorded; nothing was written.
     Unchanged,
+    /// The recording was erased: its tombstone stays, nothing was written.
+    Erased,
 }
 
 impl MergeOutcome {
@@ -40,6 +42,7 @@ impl MergeOutcome {
             MergeOutcome::Created => "created",
             MergeOutcome::Updated => "updated",
             MergeOutcome::Unchanged => "unchanged",
+            MergeOutcome::Erased => "erased, so ignored",
         }
     }
 }
@@ -72,6 +75,8 @@ pub enum Edited {
     Unchanged(Box<RecordingDocument>),
     /// No such document.
     Missing,
+    /// The recording was erased; nothing was written.
+    Erased,
 }
 
 impl Edited {
@@ -79,13 +84,65 @@ impl Edited {
     pub fn document(&self) -> Option<&RecordingDocument> {
         match self {
             Edited::Changed(document) | Edited::Unchanged(document) => Some(document),
-            Edited::Missing => None,
+            Edited::Missing | Edited::Erased => None,
         }
     }
 
     pub fn changed(&self) -> bool {
         matches!(self, Edited::Changed(_))
     }
+}
+
+/// Which recordings a listing selects; every filter given must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    /// The call's recordings only (one partition on Cosmos DB).
+    pub call_id: Option<String>,
+    /// Recordings whose `serverCallId` is this one.
+    pub server_call_id: Option<String>,
+    /// Recordings with at least one chunk in this archive state.
+    pub archive_state: Option<ArchiveStatus>,
+}
+
+impl ListFilter {
+    pub fn matches(&self, document: &RecordingDocument) -> bool {
+        self.call_id.as_deref().is_none_or(|wanted| document.call_id == wanted)
+            && self
+                .server_call_id
+                .as_deref()
+                .is_none_or(|wanted| document.server_call_id.as_deref() == Some(wanted))
+            && self.archive_state.is_none_or(|wanted| {
+                document
+                    .archive_states()
+                    .any(|(_, state)| state.is_some_and(|state| state.state == wanted))
+            })
+    }
+}
+
+/// One page of a listing: at most `limit` recordings, after where `continuation` (from the previous page) left off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: usize,
+    /// The store's own continuation, exactly as an earlier [`Page`] of the same filter gave it.
+    pub continuation: Option<String>,
+}
+
+/// Recordings of a listing, and where the next page starts (`None`: this was the last).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub documents: Vec<RecordingDocument>,
+    pub continuation: Option<String>,
+}
+
+/// What erasing one recording found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Erasure {
+    /// The document, as it was when its tombstone replaced it.
+    Erased(Box<RecordingDocument>),
+    /// A tombstone was there already.
+    AlreadyErased(Tombstone),
+    /// No such recording.
+    Missing,
 }
 
 /// A change to a stored document: applied to the current document in place, it returns whether it changed it — and
@@ -109,11 +166,57 @@ pub trait RecordingStore: Send + Sync {
     /// Keeps a payload in quarantine. Quarantining an entry whose id is already kept changes nothing.
     async fn quarantine(&self, entry: QuarantineEntry) -> Result<(), StoreError>;
 
-    /// Reads a stored document, for tools and tests.
-    async fn read(&self, call_id: &str, id: &str) -> Result<Option<RecordingDocument>, StoreError>;
+    /// Reads what is stored under a recording's id: its document or its tombstone.
+    async fn lookup(&self, call_id: &str, id: &str) -> Result<Option<Stored>, StoreError>;
 
-    /// Every stored document, or a call's, for tools (`handler archive`).
+    /// Reads a stored document; an erased recording reads as none.
+    async fn read(&self, call_id: &str, id: &str) -> Result<Option<RecordingDocument>, StoreError> {
+        Ok(self.lookup(call_id, id).await?.and_then(Stored::into_recording))
+    }
+
+    /// Every stored document, or a call's, for tools (`handler archive`); tombstones are left out.
     async fn documents(&self, call_id: Option<&str>) -> Result<Vec<RecordingDocument>, StoreError>;
+
+    /// One page of the recordings `filter` selects, each recording on exactly one page of a listing. The embedded
+    /// and memory stores read every document and page them in `(callId, id)` order, the continuation being the
+    /// last key given; Cosmos DB answers one query (one partition when the filter names a call) and pages with its
+    /// own continuation. A continuation this store did not give is [`StoreError::BadContinuation`].
+    async fn list(&self, filter: &ListFilter, page: &PageRequest) -> Result<Page, StoreError> {
+        let after: Option<(String, String)> = match &page.continuation {
+            Some(token) => Some(serde_json::from_str(token).map_err(|_| StoreError::BadContinuation)?),
+            None => None,
+        };
+        let mut documents = self.documents(filter.call_id.as_deref()).await?;
+        documents.retain(|document| {
+            filter.matches(document)
+                && after
+                    .as_ref()
+                    .is_none_or(|(call, id)| (&document.call_id, &document.id) > (call, id))
+        });
+        documents.sort_by(|a, b| (&a.call_id, &a.id).cmp(&(&b.call_id, &b.id)));
+        let more = documents.len() > page.limit;
+        documents.truncate(page.limit);
+        let continuation = match documents.last() {
+            Some(last) if more => Some(serde_json::json!([last.call_id, last.id]).to_string()),
+            _ => None,
+        };
+        Ok(Page {
+            documents,
+            continuation,
+        })
+    }
+
+    /// Replaces a recording's document with its tombstone (erased at `erased_at`), so that nothing brings it back:
+    /// merges and edits of an erased recording write nothing ([`MergeOutcome::Erased`], [`Edited::Erased`]). With
+    /// the same guarantees as [`RecordingStore::merge`]: a concurrent merge or edit lands before the tombstone (and
+    /// is in the document returned) or finds it.
+    async fn erase(&self, call_id: &str, id: &str, erased_at: &str) -> Result<Erasure, StoreError>;
+
+    /// The tombstones of a call's erased recordings.
+    async fn tombstones(&self, call_id: &str) -> Result<Vec<Tombstone>, StoreError>;
+
+    /// Removes the quarantined payloads that name the call ([`QuarantineEntry::names_call`]); returns how many.
+    async fn erase_quarantined(&self, call_id: &str) -> Result<usize, StoreError>;
 
     /// The documents with at least one chunk the archive sweep may queue a job for (`pending`, or `failed` and
     /// retryable; see [`crate::archive::sweep`]). The embedded and memory stores read every document; Cosmos DB
@@ -154,6 +257,8 @@ pub enum StoreError {
     },
     #[error("the store did not answer within {0:?}")]
     TimedOut(std::time::Duration),
+    #[error("the continuation token was not given by this store for this listing")]
+    BadContinuation,
     #[error("other writers kept changing the document; gave up after {attempts} attempts")]
     Contended { attempts: usize },
     /// The Cosmos DB store failed in its own terms.
@@ -167,9 +272,11 @@ impl StoreError {
         match self {
             StoreError::Invalid { .. } => true,
             StoreError::Cosmos(e) => e.needs_operator(),
-            StoreError::Refused(_) | StoreError::Io { .. } | StoreError::TimedOut(_) | StoreError::Contended { .. } => {
-                false
-            }
+            StoreError::Refused(_)
+            | StoreError::Io { .. }
+            | StoreError::TimedOut(_)
+            | StoreError::Contended { .. }
+            | StoreError::BadContinuation => false,
         }
     }
 }

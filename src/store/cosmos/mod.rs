@@ -23,16 +23,18 @@ use azure_data_cosmos::options::{
     EndToEndOperationLatencyPolicy, ItemWriteOptions, OperationOptions, Precondition, Region,
     ThrottlingRetryOptionsBuilder,
 };
-use azure_data_cosmos::{AccountEndpoint, AccountReference, CosmosClient, CosmosError, FeedScope, RoutingStrategy};
+use azure_data_cosmos::{
+    AccountEndpoint, AccountReference, CosmosClient, CosmosError, FeedScope, Query, RoutingStrategy,
+};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tracing::{debug, error, warn};
 
-use super::{Edit, Edited, MergeOutcome, Merged, RecordingStore, StoreError};
+use super::{Edit, Edited, Erasure, MergeOutcome, Merged, RecordingStore, StoreError};
 use crate::config::{CosmosAuth, CosmosConfig};
 use crate::identity;
 use crate::quarantine::QuarantineEntry;
-use crate::recording::RecordingDocument;
+use crate::recording::{RecordingDocument, Stored, Tombstone};
 
 /// The recordings container's partition key path: all recordings of a call live together. The deployment
 /// templates (`infra/`) create the container with it, and `tests/deployment.rs` holds them to it.
@@ -79,9 +81,41 @@ const UNFINISHED_ARCHIVES: &str = "SELECT * FROM c WHERE EXISTS(SELECT VALUE ch 
                                    ch.archive.state = 'pending' OR (ch.archive.state = 'failed' AND \
                                    ch.archive.retryable = true))";
 
+/// Every recording document (tombstones have no `chunks`).
+const ALL_RECORDINGS: &str = "SELECT * FROM c WHERE IS_DEFINED(c.chunks)";
+
+/// A partition's tombstones.
+const TOMBSTONES: &str = "SELECT * FROM c WHERE NOT IS_DEFINED(c.chunks)";
+
+/// The quarantined payloads that may name a call; [`QuarantineEntry::names_call`] decides on each.
+const QUARANTINE_NAMING: &str = "SELECT * FROM c WHERE CONTAINS(c.payload, @call)";
+
+/// How long a tombstone is kept, in seconds (Cosmos DB's per-item `ttl`, honoured when the container has time to
+/// live on — `defaultTtl` -1, as the deployment template sets it; otherwise tombstones are kept for good). 30 days
+/// outlast every redelivery: Event Grid retries for at most 24 hours, and a queued archive job lives 7 days.
+pub const TOMBSTONE_TTL_SECONDS: u64 = 30 * 24 * 60 * 60;
+
+/// A tombstone as Cosmos DB keeps it: with its time to live.
+#[derive(serde::Serialize)]
+struct StoredTombstone<'a> {
+    #[serde(flatten)]
+    tombstone: &'a Tombstone,
+    ttl: u64,
+}
+
 impl CosmosStore {
     /// The recording documents a query selects, every page of it.
     async fn query_recordings(&self, query: &str, scope: FeedScope) -> Result<Vec<RecordingDocument>, StoreError> {
+        Ok(self
+            .query_stored(query, scope)
+            .await?
+            .into_iter()
+            .filter_map(Stored::into_recording)
+            .collect())
+    }
+
+    /// The documents and tombstones a query selects, every page of it.
+    async fn query_stored(&self, query: impl Into<Query>, scope: FeedScope) -> Result<Vec<Stored>, StoreError> {
         use futures_util::TryStreamExt;
         let items: Vec<Map<String, Value>> = self
             .recordings
@@ -95,12 +129,28 @@ impl CosmosStore {
             .into_iter()
             .map(|mut fields| {
                 fields.retain(|name, _| !name.starts_with('_'));
-                serde_json::from_value(Value::Object(fields)).map_err(|source| StoreError::Invalid {
+                Stored::from_json(fields).map_err(|source| StoreError::Invalid {
                     what: "a Cosmos DB recording document".to_owned(),
                     source,
                 })
             })
             .collect()
+    }
+
+    /// Reads what is stored under a recording's id, with its ETag.
+    async fn read_stored(
+        &self,
+        call_id: &str,
+        id: &str,
+    ) -> Result<Option<(Stored, Option<azure_core::http::Etag>)>, StoreError> {
+        let Some((fields, etag)) = Self::read_item::<Map<String, Value>>(&self.recordings, call_id, id).await? else {
+            return Ok(None);
+        };
+        let stored = Stored::from_json(fields).map_err(|source| StoreError::Invalid {
+            what: format!("Cosmos DB document {id:?} of partition {call_id:?}"),
+            source,
+        })?;
+        Ok(Some((stored, etag)))
     }
 
     /// Builds the one client of the process from the configuration, checks that the account takes writes in one
@@ -153,7 +203,7 @@ impl CosmosStore {
         &self,
         call_id: &str,
         id: &str,
-        document: &RecordingDocument,
+        document: &(impl serde::Serialize + Send + Sync),
         etag: Option<azure_core::http::Etag>,
     ) -> Result<Replaced, StoreError> {
         // Without an ETag the replace would be last-writer-wins and could drop another instance's chunks.
@@ -210,12 +260,19 @@ impl RecordingStore for CosmosStore {
                     Err(e) => return Err(write_error(e)),
                 }
             }
-            let Some((stored, etag)) = Self::read_item::<RecordingDocument>(&self.recordings, &call_id, &id).await?
-            else {
-                try_create = true; // deleted since the create failed: start over
-                continue;
+            let (mut merged, etag) = match self.read_stored(&call_id, &id).await? {
+                Some((Stored::Recording(stored), etag)) => (stored, etag),
+                Some((Stored::Erased(_), _)) => {
+                    return Ok(Merged {
+                        outcome: MergeOutcome::Erased,
+                        to_archive: Vec::new(),
+                    });
+                }
+                None => {
+                    try_create = true; // deleted since the create failed: start over
+                    continue;
+                }
             };
-            let mut merged = stored;
             if !merged.merge_from(update.clone()) {
                 return Ok(Merged::new(MergeOutcome::Unchanged, &archivable, &merged));
             }
@@ -235,16 +292,16 @@ impl RecordingStore for CosmosStore {
 
     async fn edit(&self, call_id: &str, id: &str, edit: Edit) -> Result<Edited, StoreError> {
         for attempt in 0..MERGE_ATTEMPTS {
-            let Some((stored, etag)) = Self::read_item::<RecordingDocument>(&self.recordings, call_id, id).await?
-            else {
-                return Ok(Edited::Missing);
+            let (mut edited, etag) = match self.read_stored(call_id, id).await? {
+                Some((Stored::Recording(stored), etag)) => (stored, etag),
+                Some((Stored::Erased(_), _)) => return Ok(Edited::Erased),
+                None => return Ok(Edited::Missing),
             };
-            let mut edited = stored;
             if !edit(&mut edited) {
-                return Ok(Edited::Unchanged(Box::new(edited)));
+                return Ok(Edited::Unchanged(edited));
             }
-            match self.replace(call_id, id, &edited, etag).await? {
-                Replaced::Yes => return Ok(Edited::Changed(Box::new(edited))),
+            match self.replace(call_id, id, &*edited, etag).await? {
+                Replaced::Yes => return Ok(Edited::Changed(edited)),
                 Replaced::Raced => tokio::time::sleep(contention_pause(attempt)).await,
                 Replaced::Gone => return Ok(Edited::Missing),
             }
@@ -259,7 +316,67 @@ impl RecordingStore for CosmosStore {
             Some(call_id) => FeedScope::partition(call_id.to_owned()),
             None => FeedScope::full_container(),
         };
-        self.query_recordings("SELECT * FROM c", scope).await
+        self.query_recordings(ALL_RECORDINGS, scope).await
+    }
+
+    async fn erase(&self, call_id: &str, id: &str, erased_at: &str) -> Result<Erasure, StoreError> {
+        for attempt in 0..MERGE_ATTEMPTS {
+            let (document, etag) = match self.read_stored(call_id, id).await? {
+                Some((Stored::Recording(document), etag)) => (document, etag),
+                Some((Stored::Erased(tombstone), _)) => return Ok(Erasure::AlreadyErased(tombstone)),
+                None => return Ok(Erasure::Missing),
+            };
+            let tombstone = Tombstone::of(&document, erased_at);
+            let stored = StoredTombstone {
+                tombstone: &tombstone,
+                ttl: TOMBSTONE_TTL_SECONDS,
+            };
+            match self.replace(call_id, id, &stored, etag).await? {
+                Replaced::Yes => return Ok(Erasure::Erased(document)),
+                Replaced::Raced => tokio::time::sleep(contention_pause(attempt)).await,
+                Replaced::Gone => return Ok(Erasure::Missing),
+            }
+        }
+        Err(StoreError::Contended {
+            attempts: MERGE_ATTEMPTS,
+        })
+    }
+
+    async fn tombstones(&self, call_id: &str) -> Result<Vec<Tombstone>, StoreError> {
+        let stored = self
+            .query_stored(TOMBSTONES, FeedScope::partition(call_id.to_owned()))
+            .await?;
+        Ok(stored
+            .into_iter()
+            .filter_map(|stored| match stored {
+                Stored::Erased(tombstone) => Some(tombstone),
+                Stored::Recording(_) => None,
+            })
+            .collect())
+    }
+
+    async fn erase_quarantined(&self, call_id: &str) -> Result<usize, StoreError> {
+        use futures_util::TryStreamExt;
+        let query = Query::from(QUARANTINE_NAMING)
+            .with_parameter("@call", call_id)
+            .map_err(|e| cosmos_error("query the quarantine", e))?;
+        let entries: Vec<QuarantineEntry> = self
+            .quarantine
+            .query_items(query, FeedScope::full_container(), None)
+            .await
+            .map_err(|e| cosmos_error("query the quarantine", e))?
+            .try_collect()
+            .await
+            .map_err(|e| cosmos_error("query the quarantine", e))?;
+        let mut removed = 0;
+        for entry in entries.iter().filter(|entry| entry.names_call(call_id)) {
+            match self.quarantine.delete_item(entry.id.clone(), &entry.id, None).await {
+                Ok(_) => removed += 1,
+                Err(e) if e.status().is_not_found() => {}
+                Err(e) => return Err(cosmos_error("remove a quarantined payload", e)),
+            }
+        }
+        Ok(removed)
     }
 
     async fn unfinished_archives(&self) -> Result<Vec<RecordingDocument>, StoreError> {
@@ -290,10 +407,8 @@ impl RecordingStore for CosmosStore {
         }
     }
 
-    async fn read(&self, call_id: &str, id: &str) -> Result<Option<RecordingDocument>, StoreError> {
-        Ok(Self::read_item(&self.recordings, call_id, id)
-            .await?
-            .map(|(doc, _)| doc))
+    async fn lookup(&self, call_id: &str, id: &str) -> Result<Option<Stored>, StoreError> {
+        Ok(self.read_stored(call_id, id).await?.map(|(stored, _)| stored))
     }
 
     async fn read_quarantined(&self, id: &str) -> Result<Option<QuarantineEntry>, StoreError> {
