@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod archive;
 pub mod commands;
 pub mod config;

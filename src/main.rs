@@ -6,16 +6,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use acs_recording_handler::api::{Linker, RecordingsApi};
 use acs_recording_handler::archive::{self, Archiver};
 use acs_recording_handler::commands::{self, Summary};
 use acs_recording_handler::config::{ACS_VARIABLES, Config, Purpose};
 use acs_recording_handler::error::error_chain;
 use acs_recording_handler::functions::{
-    ArchiveRecording, ArchiveRecordingPoison, ArchiveSweep, Function, RecordingEvent,
+    ArchiveRecording, ArchiveRecordingPoison, ArchiveSweep, EraseRecordings, Function, RecordingEvent, Recordings,
 };
 use acs_recording_handler::host::{self, Readiness};
 use acs_recording_handler::pipeline::{AllowedSources, Pipeline};
-use acs_recording_handler::store;
+use acs_recording_handler::store::{self, ListFilter, RecordingStore};
 use acs_recording_handler::telemetry::{self, Streams};
 use clap::{Parser, Subcommand};
 use tokio::sync::oneshot;
@@ -64,6 +65,16 @@ enum Command {
         #[arg(long)]
         links: bool,
     },
+    /// Erase a call's recordings, or one recording, everywhere: the files still at ACS, the documents (each leaves
+    /// a tombstone, so that a redelivered event cannot bring it back), the archived files, and the quarantined
+    /// payloads that name the call. Prints the counts as JSON.
+    Erase {
+        #[arg(long, value_name = "ID")]
+        call: String,
+        /// Only this recording (its recordingId or document id).
+        #[arg(long, value_name = "ID")]
+        recording: Option<String>,
+    },
 }
 
 /// What archival is, once set up.
@@ -81,7 +92,7 @@ fn main() -> ExitCode {
     let command = Cli::parse().command.unwrap_or(Command::Serve);
     let (purpose, streams) = match command {
         Command::Serve => (Purpose::Serve, Streams::ByLevel),
-        Command::Replay { .. } | Command::Archive { .. } | Command::Recordings { .. } => {
+        Command::Replay { .. } | Command::Archive { .. } | Command::Recordings { .. } | Command::Erase { .. } => {
             (Purpose::Replay, Streams::StderrOnly)
         }
     };
@@ -111,13 +122,14 @@ fn main() -> ExitCode {
                 archive_state,
                 links,
             } => {
-                let filter = commands::recordings::Filter {
+                let filter = ListFilter {
                     call_id: call,
                     server_call_id: server_call,
                     archive_state: archive_state.and_then(|state| serde_json::from_value(state.into()).ok()),
                 };
                 run_recordings(config, &filter, links).await
             }
+            Command::Erase { call, recording } => run_erase(config, &call, recording.as_deref()).await,
         }
     })
 }
@@ -137,6 +149,7 @@ async fn serve(config: Config) -> ExitCode {
         return ExitCode::FAILURE;
     };
     let store = pipeline.store().clone();
+    let api = recordings_api(store.clone(), &archival, &config);
     let archival_on = matches!(archival, Archival::On(_));
     let archiver = match archival {
         Archival::On(archiver) => Some(archiver),
@@ -150,6 +163,8 @@ async fn serve(config: Config) -> ExitCode {
         Arc::new(ArchiveRecording::new(store.clone(), archiver)),
         Arc::new(ArchiveRecordingPoison::new(store.clone())),
         Arc::new(ArchiveSweep::new(store, archival_on)),
+        Arc::new(Recordings::new(api.clone())),
+        Arc::new(EraseRecordings::new(api.clone())),
     ];
     let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
     info!(port, "listening on 127.0.0.1 for the Functions host");
@@ -160,10 +175,25 @@ async fn serve(config: Config) -> ExitCode {
     let readiness = Readiness {
         worker_id: config.worker_id,
     };
-    host::serve(listener, functions, readiness, shutdown).await;
+    host::serve(listener, functions, api, readiness, shutdown).await;
     let status = signal.await.map_or(1, |signal| signal.exit_status());
     info!(status, "stopped");
     ExitCode::from(status)
+}
+
+/// The recordings API over the store, with the archive's read links and ACS when archival is on.
+fn recordings_api(store: Arc<dyn RecordingStore>, archival: &Archival, config: &Config) -> RecordingsApi {
+    let api = RecordingsApi::new(store);
+    match (archival, &config.archive) {
+        (Archival::On(archiver), Some(archive)) => api.with_archive(
+            Linker {
+                archive: archiver.archive().clone(),
+                lifetime: archive.link_lifetime,
+            },
+            archiver.acs().clone(),
+        ),
+        _ => api,
+    }
 }
 
 /// Opens the store, and sets archival up when configured.
@@ -230,27 +260,44 @@ async fn run_archive(config: Config, call: Option<&str>) -> ExitCode {
     finish(summary, &mut stdout)
 }
 
-async fn run_recordings(config: Config, filter: &commands::recordings::Filter, links: bool) -> ExitCode {
+async fn run_recordings(config: Config, filter: &ListFilter, links: bool) -> ExitCode {
     let Some((pipeline, archival)) = open(&config).await else {
         return ExitCode::FAILURE;
     };
-    let lifetime = config.archive.as_ref().map(|archive| archive.link_lifetime);
-    let links = match (&archival, lifetime) {
-        (Archival::On(archiver), Some(lifetime)) if links => Some((archiver.archive().as_ref(), lifetime)),
-        (_, _) if links => {
+    let api = match &archival {
+        Archival::On(_) if links => recordings_api(pipeline.store().clone(), &archival, &config),
+        Archival::Off if links => {
             eprintln!(
                 "archival is off, so there is no archive to link to: set {} or {}",
                 ACS_VARIABLES[0], ACS_VARIABLES[1]
             );
             return ExitCode::from(2);
         }
-        _ => None,
+        _ => RecordingsApi::new(pipeline.store().clone()),
     };
     let mut stdout = std::io::stdout().lock();
-    match commands::recordings::recordings(pipeline.store().as_ref(), links, filter, &mut stdout).await {
+    match commands::recordings::recordings(&api, filter, &mut stdout).await {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             error!(error = %error_chain(&e), "cannot list the recordings");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_erase(config: Config, call_id: &str, recording_id: Option<&str>) -> ExitCode {
+    let Some((pipeline, archival)) = open(&config).await else {
+        return ExitCode::FAILURE;
+    };
+    if matches!(archival, Archival::Off) {
+        warn!("archival is off: only the store is erased; archived files and files at ACS are left as they are");
+    }
+    let api = recordings_api(pipeline.store().clone(), &archival, &config);
+    let mut stdout = std::io::stdout().lock();
+    match commands::recordings::erase(&api, call_id, recording_id, &mut stdout).await {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!(error = %error_chain(&e), "the erase did not finish; run it again");
             ExitCode::FAILURE
         }
     }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::archive::ArchiveJob;
 use crate::archive::sources::ArchiveSources;
@@ -36,6 +36,11 @@ pub enum Outcome {
         id: String,
         reason: String,
     },
+    /// The recording was erased: the event is acknowledged, and neither stored nor archived.
+    Erased {
+        call_id: String,
+        id: String,
+    },
 }
 
 impl fmt::Display for Outcome {
@@ -55,6 +60,10 @@ impl fmt::Display for Outcome {
             }
             Outcome::Ignored { event_type } => write!(f, "ignored {event_type} event"),
             Outcome::Quarantined { id, reason } => write!(f, "quarantined as {id}: {reason}"),
+            Outcome::Erased { call_id, id } => write!(
+                f,
+                "recording {id} of call {call_id} was erased: the event is acknowledged and not stored"
+            ),
         }
     }
 }
@@ -172,6 +181,11 @@ impl Pipeline {
             }
             Err(e) => return Err(e),
         };
+        if merged.outcome == MergeOutcome::Erased {
+            let outcome = Outcome::Erased { call_id, id };
+            info!(%outcome);
+            return Ok(outcome);
+        }
         let jobs = candidates
             .into_iter()
             .filter(|job| merged.to_archive.contains(&job.chunk_document_id))

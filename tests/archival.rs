@@ -409,9 +409,10 @@ async fn a_duplicate_job_running_at_the_same_time_archives_the_chunk_once() {
     let acs = AcsServer::start(AcsOptions::default());
     let host = archiving_host(&acs, &[]).await;
     let event = event_of(&acs, "e1", &now(), &[("d0", 4_000_000)]);
-    // The first download of the content is held after its first frame until the other job has met it.
+    // The first download of the metadata — the first file a job fetches — is held after its first frame until the
+    // other job has met it there: the two jobs overlap whatever order the queue starts them in.
     let gate = Gate::new();
-    acs.inject("d0", FileKind::Content, Fault::Held(gate.clone()));
+    acs.inject("d0", FileKind::Metadata, Fault::Held(gate.clone()));
     // The same event twice (Event Grid's at-least-once): two jobs for one chunk, delivered together.
     assert!(host.invoke(&event).await.succeeded());
     assert!(host.invoke(&event).await.succeeded());
@@ -425,7 +426,7 @@ async fn a_duplicate_job_running_at_the_same_time_archives_the_chunk_once() {
         )
         .await;
         // Both jobs are running now: one holds the file, with the download in flight; the other was turned away.
-        assert_eq!(served_content(&acs).len(), 1, "{:?}", acs.requests());
+        assert_eq!(served(&acs, "/acsmetadata").len(), 1, "{:?}", acs.requests());
         gate.open();
     };
     let (report, ()) = tokio::join!(host.run_queues(|| false), release);
@@ -434,21 +435,22 @@ async fn a_duplicate_job_running_at_the_same_time_archives_the_chunk_once() {
         "the job turned away failed, to be retried: {report:?}"
     );
     assert_archived(&host, &acs, "d0");
-    let served = served_content(&acs);
-    assert_eq!(served.len(), 1, "ACS served the content once: {served:?}");
+    for file in ["/acsmetadata", "/video"] {
+        let served = served(&acs, file);
+        assert_eq!(served.len(), 1, "ACS served {file} once: {served:?}");
+    }
     let files = support::files_under(&host.data_dir().join("archive"));
     assert_eq!(files.len(), 2, "one content and one metadata file: {files:?}");
 }
 
-/// The requests for a chunk's content that ACS answered with content.
-fn served_content(acs: &AcsServer) -> Vec<support::acs::RequestRecord> {
+/// The requests for a chunk's file (its URL ending so) that ACS answered with the file.
+fn served(acs: &AcsServer, ending: &str) -> Vec<support::acs::RequestRecord> {
     acs.requests()
         .into_iter()
-        .filter(|r| r.method == "GET" && r.path.ends_with("/video"))
+        .filter(|r| r.method == "GET" && r.path.ends_with(ending))
         .filter(|r| r.status.is_some_and(|status| (200..300).contains(&status)))
         .collect()
 }
-
 #[tokio::test]
 async fn a_download_killed_midway_resumes_in_the_next_worker() {
     let acs = AcsServer::start(AcsOptions::default());

@@ -406,6 +406,9 @@ fn run_case(case: &Case) -> Result<Expected, TestCaseError> {
             prop_assert_eq!((documents.len(), quarantined.len()), (0, 1));
             Expected::Quarantined
         }
+        Ok(Outcome::Erased { .. }) => {
+            return Err(TestCaseError::fail("a fresh store has no erased recording"));
+        }
         Err(e) => return Err(TestCaseError::fail(format!("the store failed: {e}"))),
     };
     prop_assert_eq!(reached, case.mutation.expected(), "{:?}", case.mutation);

@@ -14,13 +14,13 @@ use std::sync::Arc;
 use backon::Retryable;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::acs::{DownloadError, RecordingFiles, delete_target};
 use super::{Archive, ArchiveError, ArchiveJob, FileKey};
 use crate::error::error_chain;
-use crate::recording::{ArchiveStatus, ArchivedFile, ChunkArchive, ChunkUpdate, RecordingDocument};
-use crate::store::{RecordingStore, StoreError};
+use crate::recording::{ArchiveStatus, ArchivedFile, ChunkArchive, ChunkUpdate, RecordingDocument, Stored};
+use crate::store::{Edited, RecordingStore, StoreError};
 
 /// Dequeues of a job whose recording is not in the store yet that fail, so that the queue retries them, before the
 /// job is acknowledged with nothing to do. A job can arrive before its document is visible to this instance (Cosmos
@@ -50,6 +50,10 @@ pub enum JobOutcome {
     Failed(String),
     /// The recording document is gone (or lacks the chunk): nothing to record the result in.
     NoDocument,
+    /// The recording was erased: nothing is archived, and the files an attempt of this job kept are removed.
+    Erased {
+        files_removed: u64,
+    },
 }
 
 /// Why a job must run again.
@@ -130,9 +134,17 @@ impl Archiver {
         &self.archive
     }
 
+    /// Where the files come from: ACS, signed as configured.
+    pub fn acs(&self) -> &Arc<dyn RecordingFiles> {
+        &self.acs
+    }
+
     /// Runs one job; `attempt` counts this run (the queue's `DequeueCount`). `Err` means: run it again later.
     pub async fn run(&self, job: &ArchiveJob, attempt: u32) -> Result<JobOutcome, JobError> {
-        let document = self.store.read(&job.call_id, &job.recording_document_id).await?;
+        let document = match self.store.lookup(&job.call_id, &job.recording_document_id).await? {
+            Some(Stored::Erased(_)) => return self.erased(job).await,
+            stored => stored.and_then(Stored::into_recording),
+        };
         let Some(locations) = document
             .as_ref()
             .and_then(|document| document.chunk_locations(&job.chunk_document_id))
@@ -185,10 +197,29 @@ impl Archiver {
             _ => None,
         };
         let outcome = self.record(job, proposed).await?;
-        if let (Some(target), JobOutcome::Archived { .. }) = (delete, &outcome) {
-            self.delete_at_acs(job, target.as_str()).await;
+        match (delete, &outcome) {
+            (Some(target), JobOutcome::Archived { .. }) => self.delete_at_acs(job, target.as_str()).await,
+            (_, JobOutcome::Erased { .. }) => return self.erased(job).await,
+            _ => {}
         }
         Ok(outcome)
+    }
+
+    /// The end of a job whose recording was erased — before it started, or while it downloaded: the chunk's files
+    /// are removed from the archive, in case this job (or an earlier attempt of it) committed them after the erase.
+    async fn erased(&self, job: &ArchiveJob) -> Result<JobOutcome, JobError> {
+        let mut files_removed = 0;
+        for key in [FileKey::content(job), FileKey::metadata(job)] {
+            if self.archive.remove(&key).await? {
+                files_removed += 1;
+            }
+        }
+        info!(
+            chunk_id = %job.chunk_document_id,
+            files_removed,
+            "the recording was erased: nothing archived, and the job is acknowledged"
+        );
+        Ok(JobOutcome::Erased { files_removed })
     }
 
     /// A file from the archive when an earlier attempt kept it whole, otherwise downloaded into it.
@@ -243,6 +274,9 @@ pub async fn record(
         })
     };
     let edited = store.edit(&job.call_id, &job.recording_document_id, edit).await?;
+    if matches!(edited, Edited::Erased) {
+        return Ok(JobOutcome::Erased { files_removed: 0 });
+    }
     let Some(state) = edited
         .document()
         .and_then(|document| document.chunk_archive(&job.chunk_document_id))
@@ -271,6 +305,10 @@ impl std::fmt::Display for JobOutcome {
             JobOutcome::Expired(reason) => write!(f, "expired: {reason}"),
             JobOutcome::Failed(reason) => write!(f, "failed: {reason}"),
             JobOutcome::NoDocument => f.write_str("no such recording or chunk in the store; nothing recorded"),
+            JobOutcome::Erased { files_removed } => write!(
+                f,
+                "the recording was erased: nothing archived ({files_removed} file(s) kept after the erase removed)"
+            ),
         }
     }
 }

@@ -123,6 +123,40 @@ impl Archive for EmbeddedArchive {
         Ok(ReadLink { url, expires_on: None })
     }
 
+    async fn remove(&self, key: &FileKey) -> Result<bool, ArchiveError> {
+        let (archive, key) = (self.clone(), key.clone());
+        blocking(move || {
+            let path = archive.found_path(&key);
+            let removed = remove_file(&path)?;
+            if let Some(folder) = path.parent() {
+                remove_other_partials(folder, &Self::name(&key), Path::new(""));
+                sync(folder)?;
+            }
+            Ok(removed)
+        })
+        .await
+    }
+
+    async fn erase(&self, call_id: &str, recording_id: Option<&str>) -> Result<u64, ArchiveError> {
+        let mut folder = local_names::entry(&self.root, call_id, "");
+        if let Some(recording_id) = recording_id {
+            folder = local_names::entry(&folder, recording_id, "");
+        }
+        blocking(move || {
+            let files = count_files(&folder).map_err(io_error("read", &folder))?;
+            match fs::remove_dir_all(&folder) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error("remove", &folder)(e)),
+            }
+            if let Some(parent) = folder.parent() {
+                sync(parent)?;
+            }
+            Ok(files)
+        })
+        .await
+    }
+
     async fn writer(&self, key: &FileKey, source: &str) -> Result<Box<dyn FileWriter>, ArchiveError> {
         let folder = self.folder(key);
         let name = Self::name(key);
@@ -192,6 +226,43 @@ fn remove_other_partials(folder: &Path, name: &str, keep: &Path) {
             let _ = fs::remove_file(entry.path());
         }
     }
+}
+
+/// Flushes a folder's entries to disk; a folder that is not there has none.
+fn sync(folder: &Path) -> Result<(), ArchiveError> {
+    match File::open(folder).and_then(|dir| dir.sync_all()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_error("flush", folder)(e)),
+    }
+}
+
+/// Removes a file; whether it was there.
+fn remove_file(path: &Path) -> Result<bool, ArchiveError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io_error("remove", path)(e)),
+    }
+}
+
+/// The archived files under `folder` (not the hidden partial and lock files), however deep; none when it is missing.
+fn count_files(folder: &Path) -> io::Result<u64> {
+    let entries = match fs::read_dir(folder) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut files = 0;
+    for entry in entries {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            files += count_files(&entry.path())?;
+        } else if !entry.file_name().to_string_lossy().starts_with('.') {
+            files += 1;
+        }
+    }
+    Ok(files)
 }
 
 /// The size and running hash of a file's bytes, reading it from the start.

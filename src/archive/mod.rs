@@ -178,6 +178,15 @@ pub trait Archive: Send + Sync {
     /// `lifetime` from now (a shared access signature); for the embedded archive the file's `file://` URL, for use on
     /// this machine only, which never expires.
     async fn read_link(&self, key: &FileKey, request: &LinkRequest) -> Result<ReadLink, ArchiveError>;
+
+    /// Removes the file, and the bytes an unfinished attempt kept for it where the archive can (the embedded
+    /// archive's partial files; Blob Storage drops uncommitted blocks by itself after 7 days). Returns whether a
+    /// whole file was there. For a job that committed a file of a recording erased meanwhile.
+    async fn remove(&self, key: &FileKey) -> Result<bool, ArchiveError>;
+
+    /// Removes every file of a call, or of one of its recordings (`recording_id` being the document's id);
+    /// returns how many whole files there were.
+    async fn erase(&self, call_id: &str, recording_id: Option<&str>) -> Result<u64, ArchiveError>;
 }
 
 /// What a read link is for.

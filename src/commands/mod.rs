@@ -79,7 +79,7 @@ async fn archive_inline(
         Ok(outcome) => {
             let count = match outcome {
                 JobOutcome::Archived { .. } => &mut counts.archived,
-                JobOutcome::AlreadyDone(_) => &mut counts.already,
+                JobOutcome::AlreadyDone(_) | JobOutcome::Erased { .. } => &mut counts.already,
                 JobOutcome::Expired(_) => &mut counts.expired,
                 JobOutcome::Failed(_) | JobOutcome::NoDocument => &mut counts.failed,
             };

@@ -112,7 +112,7 @@ pub async fn replay(
                             summary.stored += 1;
                             jobs
                         }
-                        Outcome::Ignored { .. } => {
+                        Outcome::Ignored { .. } | Outcome::Erased { .. } => {
                             summary.ignored += 1;
                             Vec::new()
                         }

@@ -42,7 +42,7 @@ impl Function for ArchiveRecordingPoison {
         BUDGET
     }
 
-    async fn invoke(&self, body: &[u8]) -> Result<InvocationReply, FunctionError> {
+    async fn invoke(&self, body: &[u8], _invocation_id: &str) -> Result<InvocationReply, FunctionError> {
         let (job, _) = match queue_job::read(body, TRIGGER) {
             Ok(read) => read,
             Err(reason) => return queue_job::quarantine(self.store.as_ref(), body, reason).await,

@@ -49,7 +49,7 @@ impl Function for ArchiveSweep {
         BUDGET
     }
 
-    async fn invoke(&self, _body: &[u8]) -> Result<InvocationReply, FunctionError> {
+    async fn invoke(&self, _body: &[u8], _invocation_id: &str) -> Result<InvocationReply, FunctionError> {
         if !self.archival {
             return Ok(InvocationReply::with_log(
                 "archive sweep: archival is off; nothing to queue",

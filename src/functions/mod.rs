@@ -9,6 +9,7 @@ pub mod archive_recording_poison;
 pub mod archive_sweep;
 mod queue_job;
 pub mod recording_event;
+pub mod recordings;
 
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ pub use archive_recording::ArchiveRecording;
 pub use archive_recording_poison::ArchiveRecordingPoison;
 pub use archive_sweep::ArchiveSweep;
 pub use recording_event::RecordingEvent;
+pub use recordings::{EraseRecordings, Recordings};
 
 #[async_trait]
 pub trait Function: Send + Sync {
@@ -31,8 +33,8 @@ pub trait Function: Send + Sync {
     /// How long one invocation may take before it fails, so that the trigger's own retry takes over in time.
     fn budget(&self) -> Duration;
 
-    /// Handles one invocation body.
-    async fn invoke(&self, body: &[u8]) -> Result<InvocationReply, FunctionError>;
+    /// Handles one invocation body; `invocation_id` is the host's id of the invocation, for audit lines.
+    async fn invoke(&self, body: &[u8], invocation_id: &str) -> Result<InvocationReply, FunctionError>;
 }
 
 /// Why an invocation failed; the trigger delivers its input again.

@@ -67,7 +67,7 @@ impl Function for RecordingEvent {
         BUDGET
     }
 
-    async fn invoke(&self, body: &[u8]) -> Result<InvocationReply, FunctionError> {
+    async fn invoke(&self, body: &[u8], _invocation_id: &str) -> Result<InvocationReply, FunctionError> {
         let outcome = self.handle(body).await?;
         let reply = InvocationReply::with_log(outcome.to_string());
         Ok(match outcome {

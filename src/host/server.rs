@@ -1,4 +1,5 @@
-//! The HTTP face the Functions host talks to: readiness on `GET /`, each function's invocations on `POST /{name}`.
+//! The HTTP face the Functions host talks to: readiness on `GET /`, each function's invocations on `POST /{name}`,
+//! and the recordings API's requests as the host forwards them (`/api/recordings/…`, see [`crate::api`]).
 //!
 //! A thin adapter: it reads the (chunked) body within a size limit, hands it to the function within the function's
 //! time budget, and maps the outcome to the host's reply. 2xx tells the host the input is handled; any other status
@@ -19,6 +20,8 @@ use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 
 use super::invocation::InvocationReply;
+use crate::api::request::query_pairs;
+use crate::api::{ApiResponse, Problem, ROUTE_PREFIX, RecordingsApi};
 use crate::error::error_chain;
 use crate::functions::{Function, FunctionError};
 
@@ -35,14 +38,19 @@ pub struct Readiness {
     pub worker_id: Option<String>,
 }
 
+/// How long a forwarded API request may take: a listing page, or an erase that deletes many files.
+const LIST_BUDGET: std::time::Duration = std::time::Duration::from_secs(30);
+const ERASE_BUDGET: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Serves the routes on `listener` until `shutdown` completes, then finishes in-flight invocations and returns.
 pub async fn serve(
     listener: TcpListener,
     functions: Vec<Arc<dyn Function>>,
+    api: RecordingsApi,
     readiness: Readiness,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    warp::serve(routes(functions, readiness))
+    warp::serve(routes(functions, api, readiness))
         .incoming(listener)
         .graceful(shutdown)
         .run()
@@ -54,9 +62,11 @@ pub async fn bind_loopback(port: u16) -> std::io::Result<TcpListener> {
     TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await
 }
 
-/// Every route: readiness, one `POST /{name}` per function, and one JSON reply for anything else.
+/// Every route: readiness, one `POST /{name}` per function, the forwarded API requests, and one JSON reply for
+/// anything else.
 pub fn routes(
     functions: Vec<Arc<dyn Function>>,
+    api: RecordingsApi,
     readiness: Readiness,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
     let ready_body = serde_json::json!({"status": "ready", "workerId": readiness.worker_id});
@@ -93,8 +103,90 @@ pub fn routes(
     ready
         .or(invoke)
         .unify()
+        .or(forwarded(api))
+        .unify()
         .recover(move |rejection| recover(rejection, names.clone()))
         .unify()
+}
+
+/// The recordings API's requests as the host forwards them (`enableForwardingHttpRequest`): the caller's method,
+/// path with the route prefix, and query. The host has checked the function key already; the query's `code` is
+/// never read or logged here.
+fn forwarded(
+    api: RecordingsApi,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static {
+    warp::path(ROUTE_PREFIX)
+        .and(warp::path("recordings"))
+        .and(warp::path::tail())
+        .and(warp::method())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::header::optional::<String>("x-azure-functions-invocationid"))
+        .then(
+            move |tail: warp::path::Tail, method: warp::http::Method, query: String, invocation_id: Option<String>| {
+                let api = api.clone();
+                async move {
+                    let segments: Vec<String> = tail
+                        .as_str()
+                        .split('/')
+                        .filter(|segment| !segment.is_empty())
+                        .map(|segment| {
+                            percent_encoding::percent_decode_str(segment)
+                                .decode_utf8_lossy()
+                                .into_owned()
+                        })
+                        .collect();
+                    let response = match (segments.as_slice(), method) {
+                        (segments, _) if segments.len() > 2 => {
+                            Problem::not_found("the API serves recordings/{callId}/{recordingId} and no deeper").into()
+                        }
+                        (segments, warp::http::Method::GET) => {
+                            let query = query_pairs(&query);
+                            let run = api.get(
+                                segments.first().map(String::as_str),
+                                segments.get(1).map(String::as_str),
+                                &query,
+                            );
+                            tokio::time::timeout(LIST_BUDGET, run)
+                                .await
+                                .unwrap_or_else(|_| timed_out(LIST_BUDGET))
+                        }
+                        (segments, warp::http::Method::DELETE) => {
+                            let run = api.erase(
+                                segments.first().map(String::as_str),
+                                segments.get(1).map(String::as_str),
+                                invocation_id.as_deref().unwrap_or_default(),
+                            );
+                            tokio::time::timeout(ERASE_BUDGET, run)
+                                .await
+                                .unwrap_or_else(|_| timed_out(ERASE_BUDGET))
+                        }
+                        (_, _) => Problem {
+                            status: 405,
+                            detail: "recordings are read with GET and erased with DELETE".to_owned(),
+                        }
+                        .into(),
+                    };
+                    http_response(response)
+                }
+            },
+        )
+}
+
+fn timed_out(budget: std::time::Duration) -> ApiResponse {
+    error!(?budget, "an API request did not finish in time; answered 503");
+    Problem::unavailable().into()
+}
+
+fn http_response(response: ApiResponse) -> Response {
+    let headers = response.headers();
+    let mut http = Response::new(response.body.into());
+    *http.status_mut() = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in headers {
+        if let Ok(value) = warp::http::HeaderValue::from_str(&value) {
+            http.headers_mut().insert(name, value);
+        }
+    }
+    http
 }
 
 async fn invoke(
@@ -123,7 +215,7 @@ async fn invoke(
         }
     };
     let budget = function.budget();
-    let outcome = tokio::time::timeout(budget, function.invoke(&body))
+    let outcome = tokio::time::timeout(budget, function.invoke(&body, invocation_id))
         .await
         .unwrap_or(Err(FunctionError::TimedOut(budget)));
     match outcome {

@@ -31,8 +31,8 @@ use azure_core::error::ErrorKind;
 use azure_core::http::{Body, ClientOptions, ExponentialRetryOptions, RetryOptions, Transport, Url};
 use azure_storage_blob::models::KeyInfo;
 use azure_storage_blob::models::{
-    AccessTier as BlobTier, BlobClientGetPropertiesResultHeaders, BlockBlobClientCommitBlockListOptions, BlockListType,
-    BlockLookupList,
+    AccessTier as BlobTier, BlobClientGetPropertiesResultHeaders, BlobContainerClientListBlobsOptions,
+    BlockBlobClientCommitBlockListOptions, BlockListType, BlockLookupList,
 };
 use azure_storage_blob::{
     BlobClient, BlobClientOptions, BlobContainerClient, BlobContainerClientOptions, BlobServiceClient,
@@ -246,6 +246,15 @@ impl BlobArchive {
             .map_err(|e| ArchiveError::Setup(format!("cannot make a Blob Storage client: {e}")))
     }
 
+    /// Deletes a blob; whether it was there.
+    async fn delete_blob(&self, url: Url) -> Result<bool, ArchiveError> {
+        match self.blob_client(url)?.delete(None).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.http_status().map(u16::from) == Some(404) => Ok(false),
+            Err(e) => Err(storage_error("delete a file", e)),
+        }
+    }
+
     /// The blob's URL: the container's, then one segment per encoded id, then the file's name.
     fn url(&self, key: &FileKey) -> Url {
         let mut url = self.container.clone();
@@ -288,6 +297,48 @@ pub fn blob_name(key: &FileKey) -> [String; 4] {
 impl Archive for BlobArchive {
     fn location(&self, key: &FileKey) -> String {
         self.url(key).to_string()
+    }
+
+    async fn remove(&self, key: &FileKey) -> Result<bool, ArchiveError> {
+        self.delete_blob(self.url(key)).await
+    }
+
+    async fn erase(&self, call_id: &str, recording_id: Option<&str>) -> Result<u64, ArchiveError> {
+        use futures_util::TryStreamExt;
+        let mut prefix = format!("{}/", file_name(call_id));
+        if let Some(recording_id) = recording_id {
+            prefix.push_str(&file_name(recording_id));
+            prefix.push('/');
+        }
+        let options = BlobContainerClientListBlobsOptions {
+            prefix: Some(prefix),
+            ..Default::default()
+        };
+        let mut pages = self
+            .container_client()?
+            .list_blobs(Some(options))
+            .map_err(|e| storage_error("list a call's files", e))?
+            .into_pages();
+        let mut names = Vec::new();
+        while let Some(page) = pages
+            .try_next()
+            .await
+            .map_err(|e| storage_error("list a call's files", e))?
+        {
+            let page = page.into_model().map_err(|e| storage_error("list a call's files", e))?;
+            names.extend(page.blob_items.into_iter().filter_map(|item| item.name));
+        }
+        let mut removed = 0;
+        for name in names {
+            let mut url = self.container.clone();
+            if let Ok(mut segments) = url.path_segments_mut() {
+                segments.extend(name.split('/'));
+            }
+            if self.delete_blob(url).await? {
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     async fn existing(&self, key: &FileKey) -> Result<Option<ArchivedFile>, ArchiveError> {
