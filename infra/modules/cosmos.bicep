@@ -48,6 +48,9 @@ resource recordings 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containe
     resource: {
       id: 'recordings'
       partitionKey: { paths: ['/callId'], kind: 'Hash' }
+      // Time to live on, with no default: documents stay for good, and an erased recording's tombstone goes after
+      // its own `ttl` (30 days, TOMBSTONE_TTL_SECONDS in src/store/cosmos/mod.rs).
+      defaultTtl: -1
     }
   }
 }
