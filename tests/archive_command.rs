@@ -278,6 +278,60 @@ fn recordings_lists_a_calls_recordings_with_links_to_the_archived_files() {
     assert_eq!(code, Some(2), "an unknown state is refused");
 }
 
+#[test]
+fn erase_removes_a_call_everywhere_and_a_replay_of_its_event_brings_nothing_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let acs = AcsServer::start(AcsOptions::default());
+    let file = event_file(dir.path(), &acs, &now(), &["d0", "d1"]);
+    let settings = archival(&acs);
+    let (code, stdout, stderr) = run(dir.path(), &settings, &["replay", &file]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert_eq!(support::files_under(&dir.path().join(".data/archive")).len(), 4);
+
+    let (code, stdout, stderr) = run(dir.path(), &settings, &["erase", "--call", "call-1"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let erased: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(
+        erased,
+        json!({"erased": {"recordings": 1, "files": 4, "acsFiles": 2, "quarantined": 0}})
+    );
+    assert!(
+        acs.deleted("d0") && acs.deleted("d1"),
+        "the files still at ACS are deleted"
+    );
+    assert!(support::files_under(&dir.path().join(".data/archive")).is_empty());
+    assert!(
+        recordings(dir.path(), &settings, &[])["recordings"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let audit = stderr
+        .lines()
+        .find(|line| line.contains("audit"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(audit.contains("call-1") && audit.contains("recordings=1"), "{audit}");
+
+    // The same event again (a dead-lettered copy, say): acknowledged, not stored, not archived.
+    let (code, stdout, stderr) = run(dir.path(), &settings, &["replay", &file]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("was erased"), "{stdout}");
+    assert!(
+        recordings(dir.path(), &settings, &[])["recordings"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(support::files_under(&dir.path().join(".data/archive")).is_empty());
+
+    let (code, stdout, _) = run(dir.path(), &settings, &["erase", "--call", "call-1"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout).unwrap(),
+        json!({"erased": {"recordings": 0, "files": 0, "acsFiles": 0, "quarantined": 0}})
+    );
+}
+
 /// Archives one chunk into Blob Storage with these settings, then lists it with links; the content link's URL.
 fn blob_link(settings: &[(String, String)], acs: &AcsServer, dir: &std::path::Path) -> url::Url {
     let file = event_file(dir, acs, &now(), &["d0"]);

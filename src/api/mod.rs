@@ -219,7 +219,8 @@ impl RecordingsApi {
         };
         let erased = erase::erase(&reach, call_id, recording_id).await?;
         info!(
-            audit = "erase",
+            target: "audit",
+            action = "erase",
             invocation_id,
             call_id,
             recording_id = recording_id.unwrap_or("(every recording of the call)"),

@@ -87,8 +87,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// The ACS resource ids whose events are accepted (`RECORDINGS_ALLOWED_SOURCES`); `None` accepts every source.
     pub allowed_sources: Option<Vec<String>>,
-    /// A `tracing` filter directive (`RUST_LOG`): `info` by default when serving, `warn` when replaying (whose
-    /// report already says what happened to each event).
+    /// A `tracing` filter directive (`RUST_LOG`): `info` by default when serving, `warn,audit=info` for the
+    /// commands (whose report already says what happened; the audit lines of `handler erase` are kept).
     pub log_filter: String,
 }
 
@@ -380,7 +380,8 @@ fn logging(settings: &mut Settings<'_>, purpose: Purpose) -> (LogFormat, String)
     };
     let default_filter = match purpose {
         Purpose::Serve => "info",
-        Purpose::Replay => "warn",
+        // Commands keep their output for the report; of their log, warnings and the audit lines (`handler erase`).
+        Purpose::Replay => "warn,audit=info",
     };
     let filter = settings.get("RUST_LOG").unwrap_or_else(|| default_filter.to_owned());
     if let Err(error) = tracing_subscriber::EnvFilter::try_new(&filter) {
