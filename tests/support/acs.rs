@@ -12,7 +12,7 @@
 
 mod files;
 mod reply;
-mod serve;
+pub(crate) mod serve;
 mod signature;
 mod trap;
 

@@ -55,6 +55,34 @@ impl FunctionInfo {
     pub fn outputs(&self) -> impl Iterator<Item = &Binding> {
         self.bindings.iter().filter(|b| b.direction == "out")
     }
+
+    /// The `httpTrigger` binding, when the function has one.
+    pub fn http_trigger(&self) -> Option<&Binding> {
+        self.bindings
+            .iter()
+            .find(|b| b.direction == "in" && b.kind.eq_ignore_ascii_case("httpTrigger"))
+    }
+
+    /// Exactly one input binding, an `httpTrigger`, and one output binding, an `http`: the functions whose
+    /// requests the host forwards with `enableForwardingHttpRequest`.
+    /// Host: src/WebJobs.Script/Extensions/FunctionMetadataExtensions.cs, `IsHttpInAndOutFunction`.
+    pub fn is_http_in_and_out(&self) -> bool {
+        let inputs: Vec<&Binding> = self.bindings.iter().filter(|b| b.direction == "in").collect();
+        let outputs: Vec<&Binding> = self.outputs().collect();
+        inputs.len() == 1
+            && outputs.len() == 1
+            && inputs[0].kind.eq_ignore_ascii_case("httpTrigger")
+            && outputs[0].kind.eq_ignore_ascii_case("http")
+    }
+}
+
+/// What `host.json` says about HTTP.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpOptions {
+    /// `extensions.http.routePrefix`, without its slashes: `api` unless set; empty for no prefix.
+    pub route_prefix: String,
+    /// `customHandler.enableForwardingHttpRequest` (default `false`).
+    pub forwarding: bool,
 }
 
 /// What the host reads from the app root.
@@ -70,6 +98,7 @@ pub struct FunctionApp {
     pub function_timeout: Duration,
     /// `extensions.queues`, with the extension's defaults for what is not set.
     pub queues: QueueOptions,
+    pub http: HttpOptions,
     /// Every folder holding a `function.json`, by name.
     pub functions: BTreeMap<String, FunctionInfo>,
     /// `local.settings.json`'s `Values`, as `func start` reads them.
@@ -113,6 +142,15 @@ impl FunctionApp {
                 .unwrap_or(Duration::ZERO),
             max_dequeue_count: queues["maxDequeueCount"].as_u64().map_or(5, |n| n as u32),
             batch_size: queues["batchSize"].as_u64().map_or(16, |n| n as usize),
+        };
+
+        let http = HttpOptions {
+            route_prefix: host["extensions"]["http"]["routePrefix"]
+                .as_str()
+                .unwrap_or("api")
+                .trim_matches('/')
+                .to_owned(),
+            forwarding: host["customHandler"]["enableForwardingHttpRequest"].as_bool() == Some(true),
         };
 
         let mut functions = BTreeMap::new();
@@ -171,6 +209,7 @@ impl FunctionApp {
             arguments,
             function_timeout,
             queues,
+            http,
             functions,
             local_settings,
         }
@@ -252,6 +291,32 @@ impl AppDir {
         let mut host = read_json(&path);
         edit(&mut host);
         std::fs::write(&path, serde_json::to_string_pretty(&host).unwrap()).unwrap();
+    }
+
+    /// Chooses the host's HTTP mode whatever the project's `host.json` says: `true` forwards requests to HTTP
+    /// functions as they came (`customHandler.enableForwardingHttpRequest`), `false` posts invocation payloads.
+    pub fn with_forwarding(self, forwarding: bool) -> Self {
+        self.edit_host_json(|host| host["customHandler"]["enableForwardingHttpRequest"] = Value::Bool(forwarding));
+        self
+    }
+
+    /// Sets `extensions.http.routePrefix` (`""` for none).
+    pub fn with_route_prefix(self, prefix: &str) -> Self {
+        self.edit_host_json(|host| host["extensions"]["http"]["routePrefix"] = Value::from(prefix));
+        self
+    }
+
+    /// Adds a function folder with these bindings (the `bindings` array of its `function.json`).
+    pub fn with_function(self, name: &str, bindings: Value) -> Self {
+        let folder = self.root().join(name);
+        std::fs::create_dir_all(&folder).unwrap();
+        let metadata = serde_json::json!({ "bindings": bindings });
+        std::fs::write(
+            folder.join("function.json"),
+            serde_json::to_string_pretty(&metadata).unwrap(),
+        )
+        .unwrap();
+        self
     }
 }
 

@@ -40,7 +40,7 @@ pub fn host_request_with_id(
 }
 
 /// The `sys` entry of every invocation's metadata.
-fn sys(function: &str) -> Value {
+pub fn sys(function: &str) -> Value {
     json!({
         "MethodName": function,
         "UtcNow": "2026-11-28T12:00:00.0000000Z",
@@ -141,14 +141,62 @@ pub fn normalized(text: &str) -> String {
     }
 }
 
-/// A JSON value that keeps its keys in order (`serde_json::Value` sorts them).
-enum Ordered {
+/// A JSON value that keeps its keys in order (`serde_json::Value` sorts them), as Json.NET's `JObject` does.
+pub enum Ordered {
     Null,
     Bool(bool),
     Number(serde_json::Number),
     String(String),
     Array(Vec<Ordered>),
     Object(Vec<(String, Ordered)>),
+}
+
+impl Ordered {
+    /// `None` when the text is not JSON.
+    pub fn parse(text: &str) -> Option<Ordered> {
+        serde_json::from_str(text).ok()
+    }
+
+    /// A property by name as Json.NET binds a class's properties: in any case, the last one written winning.
+    pub fn get_ci(&self, name: &str) -> Option<&Ordered> {
+        match self {
+            Ordered::Object(entries) => entries
+                .iter()
+                .rev()
+                .find(|(key, _)| key.eq_ignore_ascii_case(name))
+                .map(|(_, value)| value),
+            _ => None,
+        }
+    }
+
+    /// A dictionary entry by its exact key.
+    pub fn get(&self, key: &str) -> Option<&Ordered> {
+        match self {
+            Ordered::Object(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, value)| value),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Ordered::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self, Ordered::Null)
+    }
+
+    /// Compact JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap()
+    }
+
+    /// JSON indented by two spaces, as Json.NET's `JToken.ToString()` writes it (with `\n` line ends, as on Linux).
+    pub fn to_indented(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap()
+    }
 }
 
 impl<'de> Deserialize<'de> for Ordered {

@@ -27,16 +27,19 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, ExitStatus, Stdio};
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
 use super::app::{AppDir, FunctionApp};
-use super::envelope::{self, host_request_with_id, uuid_like};
+use super::envelope::{self, uuid_like};
+use super::http_front::{self, HttpAnswer, HttpFront};
+use super::invoker::{self, Invoker, WAIT_FOR_WORKER};
 use super::ports::Port;
-use super::queues::{self, Queues};
+use super::queues::Queues;
 use super::wait;
 
 /// The host's readiness polling: every 25 ms, for up to 30 s.
@@ -45,10 +48,6 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Errors (non-zero exits, failed starts) within this window that shut the host down.
 const ERRORS_TO_SHUT_DOWN: usize = 3;
 const ERROR_WINDOW: Duration = Duration::from_secs(30 * 60);
-/// How long after a function timeout the host kills the worker.
-const TIMEOUT_GRACE: Duration = Duration::from_secs(2);
-/// How long an invocation waits for a worker that is starting.
-const WAIT_FOR_WORKER: Duration = Duration::from_secs(120);
 
 /// The level the host logs a worker's output line at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,7 +190,7 @@ impl Invocation {
     }
 }
 
-enum Command {
+pub(super) enum Command {
     /// The host restarts the worker (SIGKILL, then a new process); `Some(n)` only if worker `n` still runs.
     Restart {
         worker: Option<u64>,
@@ -202,27 +201,27 @@ enum Command {
 }
 
 #[derive(Debug)]
-struct State {
-    phase: Phase,
+pub(super) struct State {
+    pub(super) phase: Phase,
     /// Worker processes started so far; the current one's number.
-    started: u64,
+    pub(super) started: u64,
     worker_id: String,
     pid: Option<u32>,
     /// Every exit not caused by the host itself: (worker, status).
     exits: Vec<(u64, ExitStatus)>,
     errors: Vec<Instant>,
     host_restarts: u64,
-    timeouts: u64,
+    pub(super) timeouts: u64,
 }
 
-struct Shared {
-    state: Mutex<State>,
+pub(super) struct Shared {
+    pub(super) state: Mutex<State>,
     /// The storage account's queues, fed by queue output bindings and read by queue triggers.
-    queues: Mutex<Queues>,
+    pub(super) queues: Mutex<Queues>,
     /// Shared with the threads that read each worker's output.
-    logs: Arc<Mutex<Vec<LogLine>>>,
+    pub(super) logs: Arc<Mutex<Vec<LogLine>>>,
     /// The `Logs` lines of successful invocations: (function, line).
-    function_log: Mutex<Vec<(String, String)>>,
+    pub(super) function_log: Mutex<Vec<(String, String)>>,
 }
 
 /// What it takes to start a worker process.
@@ -244,7 +243,11 @@ pub struct Host {
     shared: Arc<Shared>,
     commands: mpsc::Sender<Command>,
     supervisor: Option<std::thread::JoinHandle<()>>,
-    client: reqwest::Client,
+    invoker: Invoker,
+    /// The public HTTP endpoint, started on first use.
+    front: OnceLock<HttpFront>,
+    /// Whether the front door checks function keys (the real host does; Core Tools does not).
+    check_keys: Arc<AtomicBool>,
 }
 
 impl Host {
@@ -306,6 +309,13 @@ impl Host {
             let shared = shared.clone();
             std::thread::spawn(move || supervise(&shared, &spawn, &receiver))
         };
+        let invoker = Invoker {
+            shared: shared.clone(),
+            app: Arc::new(app.clone()),
+            client: invoker::client(),
+            worker_port: port.0,
+            commands: commands.clone(),
+        };
         Host {
             app,
             _app_dir: None,
@@ -314,7 +324,9 @@ impl Host {
             shared,
             commands,
             supervisor: Some(supervisor),
-            client: reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap(),
+            invoker,
+            front: OnceLock::new(),
+            check_keys: Arc::new(AtomicBool::new(true)),
         }
     }
 
@@ -393,19 +405,7 @@ impl Host {
 
     /// Waits until the worker is ready, or has gone down for good.
     pub async fn wait_until_ready(&self) -> Phase {
-        let deadline = Instant::now() + WAIT_FOR_WORKER;
-        loop {
-            let phase = self.phase();
-            if phase != Phase::Starting {
-                return phase;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the worker never became ready:\n{}",
-                self.output()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        self.invoker.wait_until_ready().await
     }
 
     /// Starts the handler again the way the host restarts itself: SIGKILL, then a new process. Returns once the new
@@ -586,94 +586,66 @@ impl Host {
         (status, invocations)
     }
 
-    /// Posts a raw body to a function, as one invocation, and judges the answer as the host does.
-    pub async fn post_to(&self, function: &str, body: Vec<u8>) -> Invocation {
-        let invocation_id = uuid_like();
-        let mut invocation = Invocation {
-            function: function.to_owned(),
-            invocation_id: invocation_id.clone(),
-            status: 0,
-            content_type: None,
-            body: String::new(),
-            verdict: Verdict::Failed("no worker".to_owned()),
-            timed_out: false,
-        };
-        match self.wait_until_ready().await {
-            Phase::Ready => {}
-            phase => {
-                invocation.verdict = Verdict::Failed(format!("the worker is {phase:?}"));
-                return invocation;
-            }
-        }
-        let worker = self.workers_started();
-        let started = Instant::now();
-        let timeout = self.app.function_timeout;
-        let request = host_request_with_id(&self.client, &self.url(function), body, &invocation_id);
-        let exchange = async {
-            let response = request.send().await?;
-            let status = response.status().as_u16();
-            let content_type = response
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            let body = response.text().await?;
-            Ok::<_, reqwest::Error>((status, content_type, body))
-        };
-        match tokio::time::timeout(timeout, exchange).await {
-            Ok(Ok((status, content_type, body))) => {
-                invocation.verdict = judge(status, content_type.as_deref(), &body);
-                invocation.status = status;
-                invocation.content_type = content_type;
-                invocation.body = body;
-            }
-            Ok(Err(e)) => {
-                invocation.verdict = Verdict::Failed(format!("no answer: {e}"));
-                return invocation;
-            }
-            Err(_) => invocation.verdict = Verdict::Hangs,
-        }
-        match invocation.verdict {
-            Verdict::Hangs => {
-                tokio::time::sleep(timeout.saturating_sub(started.elapsed())).await;
-                self.function_timed_out(worker);
-                invocation.timed_out = true;
-                invocation.verdict = Verdict::Failed(format!("timeout value of {timeout:?} was exceeded"));
-            }
-            Verdict::Succeeded => {
-                self.write_outputs(function, &invocation.reply());
-                let lines: Vec<String> = invocation.reply()["Logs"]
-                    .as_array()
-                    .map(|lines| {
-                        lines
-                            .iter()
-                            .map(|l| l.as_str().map_or_else(|| l.to_string(), str::to_owned))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let mut log = self.shared.function_log.lock().unwrap();
-                log.extend(lines.into_iter().map(|line| (function.to_owned(), line)));
-            }
-            Verdict::Failed(_) => {}
-        }
-        invocation
+    /// The host's public HTTP endpoint for HTTP-triggered functions, started on first use:
+    /// `http://127.0.0.1:{port}{path_and_query}`, e.g. `host.http_url("/api/recordings/c1")`.
+    pub fn http_url(&self, path_and_query: &str) -> String {
+        self.front().url(path_and_query)
     }
 
-    /// Writes a successful reply's `Outputs` to the function's queue output bindings, as the host does.
-    fn write_outputs(&self, function: &str, reply: &Value) {
-        let function = self.app.function(function);
-        let mut queues = self.shared.queues.lock().unwrap();
-        for binding in function.outputs().filter(|b| b.kind == "queue") {
-            let queue = binding.property("queueName").expect("a queue binding names its queue");
-            let value = reply
-                .get("Outputs")
-                .and_then(|outputs| outputs.get(&binding.name))
-                .cloned()
-                .unwrap_or(Value::Null);
-            for message in queues::messages_of(&value) {
-                queues.push(queue, String::from_utf8_lossy(&message).into_owned());
-            }
-        }
+    fn front(&self) -> &HttpFront {
+        self.front
+            .get_or_init(|| HttpFront::start(&self.invoker, self.check_keys.clone()))
+    }
+
+    /// Sends a request to the public HTTP endpoint, as any client would.
+    pub async fn http(&self, method: &str, path_and_query: &str) -> HttpAnswer {
+        self.http_with(method, path_and_query, &[], Vec::new()).await
+    }
+
+    /// [`Host::http`] with headers and a body (sent with `Content-Length`; none when empty).
+    pub async fn http_with(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Vec<u8>>,
+    ) -> HttpAnswer {
+        let deadline = self.app.function_timeout + Duration::from_secs(60);
+        self.front()
+            .send(method, path_and_query, headers, body.into(), deadline)
+            .await
+            .unwrap_or_else(|why| panic!("{why}\n{}", self.diagnosis()))
+    }
+
+    /// A function's own key (`Function` level for that function only).
+    pub fn function_key(&self, function: &str) -> String {
+        http_front::function_key(function)
+    }
+
+    /// The host key `default` (`Function` level for every function).
+    pub fn host_key(&self) -> &'static str {
+        http_front::HOST_KEY
+    }
+
+    /// The master key (`Admin` level).
+    pub fn master_key(&self) -> &'static str {
+        http_front::MASTER_KEY
+    }
+
+    /// Turns the front door's key checks off (as Core Tools runs locally) or on again (the default).
+    pub fn set_key_checks(&self, on: bool) {
+        self.check_keys.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The front door's log: one line as each request arrives (method and path, never the query) and one with its
+    /// status.
+    pub fn http_log(&self) -> Vec<String> {
+        self.front.get().map(HttpFront::log).unwrap_or_default()
+    }
+
+    /// Posts a raw body to a function, as one invocation, and judges the answer as the host does.
+    pub async fn post_to(&self, function: &str, body: Vec<u8>) -> Invocation {
+        self.invoker.post_to(function, body).await
     }
 
     /// The texts of the messages waiting in a queue.
@@ -757,16 +729,6 @@ impl Host {
                 report.invocations.push(invocation);
             }
         }
-    }
-
-    /// After a function timeout the host waits a grace period, then kills and restarts the worker that ran it.
-    fn function_timed_out(&self, worker: u64) {
-        self.shared.state.lock().unwrap().timeouts += 1;
-        let commands = self.commands.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(TIMEOUT_GRACE);
-            let _ = commands.send(Command::Restart { worker: Some(worker) });
-        });
     }
 }
 

@@ -1,6 +1,9 @@
 //! Test support, one concern per module:
 //! - [`app`]: the function app on disk (app root, `host.json`, function folders, local settings);
-//! - [`host`]: the stand-in Functions host — worker processes, logs, invocations, timeouts, restarts;
+//! - [`host`]: the stand-in Functions host — worker processes, logs, timeouts, restarts;
+//! - [`invoker`]: one invocation as the host makes it, shared by the host and its HTTP front door;
+//! - [`http_front`], [`http_route`], [`http_payload`]: HTTP triggers — the host's public endpoint, routes and keys,
+//!   forwarding (`enableForwardingHttpRequest`) or the invocation payload and the response made of its reply;
 //! - [`envelope`]: the requests the host sends (envelopes, headers, its JSON re-serialization);
 //! - [`grid`]: Event Grid, delivering batches through the host's webhook at least once, with retries;
 //! - [`queues`]: the host's Storage Queues bindings: output messages, queue triggers, retries and poison queues;
@@ -10,6 +13,7 @@
 //! - [`acs`]: ACS recording storage (signed downloads and deletes, faults on demand) and a trap for foreign hosts;
 //! - [`events`], [`contract`], [`archive_contract`], [`rng`], [`ports`]: real-shaped events, the store and archive
 //!   contracts, seeded randomness, ports;
+//! - [`fake_worker`]: a scripted worker for the harness's own tests;
 //! - [`wait`]: waits with a deadline that say what they waited for.
 #![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -21,9 +25,14 @@ pub mod contract;
 pub mod cosmos;
 pub mod envelope;
 pub mod events;
+pub mod fake_worker;
 pub mod grid;
 pub mod host;
+pub mod http_front;
+pub mod http_payload;
+pub mod http_route;
 pub mod identity;
+pub mod invoker;
 pub mod npm;
 pub mod ports;
 pub mod proxy;

@@ -27,22 +27,22 @@ use crate::support::ports::Port;
 /// The largest request body read; ACS's GETs and DELETEs have none.
 const MAX_REQUEST_BODY: usize = 1024 * 1024;
 
-pub(super) type Body = UnsyncBoxBody<Bytes, io::Error>;
+pub(crate) type Body = UnsyncBoxBody<Bytes, io::Error>;
 /// A response, or `Err` to drop the connection without one.
-pub(super) type Answer = Result<Response<Body>, io::Error>;
+pub(crate) type Answer = Result<Response<Body>, io::Error>;
 
 /// A server on a reserved loopback port, with its own thread and tokio runtime; dropping it stops the runtime (every
 /// connection with it), joins the thread and then releases the port.
-pub(super) struct Background {
+pub(crate) struct Background {
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     /// Declared last: released only once the listener is closed.
-    pub(super) port: Port,
+    pub(crate) port: Port,
 }
 
 impl Background {
     /// Serves every request, its body read whole, with `handler`.
-    pub(super) fn start<H, F>(name: &str, handler: H) -> Background
+    pub(crate) fn start<H, F>(name: &str, handler: H) -> Background
     where
         H: Fn(Request<Bytes>, Hangup) -> F + Clone + Send + Sync + 'static,
         F: Future<Output = Answer> + Send + 'static,
@@ -139,16 +139,16 @@ where
 }
 
 /// A body sent whole.
-pub(super) fn full(bytes: Bytes) -> Body {
+pub(crate) fn full(bytes: Bytes) -> Body {
     Full::new(bytes).map_err(|never| match never {}).boxed_unsync()
 }
 
 /// Lets an answer have its connection reset (RST) rather than closed (FIN) once hyper lets it go.
 #[derive(Clone, Default)]
-pub(super) struct Hangup(Arc<AtomicBool>);
+pub(crate) struct Hangup(Arc<AtomicBool>);
 
 impl Hangup {
-    pub(super) fn reset(&self) {
+    pub(crate) fn reset(&self) {
         self.0.store(true, Ordering::SeqCst);
     }
 }
