@@ -357,6 +357,8 @@ impl Archive for BlobArchive {
                 Some(key)
             }
         };
+        // A SAS names its expiry to the second: the link's `expiresOn` is that time, never a fraction later.
+        let expiry = expiry.replace_nanosecond(0).unwrap_or(expiry);
         let container = self
             .container
             .path_segments()
