@@ -429,3 +429,64 @@ async fn the_archive_sweep_is_one_query_over_the_container() {
         found.len()
     );
 }
+
+#[tokio::test]
+async fn cosmos_listings_select_by_call_server_call_and_archive_state() {
+    let target = CosmosTarget::start();
+    contract::listings_select_by_call_server_call_and_archive_state(store(&target).await).await;
+}
+
+#[tokio::test]
+async fn cosmos_paging_gives_every_recording_exactly_once() {
+    let target = CosmosTarget::start();
+    contract::paging_gives_every_recording_exactly_once(store(&target).await).await;
+}
+
+#[tokio::test]
+async fn cosmos_a_continuation_the_store_did_not_give_is_refused() {
+    let target = CosmosTarget::start();
+    contract::a_continuation_the_store_did_not_give_is_refused(store(&target).await).await;
+}
+
+#[tokio::test]
+async fn cosmos_erasing_leaves_a_tombstone_that_nothing_brings_back() {
+    let target = CosmosTarget::start();
+    contract::erasing_leaves_a_tombstone_that_nothing_brings_back(store(&target).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cosmos_merges_racing_an_erasure_from_two_instances_never_bring_the_recording_back() {
+    let target = CosmosTarget::start();
+    let database = unique_database();
+    let first: Arc<dyn RecordingStore> = Arc::new(target.store(&database).await);
+    let second: Arc<dyn RecordingStore> = Arc::new(target.store(&database).await);
+    contract::merges_racing_an_erasure_never_bring_the_recording_back(vec![first, second], 24).await;
+}
+
+#[tokio::test]
+async fn cosmos_erasing_a_calls_quarantined_payloads_removes_exactly_those_naming_it() {
+    let target = CosmosTarget::start();
+    contract::erasing_a_calls_quarantined_payloads_removes_exactly_those_naming_it(store(&target).await).await;
+}
+
+#[tokio::test]
+async fn cosmos_documents_of_earlier_versions_still_read_as_recordings() {
+    let target = CosmosTarget::start();
+    let database = unique_database();
+    let store: Arc<dyn RecordingStore> = Arc::new(target.store(&database).await);
+    let container = target
+        .client()
+        .await
+        .database_client(&database)
+        .container_client("recordings", None)
+        .await
+        .unwrap();
+    for document in contract::earlier_versions_documents() {
+        let id = document["id"].as_str().unwrap().to_owned();
+        container
+            .create_item("old-call".to_owned(), &id, &document, None)
+            .await
+            .unwrap();
+    }
+    contract::documents_of_earlier_versions_still_read_as_recordings(store).await;
+}
