@@ -85,8 +85,7 @@ const UNFINISHED_ARCHIVES: &str = "SELECT * FROM c WHERE EXISTS(SELECT VALUE ch 
 /// Every recording document (tombstones have no `chunks`).
 const ALL_RECORDINGS: &str = "SELECT * FROM c WHERE IS_DEFINED(c.chunks)";
 
-/// The recordings a listing selects: [`ListFilter`]'s conditions are added to this, each with its parameter.
-const LISTING: &str = "SELECT * FROM c WHERE IS_DEFINED(c.chunks)";
+/// A listing's conditions, added to [`ALL_RECORDINGS`] for the filters given, each with its parameter.
 const BY_SERVER_CALL: &str = " AND c.serverCallId = @serverCallId";
 const BY_ARCHIVE_STATE: &str =
     " AND EXISTS(SELECT VALUE ch FROM ch IN c.chunks WHERE ch.archive.state = @archiveState)";
@@ -359,8 +358,8 @@ impl RecordingStore for CosmosStore {
         let listing = listing(filter)?;
         let mut documents = Vec::new();
         loop {
-            let room = page.limit.saturating_sub(documents.len()).min(u32::MAX as usize);
-            let Some(room) = std::num::NonZeroU32::new(room as u32) else {
+            let room = u32::try_from(page.limit.saturating_sub(documents.len())).unwrap_or(u32::MAX);
+            let Some(room) = std::num::NonZeroU32::new(room) else {
                 // Only when asked for no recordings at all: where the listing stands is unchanged.
                 return Ok(Page {
                     documents,
@@ -507,7 +506,7 @@ fn stored_items(items: Vec<Map<String, Value>>) -> Result<Vec<Stored>, StoreErro
 
 /// The query of a listing and where it runs.
 fn listing(filter: &ListFilter) -> Result<(Query, FeedScope), StoreError> {
-    let mut sql = LISTING.to_owned();
+    let mut sql = ALL_RECORDINGS.to_owned();
     if filter.server_call_id.is_some() {
         sql.push_str(BY_SERVER_CALL);
     }
