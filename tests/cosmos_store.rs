@@ -429,3 +429,257 @@ async fn the_archive_sweep_is_one_query_over_the_container() {
         found.len()
     );
 }
+
+#[tokio::test]
+async fn cosmos_listings_select_by_call_server_call_and_archive_state() {
+    let target = CosmosTarget::start();
+    contract::listings_select_by_call_server_call_and_archive_state(store(&target).await).await;
+}
+
+#[tokio::test]
+async fn cosmos_paging_gives_every_recording_exactly_once() {
+    let target = CosmosTarget::start();
+    contract::paging_gives_every_recording_exactly_once(store(&target).await).await;
+}
+
+#[tokio::test]
+async fn cosmos_a_continuation_the_store_did_not_give_is_refused() {
+    let target = CosmosTarget::start();
+    contract::a_continuation_the_store_did_not_give_is_refused(store(&target).await).await;
+}
+
+#[tokio::test]
+async fn cosmos_erasing_leaves_a_tombstone_that_nothing_brings_back() {
+    let target = CosmosTarget::start();
+    contract::erasing_leaves_a_tombstone_that_nothing_brings_back(store(&target).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cosmos_merges_racing_an_erasure_from_two_instances_never_bring_the_recording_back() {
+    let target = CosmosTarget::start();
+    let database = unique_database();
+    let first: Arc<dyn RecordingStore> = Arc::new(target.store(&database).await);
+    let second: Arc<dyn RecordingStore> = Arc::new(target.store(&database).await);
+    contract::merges_racing_an_erasure_never_bring_the_recording_back(vec![first, second], 24).await;
+}
+
+#[tokio::test]
+async fn cosmos_erasing_a_calls_quarantined_payloads_removes_exactly_those_naming_it() {
+    let target = CosmosTarget::start();
+    contract::erasing_a_calls_quarantined_payloads_removes_exactly_those_naming_it(store(&target).await).await;
+}
+
+#[tokio::test]
+async fn cosmos_documents_of_earlier_versions_still_read_as_recordings() {
+    let target = CosmosTarget::start();
+    let database = unique_database();
+    let store: Arc<dyn RecordingStore> = Arc::new(target.store(&database).await);
+    let container = target
+        .client()
+        .await
+        .database_client(&database)
+        .container_client("recordings", None)
+        .await
+        .unwrap();
+    for document in contract::earlier_versions_documents() {
+        let id = document["id"].as_str().unwrap().to_owned();
+        container
+            .create_item("old-call".to_owned(), &id, &document, None)
+            .await
+            .unwrap();
+    }
+    contract::documents_of_earlier_versions_still_read_as_recordings(store).await;
+}
+
+/// The requests each store operation makes, by design, counted by the local server (which answers every request
+/// with `x-ms-request-charge: 1`, so its charges say nothing about real request units; only a live account's do).
+#[tokio::test]
+async fn each_store_operation_costs_the_requests_of_its_design() {
+    use acs_recording_handler::quarantine::QuarantineEntry;
+    use acs_recording_handler::recording::ArchiveStatus;
+    use acs_recording_handler::store::{ListFilter, PageRequest};
+
+    let target = CosmosTarget::start_local();
+    let database = unique_database();
+    let store = target.store(&database).await;
+    contract::seven_recordings(&store).await;
+    for payload in [
+        r#"{"subject":"/recording/call/list-a/serverCallId/c2Vy"}"#,
+        r#"{"subject":"/recording/call/list-a"}"#,
+        r#"{"subject":"/recording/call/list-b"}"#,
+    ] {
+        let entry = QuarantineEntry::new(payload.as_bytes(), "no recordingStorageInfo", T1);
+        store.quarantine(entry).await.unwrap();
+    }
+    // The document requests an operation makes (the SDK's metadata reads are cached, and not the design's).
+    let before = || async { target.requests_since(0).await.len() };
+    let documents = |requests: Vec<String>| -> Vec<String> {
+        requests
+            .into_iter()
+            .filter(|r| r.contains("/docs"))
+            .map(|r| r.split_whitespace().next().unwrap().to_owned())
+            .collect()
+    };
+    let first_page = |filter: ListFilter, limit: usize| {
+        let page = PageRequest {
+            limit,
+            continuation: None,
+        };
+        (filter, page)
+    };
+
+    let mut measured = Vec::new();
+    let from = before().await;
+    store.read("list-a", "a1").await.unwrap().unwrap();
+    measured.push((
+        "get one recording (point read)",
+        documents(target.requests_since(from).await),
+    ));
+
+    let by_call = ListFilter {
+        call_id: Some("list-a".to_owned()),
+        ..ListFilter::default()
+    };
+    let from = before().await;
+    let (filter, page) = first_page(by_call.clone(), 2);
+    let page = store.list(&filter, &page).await.unwrap();
+    assert_eq!(page.documents.len(), 2);
+    measured.push((
+        "list a call, a page of 2 (one partition)",
+        documents(target.requests_since(from).await),
+    ));
+    let from = before().await;
+    let next = PageRequest {
+        limit: 2,
+        continuation: page.continuation,
+    };
+    let last = store.list(&by_call, &next).await.unwrap();
+    assert_eq!((last.documents.len(), last.continuation), (1, None));
+    measured.push((
+        "list a call, its next and last page",
+        documents(target.requests_since(from).await),
+    ));
+
+    let from = before().await;
+    let (filter, page) = first_page(
+        ListFilter {
+            server_call_id: Some("srv-1".to_owned()),
+            ..ListFilter::default()
+        },
+        200,
+    );
+    assert_eq!(store.list(&filter, &page).await.unwrap().documents.len(), 4);
+    measured.push((
+        "list by server call id (cross-partition)",
+        documents(target.requests_since(from).await),
+    ));
+
+    let from = before().await;
+    let (filter, page) = first_page(
+        ListFilter {
+            archive_state: Some(ArchiveStatus::Pending),
+            ..ListFilter::default()
+        },
+        200,
+    );
+    assert_eq!(store.list(&filter, &page).await.unwrap().documents.len(), 3);
+    measured.push((
+        "list by archive state (cross-partition)",
+        documents(target.requests_since(from).await),
+    ));
+
+    let from = before().await;
+    let pages = contract::pages(&store, &ListFilter::default(), 2).await;
+    assert_eq!(pages.len(), 4);
+    measured.push((
+        "list everything, 4 pages of 2",
+        documents(target.requests_since(from).await),
+    ));
+
+    let from = before().await;
+    store.erase("list-a", "a1", T1).await.unwrap();
+    measured.push((
+        "erase one recording (read + replace)",
+        documents(target.requests_since(from).await),
+    ));
+
+    let from = before().await;
+    store.tombstones("list-a").await.unwrap();
+    measured.push((
+        "a call's tombstones (one partition)",
+        documents(target.requests_since(from).await),
+    ));
+
+    let from = before().await;
+    assert_eq!(store.erase_quarantined("list-a").await.unwrap(), 2);
+    measured.push((
+        "erase a call's 2 of 3 quarantined payloads",
+        documents(target.requests_since(from).await),
+    ));
+
+    for (operation, requests) in &measured {
+        println!("{operation}: {} request(s) {requests:?}", requests.len());
+    }
+    let counts: Vec<(&str, Vec<&str>)> = measured
+        .iter()
+        .map(|(operation, requests)| (*operation, requests.iter().map(String::as_str).collect()))
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            ("get one recording (point read)", vec!["GET"]),
+            ("list a call, a page of 2 (one partition)", vec!["POST"]),
+            ("list a call, its next and last page", vec!["POST"]),
+            ("list by server call id (cross-partition)", vec!["POST"]),
+            ("list by archive state (cross-partition)", vec!["POST"]),
+            ("list everything, 4 pages of 2", vec!["POST"; 4]),
+            ("erase one recording (read + replace)", vec!["GET", "PUT"]),
+            ("a call's tombstones (one partition)", vec!["POST"]),
+            (
+                "erase a call's 2 of 3 quarantined payloads",
+                vec!["POST", "DELETE", "DELETE"]
+            ),
+        ]
+    );
+
+    // The server's request charge, as the SDK reads it.
+    let container = target
+        .client()
+        .await
+        .database_client(&database)
+        .container_client("recordings", None)
+        .await
+        .unwrap();
+    let read = container.read_item("list-a", "a2", None).await.unwrap();
+    let charge = read.headers().request_charge().map(|charge| charge.value());
+    println!("request charge of a point read on the test server: {charge:?}");
+    assert_eq!(charge, Some(1.0), "the test server charges 1 for every request");
+}
+
+#[tokio::test]
+async fn a_tombstone_keeps_its_time_to_live_in_cosmos_but_never_gives_it_back() {
+    use acs_recording_handler::recording::{Stored, Tombstone};
+    use acs_recording_handler::store::cosmos::TOMBSTONE_TTL_SECONDS;
+
+    let target = CosmosTarget::start();
+    let database = unique_database();
+    let store = target.store(&database).await;
+    let update = contract::recording_on("call-1", "srv", "rec-1", &[0]);
+    store.merge(update.clone()).await.unwrap();
+    store.erase("call-1", "rec-1", T1).await.unwrap();
+
+    let items = target.all_items(&database, "recordings").await;
+    assert_eq!(
+        items,
+        [
+            json!({"id": "rec-1", "callId": "call-1", "recordingId": "rec-1", "erasedAt": T1, "ttl": TOMBSTONE_TTL_SECONDS})
+        ],
+        "Cosmos DB removes the tombstone after its time to live"
+    );
+    let tombstone = Tombstone::of(&update, T1);
+    assert_eq!(
+        store.lookup("call-1", "rec-1").await.unwrap(),
+        Some(Stored::Erased(tombstone.clone()))
+    );
+    assert_eq!(store.tombstones("call-1").await.unwrap(), [tombstone]);
+}

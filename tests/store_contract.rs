@@ -112,3 +112,84 @@ async fn embedded_unfinished_archives_are_the_recordings_with_a_chunk_to_sweep()
 async fn memory_unfinished_archives_are_the_recordings_with_a_chunk_to_sweep() {
     contract::unfinished_archives_are_the_recordings_with_a_chunk_to_sweep(Arc::new(MemoryStore::new())).await;
 }
+
+#[tokio::test]
+async fn embedded_listings_select_by_call_server_call_and_archive_state() {
+    let dir = tempfile::tempdir().unwrap();
+    contract::listings_select_by_call_server_call_and_archive_state(embedded(&dir)).await;
+}
+
+#[tokio::test]
+async fn memory_listings_select_by_call_server_call_and_archive_state() {
+    contract::listings_select_by_call_server_call_and_archive_state(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn embedded_paging_gives_every_recording_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    contract::paging_gives_every_recording_exactly_once(embedded(&dir)).await;
+}
+
+#[tokio::test]
+async fn memory_paging_gives_every_recording_exactly_once() {
+    contract::paging_gives_every_recording_exactly_once(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn embedded_a_continuation_the_store_did_not_give_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    contract::a_continuation_the_store_did_not_give_is_refused(embedded(&dir)).await;
+}
+
+#[tokio::test]
+async fn memory_a_continuation_the_store_did_not_give_is_refused() {
+    contract::a_continuation_the_store_did_not_give_is_refused(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn embedded_erasing_leaves_a_tombstone_that_nothing_brings_back() {
+    let dir = tempfile::tempdir().unwrap();
+    contract::erasing_leaves_a_tombstone_that_nothing_brings_back(embedded(&dir)).await;
+}
+
+#[tokio::test]
+async fn memory_erasing_leaves_a_tombstone_that_nothing_brings_back() {
+    contract::erasing_leaves_a_tombstone_that_nothing_brings_back(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embedded_merges_racing_an_erasure_through_two_handles_never_bring_the_recording_back() {
+    let dir = tempfile::tempdir().unwrap();
+    contract::merges_racing_an_erasure_never_bring_the_recording_back(vec![embedded(&dir), embedded(&dir)], 64).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_merges_racing_an_erasure_never_bring_the_recording_back() {
+    let store: Arc<dyn RecordingStore> = Arc::new(MemoryStore::new());
+    contract::merges_racing_an_erasure_never_bring_the_recording_back(vec![store.clone(), store], 64).await;
+}
+
+#[tokio::test]
+async fn embedded_erasing_a_calls_quarantined_payloads_removes_exactly_those_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    contract::erasing_a_calls_quarantined_payloads_removes_exactly_those_naming_it(embedded(&dir)).await;
+}
+
+#[tokio::test]
+async fn memory_erasing_a_calls_quarantined_payloads_removes_exactly_those_naming_it() {
+    contract::erasing_a_calls_quarantined_payloads_removes_exactly_those_naming_it(Arc::new(MemoryStore::new())).await;
+}
+
+/// The memory store keeps no earlier version's files; the embedded store finds them where that version wrote them.
+#[tokio::test]
+async fn embedded_documents_of_earlier_versions_still_read_as_recordings() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = embedded(&dir);
+    let call_dir = dir.path().join("recordings/old-call");
+    std::fs::create_dir_all(&call_dir).unwrap();
+    for document in contract::earlier_versions_documents() {
+        let id = document["id"].as_str().unwrap();
+        std::fs::write(call_dir.join(format!("{id}.json")), document.to_string()).unwrap();
+    }
+    contract::documents_of_earlier_versions_still_read_as_recordings(store).await;
+}

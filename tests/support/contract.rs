@@ -1,15 +1,20 @@
 //! The store contract every backend passes: the same deliveries give the same documents, in any order, repeated
-//! or concurrent, and quarantining is idempotent.
+//! or concurrent, and quarantining is idempotent; listings select and page recordings, each exactly once; an erased
+//! recording leaves a tombstone that nothing brings back.
 
 use std::sync::Arc;
 
 use acs_recording_handler::event::Event;
 use acs_recording_handler::quarantine::QuarantineEntry;
-use acs_recording_handler::recording::{ArchiveStatus, ArchivedFile, ChunkArchive, ChunkUpdate, RecordingDocument};
-use acs_recording_handler::store::{Edited, MergeOutcome, RecordingStore};
+use acs_recording_handler::recording::{
+    ArchiveStatus, ArchivedFile, ChunkArchive, ChunkUpdate, RecordingDocument, Stored, Tombstone,
+};
+use acs_recording_handler::store::{
+    Edited, Erasure, ListFilter, MergeOutcome, PageRequest, RecordingStore, StoreError,
+};
 use serde_json::Value;
 
-use super::events::{chunk, recording_event};
+use super::events::{chunk, event_grid, recording_data, recording_event};
 
 pub fn document(event: &Value) -> RecordingDocument {
     RecordingDocument::from_event(Event::parse(&event.to_string()).unwrap()).unwrap()
@@ -328,4 +333,431 @@ pub async fn unfinished_archives_are_the_recordings_with_a_chunk_to_sweep(store:
         .collect();
     found.sort();
     assert_eq!(found, ["gave-up", "pending"]);
+}
+
+/// A recording of `call` on server call `server_call`, its chunks `{recording}-d000`, … pending archival.
+pub fn recording_on(call: &str, server_call: &str, recording: &str, indexes: &[u64]) -> RecordingDocument {
+    let chunks: Vec<Value> = indexes
+        .iter()
+        .map(|i| chunk(*i, &format!("{recording}-d{i:03}")))
+        .collect();
+    let subject = format!("/recording/call/{call}/serverCallId/{server_call}/recordingId/{recording}");
+    let event = event_grid(
+        &format!("e-{recording}-{indexes:?}"),
+        &subject,
+        "2026-11-27T15:20:01Z",
+        recording_data(&chunks),
+    );
+    document(&event).with_pending_archives()
+}
+
+/// Seven recordings across three calls and two server calls, their chunks in every archive state:
+///
+/// | call     | recording | server call | chunks                   |
+/// |----------|-----------|-------------|--------------------------|
+/// | `list-a` | `a1`      | `srv-1`     | archived, pending        |
+/// | `list-a` | `a2`      | `srv-1`     | archived                 |
+/// | `list-a` | `a3`      | `srv-1`     | failed                   |
+/// | `list-b` | `b1`      | `srv-1`     | pending                  |
+/// | `list-b` | `b2`      | `srv-2`     | archived                 |
+/// | `list-c` | `c1`      | `srv-2`     | expired                  |
+/// | `list-c` | `c2`      | `srv-2`     | pending, pending         |
+pub async fn seven_recordings(store: &dyn RecordingStore) {
+    for (call, server_call, recording, indexes) in [
+        ("list-a", "srv-1", "a1", &[0, 1][..]),
+        ("list-a", "srv-1", "a2", &[0]),
+        ("list-a", "srv-1", "a3", &[0]),
+        ("list-b", "srv-1", "b1", &[0]),
+        ("list-b", "srv-2", "b2", &[0]),
+        ("list-c", "srv-2", "c1", &[0]),
+        ("list-c", "srv-2", "c2", &[0, 1]),
+    ] {
+        store
+            .merge(recording_on(call, server_call, recording, indexes))
+            .await
+            .unwrap();
+    }
+    // The archiver's own edit puts the chunks in their states.
+    for (call, recording, result) in [
+        ("list-a", "a1", archived("a1-d000")),
+        ("list-a", "a2", archived("a2-d000")),
+        ("list-a", "a3", ChunkArchive::gave_up("every retry failed", 10)),
+        ("list-b", "b2", archived("b2-d000")),
+        ("list-c", "c1", ChunkArchive::expired("ACS answered 404", 1)),
+    ] {
+        let edited = record(store, call, recording, &format!("{recording}-d000"), result).await;
+        assert!(edited.changed(), "{call}/{recording}");
+    }
+}
+
+/// Every page of a listing, as `call/id` per page, checking on the way that no page holds more than `limit` and
+/// that only the last page is short.
+pub async fn pages(store: &dyn RecordingStore, filter: &ListFilter, limit: usize) -> Vec<Vec<String>> {
+    let mut pages = Vec::new();
+    let mut continuation = None;
+    loop {
+        assert!(pages.len() < 1000, "the listing never ended: {pages:?}");
+        let page = store.list(filter, &PageRequest { limit, continuation }).await.unwrap();
+        assert!(page.documents.len() <= limit, "{filter:?}, limit {limit}: {page:?}");
+        let keys: Vec<String> = page
+            .documents
+            .iter()
+            .map(|document| format!("{}/{}", document.call_id, document.id))
+            .collect();
+        for document in &page.documents {
+            assert!(filter.matches(document), "{filter:?} listed {}", document.id);
+        }
+        pages.push(keys);
+        match page.continuation {
+            Some(next) => {
+                assert_eq!(page.documents.len(), limit, "only the last page is short: {pages:?}");
+                continuation = Some(next);
+            }
+            None => return pages,
+        }
+    }
+}
+
+/// Every recording a listing gives, sorted, checking that none is given twice.
+pub async fn listed(store: &dyn RecordingStore, filter: &ListFilter, limit: usize) -> Vec<String> {
+    let mut all: Vec<String> = pages(store, filter, limit).await.into_iter().flatten().collect();
+    let count = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), count, "a recording listed twice: {filter:?}, limit {limit}");
+    all
+}
+
+fn filter(call: Option<&str>, server_call: Option<&str>, state: Option<ArchiveStatus>) -> ListFilter {
+    ListFilter {
+        call_id: call.map(str::to_owned),
+        server_call_id: server_call.map(str::to_owned),
+        archive_state: state,
+    }
+}
+
+pub async fn listings_select_by_call_server_call_and_archive_state(store: Arc<dyn RecordingStore>) {
+    let store = store.as_ref();
+    seven_recordings(store).await;
+    use ArchiveStatus::{Archived, Expired, External, Failed, Pending};
+    let cases: [(ListFilter, &[&str]); 13] = [
+        (
+            filter(Some("list-a"), None, None),
+            &["list-a/a1", "list-a/a2", "list-a/a3"],
+        ),
+        (filter(Some("no-such-call"), None, None), &[]),
+        (
+            filter(None, Some("srv-1"), None),
+            &["list-a/a1", "list-a/a2", "list-a/a3", "list-b/b1"],
+        ),
+        (filter(None, Some("srv-3"), None), &[]),
+        (
+            filter(None, None, Some(Archived)),
+            &["list-a/a1", "list-a/a2", "list-b/b2"],
+        ),
+        (
+            filter(None, None, Some(Pending)),
+            &["list-a/a1", "list-b/b1", "list-c/c2"],
+        ),
+        (filter(None, None, Some(Failed)), &["list-a/a3"]),
+        (filter(None, None, Some(Expired)), &["list-c/c1"]),
+        (filter(None, None, Some(External)), &[]),
+        (
+            filter(Some("list-a"), None, Some(Archived)),
+            &["list-a/a1", "list-a/a2"],
+        ),
+        (filter(None, Some("srv-2"), Some(Pending)), &["list-c/c2"]),
+        (filter(Some("list-b"), Some("srv-1"), Some(Pending)), &["list-b/b1"]),
+        (filter(Some("list-c"), Some("srv-1"), None), &[]),
+    ];
+    for (filter, expected) in cases {
+        assert_eq!(listed(store, &filter, 200).await, expected, "{filter:?}");
+    }
+    assert_eq!(
+        listed(store, &ListFilter::default(), 200).await,
+        [
+            "list-a/a1",
+            "list-a/a2",
+            "list-a/a3",
+            "list-b/b1",
+            "list-b/b2",
+            "list-c/c1",
+            "list-c/c2"
+        ],
+        "no filter lists every recording"
+    );
+}
+
+pub async fn paging_gives_every_recording_exactly_once(store: Arc<dyn RecordingStore>) {
+    let store = store.as_ref();
+    seven_recordings(store).await;
+    for filter in [
+        ListFilter::default(),
+        filter(Some("list-a"), None, None),
+        filter(None, Some("srv-1"), None),
+        filter(None, None, Some(ArchiveStatus::Pending)),
+    ] {
+        let whole = listed(store, &filter, 200).await;
+        assert_eq!(pages(store, &filter, 200).await.len(), 1, "one page holds them all");
+        for limit in [1, 2] {
+            let paged = pages(store, &filter, limit).await;
+            assert!(
+                paged.len() <= whole.len().div_ceil(limit) + 1,
+                "{filter:?}, limit {limit}: {paged:?}"
+            );
+            assert_eq!(listed(store, &filter, limit).await, whole, "{filter:?}, limit {limit}");
+        }
+    }
+}
+
+pub async fn a_continuation_the_store_did_not_give_is_refused(store: Arc<dyn RecordingStore>) {
+    seven_recordings(store.as_ref()).await;
+    for filter in [ListFilter::default(), filter(Some("list-a"), None, None)] {
+        for garbage in ["garbage", "", "{}", "c1.Zm9v", "c1.!!", "[\"list-a\"]"] {
+            let page = PageRequest {
+                limit: 2,
+                continuation: Some(garbage.to_owned()),
+            };
+            let refused = store.list(&filter, &page).await;
+            assert!(
+                matches!(refused, Err(StoreError::BadContinuation)),
+                "{filter:?}, {garbage:?}: {refused:?}"
+            );
+        }
+    }
+}
+
+pub async fn erasing_leaves_a_tombstone_that_nothing_brings_back(store: Arc<dyn RecordingStore>) {
+    let store = store.as_ref();
+    store.merge(recording_on("erase-1", "srv", "rec", &[0])).await.unwrap();
+    store.merge(recording_on("erase-1", "srv", "rec", &[1])).await.unwrap();
+    store
+        .merge(recording_on("erase-1", "srv", "sibling", &[0]))
+        .await
+        .unwrap();
+    assert!(
+        record(store, "erase-1", "rec", "rec-d000", archived("rec-d000"))
+            .await
+            .changed()
+    );
+    let before = store.read("erase-1", "rec").await.unwrap().unwrap();
+
+    let erased_at = "2026-12-02T12:00:00Z";
+    let Erasure::Erased(document) = store.erase("erase-1", "rec", erased_at).await.unwrap() else {
+        panic!("the recording was there to erase");
+    };
+    assert_eq!(
+        *document, before,
+        "the erased document, with every chunk merged and archived"
+    );
+    assert_eq!(document.chunks.len(), 2);
+    let tombstone = Tombstone {
+        id: "rec".to_owned(),
+        call_id: "erase-1".to_owned(),
+        recording_id: Some("rec".to_owned()),
+        erased_at: erased_at.to_owned(),
+    };
+    assert_eq!(
+        store.lookup("erase-1", "rec").await.unwrap(),
+        Some(Stored::Erased(tombstone.clone())),
+        "the ids and the time, nothing else"
+    );
+    assert_eq!(store.read("erase-1", "rec").await.unwrap(), None);
+
+    // Gone from every way of finding recordings, the sweep's too (a chunk was still pending).
+    let ids = |documents: Vec<RecordingDocument>| -> Vec<String> {
+        let mut ids: Vec<String> = documents.into_iter().map(|d| d.id).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids(store.documents(Some("erase-1")).await.unwrap()), ["sibling"]);
+    assert_eq!(ids(store.documents(None).await.unwrap()), ["sibling"]);
+    assert_eq!(ids(store.unfinished_archives().await.unwrap()), ["sibling"]);
+    for filter in [
+        filter(Some("erase-1"), None, None),
+        ListFilter::default(),
+        filter(None, Some("srv"), None),
+        filter(None, None, Some(ArchiveStatus::Archived)),
+    ] {
+        let expected: &[&str] = match filter.archive_state {
+            Some(_) => &[],
+            None => &["erase-1/sibling"],
+        };
+        assert_eq!(listed(store, &filter, 1).await, expected, "{filter:?}");
+    }
+    assert_eq!(
+        store.tombstones("erase-1").await.unwrap(),
+        std::slice::from_ref(&tombstone)
+    );
+    assert!(store.tombstones("erase-2").await.unwrap().is_empty());
+
+    assert_eq!(
+        store.erase("erase-1", "rec", "2026-12-03T00:00:00Z").await.unwrap(),
+        Erasure::AlreadyErased(tombstone.clone()),
+        "erasing again keeps the first erasure's time"
+    );
+    assert_eq!(
+        store.erase("erase-1", "missing", erased_at).await.unwrap(),
+        Erasure::Missing
+    );
+    assert_eq!(
+        store.erase("erase-2", "rec", erased_at).await.unwrap(),
+        Erasure::Missing,
+        "the same id in another call is another recording"
+    );
+
+    // A redelivered event, and one with a new chunk: nothing written, nothing to archive.
+    for update in [
+        recording_on("erase-1", "srv", "rec", &[0]),
+        recording_on("erase-1", "srv", "rec", &[2]),
+    ] {
+        let merged = store.merge(update).await.unwrap();
+        assert_eq!(merged.outcome, MergeOutcome::Erased);
+        assert!(merged.to_archive.is_empty(), "{merged:?}");
+    }
+    assert_eq!(
+        record(store, "erase-1", "rec", "rec-d001", archived("rec-d001")).await,
+        Edited::Erased,
+        "a late archive result writes nothing"
+    );
+    assert_eq!(
+        store.lookup("erase-1", "rec").await.unwrap(),
+        Some(Stored::Erased(tombstone)),
+        "the tombstone is as it was"
+    );
+    assert!(store.read("erase-1", "sibling").await.unwrap().is_some());
+}
+
+/// Merges adding chunks race an erasure, possibly through several handles: each chunk is in the document the
+/// erasure returns, or its merge reports the recording erased — and the recording never comes back.
+pub async fn merges_racing_an_erasure_never_bring_the_recording_back(
+    stores: Vec<Arc<dyn RecordingStore>>,
+    merges: u64,
+) {
+    stores[0]
+        .merge(recording_on("race-1", "srv", "rec", &[0]))
+        .await
+        .unwrap();
+    let merge = |i: u64| {
+        let store = stores[i as usize % stores.len()].clone();
+        tokio::spawn(async move {
+            let merged = store.merge(recording_on("race-1", "srv", "rec", &[i])).await.unwrap();
+            (i, merged)
+        })
+    };
+    let mut tasks: Vec<_> = (1..merges / 2).map(merge).collect();
+    let erasure = {
+        let store = stores[stores.len() - 1].clone();
+        tokio::spawn(async move { store.erase("race-1", "rec", "2026-12-02T12:00:00Z").await.unwrap() })
+    };
+    tasks.extend((merges / 2..merges).map(merge));
+    let Erasure::Erased(document) = erasure.await.unwrap() else {
+        panic!("the recording was there to erase");
+    };
+    let kept: Vec<String> = document
+        .chunks
+        .iter()
+        .filter_map(|chunk| chunk.get("documentId").and_then(Value::as_str).map(str::to_owned))
+        .collect();
+    let mut erased = 0;
+    for task in tasks {
+        let (i, merged) = task.await.unwrap();
+        let chunk = format!("rec-d{i:03}");
+        match merged.outcome {
+            MergeOutcome::Erased => {
+                erased += 1;
+                assert!(merged.to_archive.is_empty());
+            }
+            MergeOutcome::Updated | MergeOutcome::Unchanged => {
+                assert!(
+                    kept.contains(&chunk),
+                    "{chunk} was merged but is not in the erased document"
+                );
+            }
+            MergeOutcome::Created => panic!("{chunk}'s merge created the recording again"),
+        }
+    }
+    for store in &stores {
+        assert!(
+            store.lookup("race-1", "rec").await.unwrap().unwrap().is_erased(),
+            "the recording came back"
+        );
+    }
+    println!(
+        "{} of {} merges landed before the erasure, {erased} found the tombstone",
+        kept.len() - 1,
+        merges - 1
+    );
+}
+
+pub async fn erasing_a_calls_quarantined_payloads_removes_exactly_those_naming_it(store: Arc<dyn RecordingStore>) {
+    let entry =
+        |payload: &str| QuarantineEntry::new(payload.as_bytes(), "no recordingStorageInfo", "2026-11-28T00:00:00Z");
+    let naming = [
+        entry(r#"{"subject":"/recording/call/q-1/serverCallId/c2Vy","data":{}}"#),
+        entry(r#"{"subject":"\/recording\/call\/q-1","data":{}}"#),
+    ];
+    let others = [
+        entry(r#"{"subject":"/recording/call/q-10/serverCallId/c2Vy","data":{}}"#),
+        entry(r#"{"subject":"/recording/call/q-2","data":{"note":"q-1"}}"#),
+        entry("not json"),
+    ];
+    for entry in naming.iter().chain(&others) {
+        store.quarantine(entry.clone()).await.unwrap();
+    }
+    assert_eq!(store.erase_quarantined("q-1").await.unwrap(), naming.len());
+    for entry in &naming {
+        assert_eq!(store.read_quarantined(&entry.id).await.unwrap(), None);
+    }
+    for entry in &others {
+        assert_eq!(
+            store.read_quarantined(&entry.id).await.unwrap().as_ref(),
+            Some(entry),
+            "a call whose id merely starts alike, another call, a payload naming none"
+        );
+    }
+    assert_eq!(
+        store.erase_quarantined("q-1").await.unwrap(),
+        0,
+        "nothing left to remove"
+    );
+    assert_eq!(store.erase_quarantined("q-10").await.unwrap(), 1);
+}
+
+/// A recording document as an earlier version stored it, `planted` in the store under `old-call`: without the
+/// tombstone's fields, or (`old-2`) with an event's `erasedAt` at the top level beside its `chunks`. Each still reads,
+/// lists, merges and erases as a recording.
+pub fn earlier_versions_documents() -> Vec<Value> {
+    let plain = serde_json::to_value(recording_on("old-call", "srv", "old-1", &[0])).unwrap();
+    let mut with_erased_at = serde_json::to_value(recording_on("old-call", "srv", "old-2", &[0])).unwrap();
+    with_erased_at["erasedAt"] = Value::from("2026-11-27T15:20:01Z");
+    vec![plain, with_erased_at]
+}
+
+pub async fn documents_of_earlier_versions_still_read_as_recordings(store: Arc<dyn RecordingStore>) {
+    let store = store.as_ref();
+    for id in ["old-1", "old-2"] {
+        let found = store.lookup("old-call", id).await.unwrap();
+        assert!(
+            matches!(&found, Some(Stored::Recording(document)) if document.id == id && document.chunks.len() == 1),
+            "{id}: {found:?}"
+        );
+        assert!(store.read("old-call", id).await.unwrap().is_some(), "{id}");
+    }
+    assert_eq!(
+        listed(store, &filter(Some("old-call"), None, None), 1).await,
+        ["old-call/old-1", "old-call/old-2"]
+    );
+    assert_eq!(store.documents(Some("old-call")).await.unwrap().len(), 2);
+    assert!(store.tombstones("old-call").await.unwrap().is_empty());
+    let merged = store
+        .merge(recording_on("old-call", "srv", "old-2", &[1]))
+        .await
+        .unwrap();
+    assert_eq!(merged.outcome, MergeOutcome::Updated, "a new chunk is merged in");
+    assert_eq!(store.read("old-call", "old-2").await.unwrap().unwrap().chunks.len(), 2);
+    assert!(matches!(
+        store.erase("old-call", "old-2", "2026-12-02T12:00:00Z").await.unwrap(),
+        Erasure::Erased(_)
+    ));
 }

@@ -8,6 +8,7 @@
 //! only, which [`account`] checks at startup.
 
 mod account;
+mod continuation;
 mod error;
 
 pub use error::Error;
@@ -20,8 +21,8 @@ use azure_core::credentials::{Secret as AzureSecret, TokenCredential};
 use azure_data_cosmos::clients::{ContainerClient, DatabaseClient};
 use azure_data_cosmos::models::{ContainerProperties, PartitionKeyDefinition};
 use azure_data_cosmos::options::{
-    EndToEndOperationLatencyPolicy, ItemWriteOptions, OperationOptions, Precondition, Region,
-    ThrottlingRetryOptionsBuilder,
+    EndToEndOperationLatencyPolicy, ItemWriteOptions, MaxItemCountHint, OperationOptions, Precondition, QueryOptions,
+    Region, ThrottlingRetryOptionsBuilder,
 };
 use azure_data_cosmos::{
     AccountEndpoint, AccountReference, CosmosClient, CosmosError, FeedScope, Query, RoutingStrategy,
@@ -30,7 +31,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tracing::{debug, error, warn};
 
-use super::{Edit, Edited, Erasure, MergeOutcome, Merged, RecordingStore, StoreError};
+use super::{Edit, Edited, Erasure, ListFilter, MergeOutcome, Merged, Page, PageRequest, RecordingStore, StoreError};
 use crate::config::{CosmosAuth, CosmosConfig};
 use crate::identity;
 use crate::quarantine::QuarantineEntry;
@@ -84,6 +85,11 @@ const UNFINISHED_ARCHIVES: &str = "SELECT * FROM c WHERE EXISTS(SELECT VALUE ch 
 /// Every recording document (tombstones have no `chunks`).
 const ALL_RECORDINGS: &str = "SELECT * FROM c WHERE IS_DEFINED(c.chunks)";
 
+/// A listing's conditions, added to [`ALL_RECORDINGS`] for the filters given, each with its parameter.
+const BY_SERVER_CALL: &str = " AND c.serverCallId = @serverCallId";
+const BY_ARCHIVE_STATE: &str =
+    " AND EXISTS(SELECT VALUE ch FROM ch IN c.chunks WHERE ch.archive.state = @archiveState)";
+
 /// A partition's tombstones.
 const TOMBSTONES: &str = "SELECT * FROM c WHERE NOT IS_DEFINED(c.chunks)";
 
@@ -125,16 +131,40 @@ impl CosmosStore {
             .try_collect()
             .await
             .map_err(|e| cosmos_error("query the recordings", e))?;
-        items
+        stored_items(items)
+    }
+
+    /// One page of a listing's query from where `continuation` left off: one request to Cosmos DB, for at most
+    /// `limit` items (Cosmos DB never answers one request with more than its `x-ms-max-item-count`). `None` when
+    /// the query had nothing left; otherwise the page's documents and the SDK's token for what follows it.
+    async fn list_once(
+        &self,
+        (query, scope): (&Query, &FeedScope),
+        limit: std::num::NonZeroU32,
+        continuation: Option<continuation::Token>,
+    ) -> Result<Option<(Vec<RecordingDocument>, continuation::Token)>, StoreError> {
+        use futures_util::TryStreamExt;
+        let resumed = continuation.is_some();
+        let mut options = QueryOptions::default().with_max_item_count(MaxItemCountHint::Limit(limit));
+        if let Some(token) = continuation {
+            options = options.with_continuation_token(token);
+        }
+        let failed = |e: CosmosError| listing_error(e, resumed);
+        let mut pages = self
+            .recordings
+            .query_items::<Map<String, Value>>(query.clone(), scope.clone(), Some(options))
+            .await
+            .map_err(failed)?
+            .into_pages();
+        let Some(page) = pages.try_next().await.map_err(failed)? else {
+            return Ok(None);
+        };
+        let next = pages.to_continuation_token().map_err(failed)?;
+        let documents = stored_items(page.into_items())?
             .into_iter()
-            .map(|mut fields| {
-                fields.retain(|name, _| !name.starts_with('_'));
-                Stored::from_json(fields).map_err(|source| StoreError::Invalid {
-                    what: "a Cosmos DB recording document".to_owned(),
-                    source,
-                })
-            })
-            .collect()
+            .filter_map(Stored::into_recording)
+            .collect();
+        Ok(Some((documents, next)))
     }
 
     /// Reads what is stored under a recording's id, with its ETag.
@@ -319,6 +349,46 @@ impl RecordingStore for CosmosStore {
         self.query_recordings(ALL_RECORDINGS, scope).await
     }
 
+    /// One query: on the call's partition when the filter names a call, over the container otherwise; the other
+    /// filters in SQL, with parameters. Paged with the SDK's own continuation: a page is filled from as many
+    /// requests as it takes (Cosmos DB may answer a request with fewer items than asked, even none, and a
+    /// continuation), each asking for no more than the page still has room for — usually one.
+    async fn list(&self, filter: &ListFilter, page: &PageRequest) -> Result<Page, StoreError> {
+        let mut continuation = page.continuation.as_deref().map(continuation::parse).transpose()?;
+        let listing = listing(filter)?;
+        let mut documents = Vec::new();
+        loop {
+            let room = u32::try_from(page.limit.saturating_sub(documents.len())).unwrap_or(u32::MAX);
+            let Some(room) = std::num::NonZeroU32::new(room) else {
+                // Only when asked for no recordings at all: where the listing stands is unchanged.
+                return Ok(Page {
+                    documents,
+                    continuation: continuation.map(|token| token.as_str().to_owned()),
+                });
+            };
+            let Some((found, next)) = self.list_once((&listing.0, &listing.1), room, continuation).await? else {
+                return Ok(Page {
+                    documents,
+                    continuation: None,
+                });
+            };
+            documents.extend(found);
+            if continuation::is_drained(&next) {
+                return Ok(Page {
+                    documents,
+                    continuation: None,
+                });
+            }
+            if documents.len() >= page.limit {
+                return Ok(Page {
+                    documents,
+                    continuation: Some(next.as_str().to_owned()),
+                });
+            }
+            continuation = Some(next);
+        }
+    }
+
     async fn erase(&self, call_id: &str, id: &str, erased_at: &str) -> Result<Erasure, StoreError> {
         for attempt in 0..MERGE_ATTEMPTS {
             let (document, etag) = match self.read_stored(call_id, id).await? {
@@ -418,6 +488,63 @@ impl RecordingStore for CosmosStore {
     fn location(&self, call_id: &str, id: &str) -> String {
         format!("{} (partition {call_id:?}, id {id:?})", self.place)
     }
+}
+
+/// Items a query returned, without Cosmos DB's system properties: documents and tombstones.
+fn stored_items(items: Vec<Map<String, Value>>) -> Result<Vec<Stored>, StoreError> {
+    items
+        .into_iter()
+        .map(|mut fields| {
+            fields.retain(|name, _| !name.starts_with('_'));
+            Stored::from_json(fields).map_err(|source| StoreError::Invalid {
+                what: "a Cosmos DB recording document".to_owned(),
+                source,
+            })
+        })
+        .collect()
+}
+
+/// The query of a listing and where it runs.
+fn listing(filter: &ListFilter) -> Result<(Query, FeedScope), StoreError> {
+    let mut sql = ALL_RECORDINGS.to_owned();
+    if filter.server_call_id.is_some() {
+        sql.push_str(BY_SERVER_CALL);
+    }
+    if filter.archive_state.is_some() {
+        sql.push_str(BY_ARCHIVE_STATE);
+    }
+    let mut query = Query::from(sql);
+    let parameter = |e| cosmos_error("build the listing query", e);
+    if let Some(server_call_id) = &filter.server_call_id {
+        query = query
+            .with_parameter("@serverCallId", server_call_id)
+            .map_err(parameter)?;
+    }
+    if let Some(state) = filter.archive_state {
+        query = query
+            .with_parameter("@archiveState", state.as_str())
+            .map_err(parameter)?;
+    }
+    let scope = match &filter.call_id {
+        Some(call_id) => FeedScope::partition(call_id.clone()),
+        None => FeedScope::full_container(),
+    };
+    Ok((query, scope))
+}
+
+/// A listing's failure. When resuming, a refusal of the request (400: Cosmos DB's answer to a malformed
+/// continuation; the SDK's too, for a token of another container) or the SDK failing to resume from the token's
+/// state is the caller's continuation's fault.
+fn listing_error(e: CosmosError, resumed: bool) -> StoreError {
+    let status = e.status();
+    let bad_state = status
+        .sub_status()
+        .is_some_and(|sub| continuation::REFUSED_STATES.contains(&sub.value()));
+    if resumed && (status.status_code() == azure_core::http::StatusCode::BadRequest || bad_state) {
+        debug!(error = %e, "the listing's continuation was refused");
+        return StoreError::BadContinuation;
+    }
+    cosmos_error("list the recordings", e)
 }
 
 /// Opens one container, creating it first when configured to, and checks its partition key.
