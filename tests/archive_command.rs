@@ -234,14 +234,20 @@ fn recordings(dir: &std::path::Path, settings: &[(String, String)], args: &[&str
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 
+/// Replays one event of two chunks with archival on, into `dir`; the settings and the event file.
+fn replayed(dir: &std::path::Path, acs: &AcsServer) -> (Vec<(String, String)>, String) {
+    let file = event_file(dir, acs, &now(), &["d0", "d1"]);
+    let settings = archival(acs);
+    let (code, stdout, stderr) = run(dir, &settings, &["replay", &file]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    (settings, file)
+}
+
 #[test]
 fn recordings_lists_a_calls_recordings_with_links_to_the_archived_files() {
     let dir = tempfile::tempdir().unwrap();
     let acs = AcsServer::start(AcsOptions::default());
-    let file = event_file(dir.path(), &acs, &now(), &["d0", "d1"]);
-    let settings = archival(&acs);
-    let (code, stdout, stderr) = run(dir.path(), &settings, &["replay", &file]);
-    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let (settings, _) = replayed(dir.path(), &acs);
 
     let listed = recordings(dir.path(), &settings, &["--call", "call-1", "--links"]);
     assert_eq!(listed["continuationToken"], Value::Null);
@@ -282,10 +288,7 @@ fn recordings_lists_a_calls_recordings_with_links_to_the_archived_files() {
 fn erase_removes_a_call_everywhere_and_a_replay_of_its_event_brings_nothing_back() {
     let dir = tempfile::tempdir().unwrap();
     let acs = AcsServer::start(AcsOptions::default());
-    let file = event_file(dir.path(), &acs, &now(), &["d0", "d1"]);
-    let settings = archival(&acs);
-    let (code, stdout, stderr) = run(dir.path(), &settings, &["replay", &file]);
-    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let (settings, file) = replayed(dir.path(), &acs);
     assert_eq!(support::files_under(&dir.path().join(".data/archive")).len(), 4);
 
     let (code, stdout, stderr) = run(dir.path(), &settings, &["erase", "--call", "call-1"]);

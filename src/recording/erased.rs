@@ -64,6 +64,14 @@ impl Stored {
         }
     }
 
+    /// The tombstone, when the recording was erased.
+    pub fn into_tombstone(self) -> Option<Tombstone> {
+        match self {
+            Stored::Erased(tombstone) => Some(tombstone),
+            Stored::Recording(_) => None,
+        }
+    }
+
     /// The recording document, unless the recording was erased.
     pub fn recording(&self) -> Option<&RecordingDocument> {
         match self {

@@ -271,13 +271,7 @@ impl RecordingStore for EmbeddedStore {
     async fn tombstones(&self, call_id: &str) -> Result<Vec<Tombstone>, StoreError> {
         let (store, call_id) = (self.clone(), call_id.to_owned());
         let stored = blocking(move || store.stored_blocking(Some(&call_id))).await?;
-        Ok(stored
-            .into_iter()
-            .filter_map(|stored| match stored {
-                Stored::Erased(tombstone) => Some(tombstone),
-                Stored::Recording(_) => None,
-            })
-            .collect())
+        Ok(stored.into_iter().filter_map(Stored::into_tombstone).collect())
     }
 
     async fn erase_quarantined(&self, call_id: &str) -> Result<usize, StoreError> {

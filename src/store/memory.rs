@@ -106,10 +106,7 @@ impl RecordingStore for MemoryStore {
             .get(call_id)
             .into_iter()
             .flat_map(|call| call.values())
-            .filter_map(|stored| match stored {
-                Stored::Erased(tombstone) => Some(tombstone.clone()),
-                Stored::Recording(_) => None,
-            })
+            .filter_map(|stored| stored.clone().into_tombstone())
             .collect())
     }
 

@@ -416,13 +416,7 @@ impl RecordingStore for CosmosStore {
         let stored = self
             .query_stored(TOMBSTONES, FeedScope::partition(call_id.to_owned()))
             .await?;
-        Ok(stored
-            .into_iter()
-            .filter_map(|stored| match stored {
-                Stored::Erased(tombstone) => Some(tombstone),
-                Stored::Recording(_) => None,
-            })
-            .collect())
+        Ok(stored.into_iter().filter_map(Stored::into_tombstone).collect())
     }
 
     async fn erase_quarantined(&self, call_id: &str) -> Result<usize, StoreError> {
