@@ -493,8 +493,22 @@ async fn an_erased_recording_stays_erased_for_a_redelivered_event_and_an_archive
     let mut across = archive.writer(&key, source).await.unwrap();
     across.write(b"late bytes").await.unwrap();
 
+    let quarantined = app
+        .pipeline
+        .quarantine(br#"{"subject":"/recording/call/c1/recordingId/r2"}"#, "test".into())
+        .await
+        .unwrap();
+    let Outcome::Quarantined { id: quarantined, .. } = quarantined else {
+        panic!()
+    };
+
     let answer = app.request(Mode::Forwarded, "DELETE", "/api/recordings/c1/r1").await;
     assert_eq!(answer.body["erased"]["recordings"], 1, "{answer:?}");
+    assert_eq!(
+        answer.body["erased"]["quarantined"], 0,
+        "only erasing the whole call removes quarantined payloads"
+    );
+    assert!(app.store.read_quarantined(&quarantined).await.unwrap().is_some());
     assert!(across.commit(Some(10)).await.is_err(), "its bytes went with the erase");
 
     // A job that commits the file after the erase.

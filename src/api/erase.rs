@@ -3,9 +3,9 @@
 //! back), the archived files, and the quarantined payloads that name the call.
 //!
 //! The order makes every step safe to repeat after a failure: ACS first (a transient failure answers 503 before
-//! anything is erased), then the tombstones, then the archive by the call's or recording's folder — which also
-//! catches files a job committed after an earlier attempt — and the quarantine. Erasing again finds tombstones and
-//! nothing else: zeros.
+//! anything is erased), then the tombstones, then the archive by each erased recording's folder — which also
+//! catches files a job committed after an earlier attempt — and, when the whole call is erased, the quarantine.
+//! Erasing again finds tombstones and nothing else: zeros.
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -61,53 +61,58 @@ pub fn is_named(document_id: &str, recording_id: Option<&str>, named: &str) -> b
 
 /// Erases the call's recordings, or only `recording` (its `recordingId` or document id).
 pub async fn erase(reach: &Reach<'_>, call_id: &str, recording: Option<&str>) -> Result<Erased, EraseError> {
+    let named = |id: &str, recording_id: Option<&str>| recording.is_none_or(|named| is_named(id, recording_id, named));
     let mut documents = reach.store.documents(Some(call_id)).await?;
-    if let Some(named) = recording {
-        documents.retain(|document| is_named(&document.id, document.recording_id.as_deref(), named));
-    }
+    documents.retain(|document| named(&document.id, document.recording_id.as_deref()));
     let mut erased = Erased::default();
+    let mut deleted_at_acs = Vec::new();
     if let Some(acs) = reach.acs {
         for document in &documents {
-            erased.acs_files += delete_at_acs(acs, document).await?;
+            erased.acs_files += delete_at_acs(acs, document, &mut deleted_at_acs).await?;
         }
     }
     let erased_at = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
-    let mut ids = Vec::new();
     for document in &documents {
-        if let Erasure::Erased(_) = reach.store.erase(call_id, &document.id, &erased_at).await? {
+        if let Erasure::Erased(latest) = reach.store.erase(call_id, &document.id, &erased_at).await? {
             erased.recordings += 1;
-        }
-        ids.push(document.id.clone());
-    }
-    if let Some(archive) = reach.archive {
-        match recording {
-            None => erased.files += archive.erase(call_id, None).await?,
-            Some(named) => {
-                // Recordings an earlier, unfinished erase left as tombstones still have their folders to clear.
-                for tombstone in reach.store.tombstones(call_id).await? {
-                    if is_named(&tombstone.id, tombstone.recording_id.as_deref(), named) && !ids.contains(&tombstone.id)
-                    {
-                        ids.push(tombstone.id);
-                    }
-                }
-                for id in &ids {
-                    erased.files += archive.erase(call_id, Some(id)).await?;
-                }
+            // Chunks an event added between the look above and the tombstone are still at ACS.
+            if let Some(acs) = reach.acs {
+                erased.acs_files += delete_at_acs(acs, &latest, &mut deleted_at_acs).await?;
             }
         }
     }
-    erased.quarantined = reach.store.erase_quarantined(call_id).await?;
+    if let Some(archive) = reach.archive {
+        // Folder by folder, the erased recordings' and those an earlier, unfinished erase left as tombstones: a
+        // recording the call gained meanwhile keeps its files.
+        let mut ids: Vec<String> = documents.into_iter().map(|document| document.id).collect();
+        for tombstone in reach.store.tombstones(call_id).await? {
+            if named(&tombstone.id, tombstone.recording_id.as_deref()) && !ids.contains(&tombstone.id) {
+                ids.push(tombstone.id);
+            }
+        }
+        for id in &ids {
+            erased.files += archive.erase(call_id, Some(id)).await?;
+        }
+    }
+    // A quarantined payload names a call, not reliably one recording of it: only erasing the whole call removes it.
+    if recording.is_none() {
+        erased.quarantined = reach.store.erase_quarantined(call_id).await?;
+    }
     Ok(erased)
 }
 
-/// Asks ACS to delete the files of every chunk of `document` it may still hold: within ACS's 24 hours, not known to
-/// be gone, at a delete location that passes the rule delete-after-archive follows ([`delete_target`]). Returns how
-/// many ACS confirmed. A location that fails the rule is skipped and logged; a transient failure stops the erase.
-async fn delete_at_acs(acs: &dyn RecordingFiles, document: &RecordingDocument) -> Result<usize, DownloadError> {
+/// Asks ACS to delete the files of every chunk of `document` it may still hold (and not in `done` already): within
+/// ACS's 24 hours, not known to be gone, at a delete location that passes the rule delete-after-archive follows
+/// ([`delete_target`]). Returns how many ACS confirmed, and adds them to `done`. A location that fails the rule is skipped and logged; a transient failure stops the erase.
+async fn delete_at_acs(
+    acs: &dyn RecordingFiles,
+    document: &RecordingDocument,
+    done: &mut Vec<String>,
+) -> Result<usize, DownloadError> {
     let now = OffsetDateTime::now_utc();
     let mut deleted = 0;
     for (chunk_id, state) in document.archive_states() {
-        if state.is_some_and(|state| state.state == ArchiveStatus::Expired) {
+        if state.is_some_and(|state| state.state == ArchiveStatus::Expired) || done.iter().any(|id| id == chunk_id) {
             continue;
         }
         let Some(job) = ArchiveJob::for_chunk(document, chunk_id) else {
@@ -136,7 +141,10 @@ async fn delete_at_acs(acs: &dyn RecordingFiles, document: &RecordingDocument) -
             .when(|e: &DownloadError| !e.is_refusal() && !e.needs_operator())
             .await;
         match result {
-            Ok(()) => deleted += 1,
+            Ok(()) => {
+                deleted += 1;
+                done.push(chunk_id.to_owned());
+            }
             Err(e) if e.is_refusal() || e.needs_operator() => {
                 warn!(chunk_id, error = %error_chain(&e), "ACS refused to delete the chunk's files; ACS deletes them within a day");
             }

@@ -20,7 +20,7 @@ use tracing::{error, info};
 
 use crate::archive::acs::RecordingFiles;
 use crate::error::error_chain;
-use crate::recording::RecordingDocument;
+use crate::recording::{RecordingDocument, document_id};
 use crate::store::{PageRequest, RecordingStore};
 
 pub use links::Linker;
@@ -167,8 +167,9 @@ impl RecordingsApi {
         call_id: &str,
         recording_id: &str,
     ) -> Result<Option<RecordingDocument>, crate::store::StoreError> {
-        // The document's id is the recording id whenever that is a safe id: one point read finds it.
-        if let Some(document) = self.store.read(call_id, recording_id).await? {
+        // A document's id is derived from its recording id (the id itself whenever it is a safe one): one point
+        // read finds it, and an id no store could take is never sent as one.
+        if let Some(document) = self.store.read(call_id, &document_id(recording_id)).await? {
             return Ok(Some(document));
         }
         let documents = self.store.documents(Some(call_id)).await?;

@@ -24,9 +24,21 @@ pub const TRIGGER: &str = "req";
 /// The HTTP output's binding name.
 pub const RESPONSE: &str = "res";
 
-/// A listing reads one page and makes its links; an erase may delete many files.
-const LIST_BUDGET: Duration = Duration::from_secs(30);
-const ERASE_BUDGET: Duration = Duration::from_secs(120);
+/// A listing reads one page and makes its links; an erase may delete many files. The API itself answers 503 a few
+/// seconds before (`ANSWER_MARGIN`): a function that runs out of time fails, and the host answers that with a 500.
+pub const LIST_BUDGET: Duration = Duration::from_secs(30);
+pub const ERASE_BUDGET: Duration = Duration::from_secs(120);
+const ANSWER_MARGIN: Duration = Duration::from_secs(5);
+
+/// `answer`, or a 503 when it is not ready within `budget` less [`ANSWER_MARGIN`].
+pub async fn in_time(budget: Duration, answer: impl std::future::Future<Output = ApiResponse>) -> ApiResponse {
+    tokio::time::timeout(budget.saturating_sub(ANSWER_MARGIN), answer)
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!(?budget, "an API request did not finish in time; answered 503");
+            Problem::unavailable().into()
+        })
+}
 
 /// The request as the host puts it in `Data.req` (only what the API reads).
 #[derive(Debug, Default, Deserialize)]
@@ -158,9 +170,10 @@ impl Function for EraseRecordings {
     async fn invoke(&self, body: &[u8], invocation_id: &str) -> Result<InvocationReply, FunctionError> {
         let response = match request(body) {
             Ok(request) => {
-                self.api
-                    .erase(request.param("callId"), request.param("recordingId"), invocation_id)
-                    .await
+                let answer = self
+                    .api
+                    .erase(request.param("callId"), request.param("recordingId"), invocation_id);
+                in_time(ERASE_BUDGET, answer).await
             }
             Err(response) => response,
         };

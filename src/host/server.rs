@@ -23,6 +23,7 @@ use super::invocation::InvocationReply;
 use crate::api::request::query_pairs;
 use crate::api::{ApiResponse, Problem, ROUTE_PREFIX, RecordingsApi};
 use crate::error::error_chain;
+use crate::functions::recordings::{ERASE_BUDGET, LIST_BUDGET, in_time};
 use crate::functions::{Function, FunctionError};
 
 /// The largest invocation body accepted. Event Grid caps an event at 1 MB; the host's envelope carries the event
@@ -37,10 +38,6 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub struct Readiness {
     pub worker_id: Option<String>,
 }
-
-/// How long a forwarded API request may take: a listing page, or an erase that deletes many files.
-const LIST_BUDGET: std::time::Duration = std::time::Duration::from_secs(30);
-const ERASE_BUDGET: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Serves the routes on `listener` until `shutdown` completes, then finishes in-flight invocations and returns.
 pub async fn serve(
@@ -146,9 +143,7 @@ fn forwarded(
                                 segments.get(1).map(String::as_str),
                                 &query,
                             );
-                            tokio::time::timeout(LIST_BUDGET, run)
-                                .await
-                                .unwrap_or_else(|_| timed_out(LIST_BUDGET))
+                            in_time(LIST_BUDGET, run).await
                         }
                         (segments, warp::http::Method::DELETE) => {
                             let run = api.erase(
@@ -156,9 +151,7 @@ fn forwarded(
                                 segments.get(1).map(String::as_str),
                                 invocation_id.as_deref().unwrap_or_default(),
                             );
-                            tokio::time::timeout(ERASE_BUDGET, run)
-                                .await
-                                .unwrap_or_else(|_| timed_out(ERASE_BUDGET))
+                            in_time(ERASE_BUDGET, run).await
                         }
                         (_, _) => Problem {
                             status: 405,
@@ -170,11 +163,6 @@ fn forwarded(
                 }
             },
         )
-}
-
-fn timed_out(budget: std::time::Duration) -> ApiResponse {
-    error!(?budget, "an API request did not finish in time; answered 503");
-    Problem::unavailable().into()
 }
 
 fn http_response(response: ApiResponse) -> Response {

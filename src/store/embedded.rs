@@ -217,8 +217,14 @@ impl EmbeddedStore {
             if entry.file_name().to_string_lossy().starts_with('.') {
                 continue;
             }
-            let Some(quarantined) = read_json::<QuarantineEntry>(&path)? else {
-                continue;
+            let quarantined = match read_json::<QuarantineEntry>(&path) {
+                Ok(Some(quarantined)) => quarantined,
+                Ok(None) => continue,
+                Err(e) => {
+                    // One file an operator must look at does not stop every erase.
+                    tracing::warn!(error = %crate::error::error_chain(&e), "skipped an unreadable quarantine file");
+                    continue;
+                }
             };
             if quarantined.names_call(call_id) {
                 match fs::remove_file(&path) {

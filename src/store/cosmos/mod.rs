@@ -90,6 +90,10 @@ const BY_SERVER_CALL: &str = " AND c.serverCallId = @serverCallId";
 const BY_ARCHIVE_STATE: &str =
     " AND EXISTS(SELECT VALUE ch FROM ch IN c.chunks WHERE ch.archive.state = @archiveState)";
 
+/// The most requests one page of a listing makes, so that a page answers within the API's time even when Cosmos DB
+/// returns many empty pages for a sparse filter.
+const REQUESTS_PER_PAGE: usize = 8;
+
 /// A partition's tombstones.
 const TOMBSTONES: &str = "SELECT * FROM c WHERE NOT IS_DEFINED(c.chunks)";
 
@@ -350,14 +354,15 @@ impl RecordingStore for CosmosStore {
     }
 
     /// One query: on the call's partition when the filter names a call, over the container otherwise; the other
-    /// filters in SQL, with parameters. Paged with the SDK's own continuation: a page is filled from as many
-    /// requests as it takes (Cosmos DB may answer a request with fewer items than asked, even none, and a
-    /// continuation), each asking for no more than the page still has room for — usually one.
+    /// filters in SQL, with parameters. Paged with the SDK's own continuation: a page is filled from up to
+    /// [`REQUESTS_PER_PAGE`] requests (Cosmos DB may answer a request with fewer items than asked, even none, and a
+    /// continuation), each asking for no more than the page still has room for — usually one. A sparse filter over
+    /// a large container may so give a short page, with the continuation to go on from.
     async fn list(&self, filter: &ListFilter, page: &PageRequest) -> Result<Page, StoreError> {
         let mut continuation = page.continuation.as_deref().map(continuation::parse).transpose()?;
         let listing = listing(filter)?;
         let mut documents = Vec::new();
-        loop {
+        for _ in 0..REQUESTS_PER_PAGE {
             let room = u32::try_from(page.limit.saturating_sub(documents.len())).unwrap_or(u32::MAX);
             let Some(room) = std::num::NonZeroU32::new(room) else {
                 // Only when asked for no recordings at all: where the listing stands is unchanged.
@@ -387,6 +392,10 @@ impl RecordingStore for CosmosStore {
             }
             continuation = Some(next);
         }
+        Ok(Page {
+            documents,
+            continuation: continuation.map(|token| token.as_str().to_owned()),
+        })
     }
 
     async fn erase(&self, call_id: &str, id: &str, erased_at: &str) -> Result<Erasure, StoreError> {
