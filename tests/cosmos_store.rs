@@ -27,6 +27,15 @@ async fn cosmos_first_delivery_creates_and_redelivery_changes_nothing() {
     contract::first_delivery_creates_and_redelivery_changes_nothing(store(&target).await).await;
 }
 
+/// Two clients of one database, as two Function instances would have.
+async fn two_instances(target: &CosmosTarget) -> [Arc<dyn RecordingStore>; 2] {
+    let database = unique_database();
+    [
+        Arc::new(target.store(&database).await),
+        Arc::new(target.store(&database).await),
+    ]
+}
+
 #[tokio::test]
 async fn cosmos_any_delivery_order_gives_the_same_document() {
     let target = CosmosTarget::start();
@@ -36,10 +45,7 @@ async fn cosmos_any_delivery_order_gives_the_same_document() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cosmos_concurrent_merges_from_two_instances_lose_no_chunk() {
     let target = CosmosTarget::start();
-    let database = unique_database();
-    // Two clients, as two Function instances would have.
-    let first: Arc<dyn RecordingStore> = Arc::new(target.store(&database).await);
-    let second: Arc<dyn RecordingStore> = Arc::new(target.store(&database).await);
+    let [first, second] = two_instances(&target).await;
     contract::concurrent_merges_lose_no_chunk(vec![first, second], 24).await;
 }
 
@@ -58,9 +64,7 @@ async fn cosmos_merges_report_the_chunks_still_to_archive_and_edits_record_resul
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cosmos_archive_results_and_concurrent_events_from_two_instances_never_lose_each_other() {
     let target = CosmosTarget::start();
-    let database = unique_database();
-    let first: Arc<dyn RecordingStore> = Arc::new(target.store(&database).await);
-    let second: Arc<dyn RecordingStore> = Arc::new(target.store(&database).await);
+    let [first, second] = two_instances(&target).await;
     contract::archive_results_and_concurrent_events_never_lose_each_other(vec![first, second], 16).await;
 }
 
@@ -457,9 +461,7 @@ async fn cosmos_erasing_leaves_a_tombstone_that_nothing_brings_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cosmos_merges_racing_an_erasure_from_two_instances_never_bring_the_recording_back() {
     let target = CosmosTarget::start();
-    let database = unique_database();
-    let first: Arc<dyn RecordingStore> = Arc::new(target.store(&database).await);
-    let second: Arc<dyn RecordingStore> = Arc::new(target.store(&database).await);
+    let [first, second] = two_instances(&target).await;
     contract::merges_racing_an_erasure_never_bring_the_recording_back(vec![first, second], 24).await;
 }
 
