@@ -278,12 +278,22 @@ async fn tour(api: &Api) {
         json_of(&again),
         json!({"erased": {"recordings": 0, "files": 0, "acsFiles": 0, "quarantined": 0}})
     );
-    let audit: Vec<String> = host
-        .output()
-        .lines()
-        .filter(|l| l.contains("audit"))
-        .map(str::to_owned)
-        .collect();
+    let audit_lines = || -> Vec<String> {
+        host.output()
+            .lines()
+            .filter(|l| l.contains("audit"))
+            .map(str::to_owned)
+            .collect()
+    };
+    // The host reads the worker's log as it comes: the second erase's line may follow its answer.
+    support::wait::until(
+        "one audit line per erase",
+        Duration::from_secs(10),
+        || host.diagnosis(),
+        || audit_lines().len() >= 2,
+    )
+    .await;
+    let audit = audit_lines();
     assert_eq!(audit.len(), 2, "one audit line per erase: {audit:?}");
     assert!(
         audit[0].contains("call-1") && audit[0].contains("invocation_id"),
@@ -476,11 +486,13 @@ async fn an_archive_job_in_flight_during_an_erase_leaves_nothing_behind() {
         };
         let (report, ()) = tokio::join!(api.host.run_queues(|| false), erase);
         assert_eq!(report.poisoned, 0, "{files}: {report:?}");
-        assert!(
-            api.host.output().contains("the recording was erased: nothing archived"),
-            "{files}: the job ends as a no-op\n{}",
-            api.host.output()
-        );
+        support::wait::until(
+            "the job's line: it ends as a no-op",
+            Duration::from_secs(10),
+            || api.host.diagnosis(),
+            || api.host.output().contains("the recording was erased: nothing archived"),
+        )
+        .await;
         assert_eq!(ids(&api.get("/api/recordings/call-1").await), Vec::<String>::new());
         let again = json_of(&api.erase("/api/recordings/call-1").await);
         assert_eq!(
