@@ -134,11 +134,7 @@ impl RecordingsApi {
         };
         let page = match self.store.list(&request.filter, &page).await {
             Ok(page) => page,
-            Err(crate::store::StoreError::BadContinuation) => {
-                return Err(Problem::bad_request(
-                    "continuationToken is not one this API gave for this listing; start again without it",
-                ));
-            }
+            Err(crate::store::StoreError::BadContinuation) => return Err(Problem::unknown_token()),
             Err(e) => return Err(unavailable("list recordings", &e)),
         };
         let mut recordings = Vec::with_capacity(page.documents.len());

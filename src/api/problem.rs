@@ -24,6 +24,11 @@ impl Problem {
         }
     }
 
+    /// A continuation token the API did not give for this listing (the store's own check included).
+    pub fn unknown_token() -> Self {
+        Self::bad_request("continuationToken is not one this API gave for this listing; start again without it")
+    }
+
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self {
             status: 404,

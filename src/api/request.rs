@@ -63,9 +63,7 @@ pub fn list_request(call_id: Option<&str>, query: &[(String, String)]) -> Result
     };
     let continuation = match value("continuationToken")? {
         None => None,
-        Some(given) => Some(token::redeem(given, &filter).ok_or_else(|| {
-            Problem::bad_request("continuationToken is not one this API gave for this listing; start again without it")
-        })?),
+        Some(given) => Some(token::redeem(given, &filter).ok_or_else(Problem::unknown_token)?),
     };
     Ok(ListRequest {
         filter,

@@ -91,14 +91,12 @@ impl RecordingStore for MemoryStore {
         let Some(stored) = recordings.get_mut(call_id).and_then(|call| call.get_mut(id)) else {
             return Ok(Erasure::Missing);
         };
-        let tombstone = match &*stored {
+        let document = match &*stored {
             Stored::Erased(tombstone) => return Ok(Erasure::AlreadyErased(tombstone.clone())),
-            Stored::Recording(document) => Tombstone::of(document, erased_at),
+            Stored::Recording(document) => document.clone(),
         };
-        match std::mem::replace(stored, Stored::Erased(tombstone)) {
-            Stored::Recording(document) => Ok(Erasure::Erased(document)),
-            Stored::Erased(tombstone) => Ok(Erasure::AlreadyErased(tombstone)),
-        }
+        *stored = Stored::Erased(Tombstone::of(&document, erased_at));
+        Ok(Erasure::Erased(document))
     }
 
     async fn tombstones(&self, call_id: &str) -> Result<Vec<Tombstone>, StoreError> {
