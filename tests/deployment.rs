@@ -141,8 +141,8 @@ fn function_bindings() -> (BTreeSet<String>, Vec<(String, String)>) {
 }
 
 #[test]
-fn every_setting_the_templates_give_the_app_is_one_the_handler_reads_and_the_readme_documents() {
-    let readme = read("README.md");
+fn every_setting_the_templates_give_the_app_is_one_the_handler_reads_and_the_docs_document() {
+    let documented = read("docs/SETTINGS.md");
     let settings = app_settings();
     assert!(settings.len() >= IDENTITY_SETTINGS.len(), "{settings:?}");
     for (name, _) in &settings {
@@ -154,8 +154,8 @@ fn every_setting_the_templates_give_the_app_is_one_the_handler_reads_and_the_rea
             "the templates set {name}, which the handler does not read (config::SETTINGS)"
         );
         assert!(
-            readme.contains(&format!("`{name}`")),
-            "the README does not document {name}"
+            documented.contains(&format!("`{name}`")),
+            "docs/SETTINGS.md does not document {name}"
         );
     }
     for name in IDENTITY_SETTINGS {

@@ -26,7 +26,7 @@ pub const PORT_VARIABLES: [&str; 2] = ["FUNCTIONS_CUSTOMHANDLER_PORT", "FUNCTION
 /// The worker id variable set by current Functions hosts, and the one older hosts set.
 pub const WORKER_ID_VARIABLES: [&str; 2] = ["FUNCTIONS_CUSTOMHANDLER_WORKER_ID", "FUNCTIONS_HTTPWORKER_ID"];
 
-/// Every setting the handler reads that a user sets: `local.settings.json.example` and the README's settings tables
+/// Every setting the handler reads that a user sets: `local.settings.json.example` and the tables in `docs/SETTINGS.md`
 /// list exactly these (a test holds all three together), and [`Settings`] refuses to read a name that is neither
 /// here nor in [`HOST_VARIABLES`], so a new setting cannot be read without being listed.
 pub const SETTINGS: &[&str] = &[
