@@ -675,7 +675,7 @@ mod tests {
         for (after, expired) in [(time::Duration::ZERO, false), (time::Duration::SECOND, true)] {
             let acs = ScriptedFiles::serving(&["d0"]).failing_once(DownloadError::Status { status: 503 });
             let setup = one_chunk(acs, "d0", "d0", "2026-11-27T15:20:00Z").await;
-            let clock = SetClock::at(announced + super::super::job::ACS_RETENTION + after);
+            let clock = SetClock::at(announced + time::Duration::hours(24) + after);
             let archiver = setup.archiver.clone().with_clock(clock);
             let outcome = archiver.run(&setup.job, 1).await;
             assert_eq!(
