@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod archive;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod digest;

@@ -8,12 +8,12 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tracing::{debug, info, warn};
 
 use crate::archive::ArchiveJob;
 use crate::archive::sources::ArchiveSources;
+use crate::clock::SharedClock;
 use crate::event::Event;
 use crate::quarantine::QuarantineEntry;
 use crate::recording::{RECORDING_EVENT_TYPE, RecordingDocument};
@@ -75,6 +75,12 @@ pub struct Pipeline {
     /// With archival on, the sources files are archived from: chunks are stored `pending` (or `external`, in the
     /// customer's own storage) and archive jobs made for them.
     archival: Option<ArchiveSources>,
+    /// When an event is received: no chunk is announced later than that (beyond the clocks' skew).
+    clock: SharedClock,
+    /// With archival off, the sources chunks' locations are judged by (see
+    /// [`RecordingDocument::with_judged_locations`]), so that documents stored before archival was turned on rank
+    /// their chunks' locations as it will.
+    default_sources: ArchiveSources,
 }
 
 /// The ACS resources whose events are accepted (`RECORDINGS_ALLOWED_SOURCES`), compared case-insensitively, since
@@ -103,7 +109,15 @@ impl Pipeline {
             store,
             allowed_sources: None,
             archival: None,
+            clock: crate::clock::system(),
+            default_sources: ArchiveSources::default_list(),
         }
+    }
+
+    /// Reads the time from `clock` instead of the system's.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Stores chunks as `pending` archives and makes an archive job for each one not archived yet; files outside
@@ -162,12 +176,23 @@ impl Pipeline {
             warn!(time = %time, "event time is not RFC 3339; the event is stored but ranks oldest among its recording's events");
         }
         let document = match RecordingDocument::from_event(event) {
-            Ok(document) => match &self.archival {
-                Some(sources) => {
-                    document.with_archive_states(|url| url::Url::parse(url).is_ok_and(|url| sources.allows(&url)))
+            Ok(mut document) => {
+                for (chunk_id, given) in document.received_at(self.clock.now()) {
+                    warn!(
+                        %chunk_id,
+                        event_time = given.as_deref().unwrap_or("none"),
+                        "the event's time is missing, unreadable, or later than when it was received (beyond the \
+                         clocks' skew): the chunk is taken as announced when the event was received"
+                    );
                 }
-                None => document,
-            },
+                let sources = self.archival.as_ref().unwrap_or(&self.default_sources);
+                let is_source = |url: &str| url::Url::parse(url).is_ok_and(|url| sources.allows(&url));
+                let document = document.with_judged_locations(is_source);
+                match &self.archival {
+                    Some(_) => document.with_archive_states(is_source),
+                    None => document,
+                }
+            }
             Err(error) => return self.quarantine(text().as_bytes(), error.to_string()).await,
         };
         span.record("recording_id", document.id.as_str());
@@ -204,7 +229,7 @@ impl Pipeline {
 
     /// Keeps a payload that can never be processed, with the reason.
     pub async fn quarantine(&self, payload: &[u8], reason: String) -> Result<Outcome, StoreError> {
-        let entry = QuarantineEntry::new(payload, reason, now());
+        let entry = QuarantineEntry::new(payload, reason, self.clock.now().format(&Rfc3339).unwrap_or_default());
         let outcome = Outcome::Quarantined {
             id: entry.id.clone(),
             reason: entry.reason.clone(),
@@ -213,10 +238,6 @@ impl Pipeline {
         warn!(%outcome);
         Ok(outcome)
     }
-}
-
-fn now() -> String {
-    OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -50,6 +50,9 @@ struct Workload {
     second_urls: BTreeMap<String, String>,
     /// ACS objects that some chunk's forged `deleteLocation` names: they must never be deleted.
     victims: Vec<String>,
+    /// Events delivered once the first round is archived: they announce archived chunks again, earlier, at another
+    /// object and in another format, and must change nothing of what was archived.
+    late_events: Vec<Value>,
     /// Faults injected at ACS, by [`Fault::kind`].
     faults: BTreeMap<&'static str, usize>,
     /// What an event claimed against the handler, by kind: forged `archive` states, foreign `deleteLocation`s,
@@ -72,6 +75,7 @@ fn workload(rng: &mut Rng, acs: &AcsServer, recordings: usize) -> Workload {
         chunks: BTreeMap::new(),
         second_urls: BTreeMap::new(),
         victims: Vec::new(),
+        late_events: Vec::new(),
         faults: BTreeMap::new(),
         claims: BTreeMap::new(),
     };
@@ -115,6 +119,49 @@ fn workload(rng: &mut Rng, acs: &AcsServer, recordings: usize) -> Workload {
                         chunk["deleteLocation"] = Value::String(acs.add_chunk(&victim, 1_000).delete);
                         w.victims.push(victim);
                         *w.claims.entry("foreign deleteLocation").or_default() += 1;
+                    }
+                    if rng.chance(0.1) {
+                        // Announced again, earlier, outside the allowed sources (a URL that sorts after ACS's):
+                        // it must never take the chunk away.
+                        let foreign = format!("http://127.0.0.2:9/v1/objects/{id}");
+                        let urls = support::acs::ChunkUrls {
+                            content: format!("{foreign}/content/video"),
+                            metadata: format!("{foreign}/content/acsmetadata"),
+                            delete: foreign,
+                        };
+                        let time = (now - time::Duration::hours(2))
+                            .format(&time::format_description::well_known::Rfc3339)
+                            .unwrap();
+                        w.events.push(recording_event(
+                            &format!("evt-{id}-outside"),
+                            &call_id,
+                            &recording_id,
+                            &time,
+                            &[chunk_at(i, &id, &urls)],
+                        ));
+                        *w.claims.entry("earlier announcement outside the sources").or_default() += 1;
+                    }
+                    if rng.chance(0.1) {
+                        // Once archived, announced again at another allowed object: earlier (its locations win) and
+                        // later, as another format (the recording's format becomes Wav).
+                        let late = acs.add_chunk(&format!("{id}-late"), 1_000);
+                        for (suffix, age, format) in [("early", 3, "Mp4"), ("wav", 0, "Wav")] {
+                            let time = (now - time::Duration::hours(age))
+                                .format(&time::format_description::well_known::Rfc3339)
+                                .unwrap();
+                            let mut event = recording_event(
+                                &format!("evt-{id}-late-{suffix}"),
+                                &call_id,
+                                &recording_id,
+                                &time,
+                                &[chunk_at(i, &id, &late)],
+                            );
+                            event["data"]["recordingFormatType"] = Value::String(format.to_owned());
+                            w.late_events.push(event);
+                        }
+                        *w.claims
+                            .entry("announced again once archived, elsewhere and as Wav")
+                            .or_default() += 1;
                     }
                     if rng.chance(0.1) {
                         let second = format!("{id}-second");
@@ -168,11 +215,13 @@ fn event_time(rng: &mut Rng, now: time::OffsetDateTime, claims: &mut BTreeMap<&'
 }
 
 /// The kinds of claim [`workload`] makes: each must be made at least once.
-const CLAIM_KINDS: [&str; 4] = [
+const CLAIM_KINDS: [&str; 6] = [
     "forged archive state",
     "foreign deleteLocation",
     "second URL for a chunk",
     "event time at the calendar's edge",
+    "earlier announcement outside the sources",
+    "announced again once archived, elsewhere and as Wav",
 ];
 
 fn random_fault(rng: &mut Rng, bytes: u64) -> (FileKind, Fault) {
@@ -215,15 +264,76 @@ const FAULT_KINDS: [&str; 8] = [
     "unknown-total",
 ];
 
-/// Whether a download is under way: ACS is sending a file's body, or a partial file of the embedded archive holds
-/// bytes. (Blob Storage stages a block only once 8 MiB are in, more than a campaign's chunks hold.)
-fn download_under_way(acs: &AcsServer, archive: &std::path::Path) -> bool {
+/// Whether a download is under way: the stand-in ACS is sending a file's body right now.
+fn download_under_way(acs: &AcsServer) -> bool {
     acs.downloads_in_flight() > 0
-        || support::files_under(archive).iter().any(|path| {
-            path.file_name()
-                .is_some_and(|name| name.to_string_lossy().ends_with(".partial"))
-                && std::fs::metadata(path).is_ok_and(|m| m.len() > 0)
-        })
+}
+
+/// What the recordings API would link, and when the sweep would see each chunk: a link only for an archived chunk,
+/// naming exactly the files its state recorded; no chunk announced later than now (beyond the clocks' skew), so
+/// none is too recent for the sweep for ever.
+async fn links_and_times(
+    stored: &[Value],
+    archive: std::sync::Arc<dyn acs_recording_handler::archive::Archive>,
+) -> Vec<String> {
+    use acs_recording_handler::recording::{CLOCK_SKEW, RecordingDocument};
+    let linker = acs_recording_handler::api::Linker {
+        archive,
+        lifetime: Duration::from_secs(15 * 60),
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let mut problems = Vec::new();
+    let mut documents = Vec::new();
+    for value in stored.iter().filter(|value| value.get("chunks").is_some()) {
+        let document: RecordingDocument = serde_json::from_value(value.clone()).unwrap();
+        let mut linked = serde_json::to_value(&document).unwrap();
+        acs_recording_handler::api::links::remove_stored_links(&mut linked);
+        linker.add_links(&document, &mut linked).await.unwrap();
+        for chunk in linked["chunks"].as_array().unwrap() {
+            let id = chunk["documentId"].as_str().unwrap_or_default();
+            let state = &chunk["archive"];
+            match (chunk.get("links"), state["state"].as_str()) {
+                (None, Some("archived")) => problems.push(format!("{}/{id}: archived, and no links", document.id)),
+                (None, _) => {}
+                (Some(links), Some("archived")) => {
+                    for (link, location) in [("content", "contentLocation"), ("metadata", "metadataLocation")] {
+                        let linked = path_of(links[link].as_str().unwrap_or_default());
+                        if linked != path_of(state[location].as_str().unwrap_or_default()) {
+                            problems.push(format!(
+                                "{}/{id}: its {link} link {linked} is not its archived file",
+                                document.id
+                            ));
+                        }
+                    }
+                }
+                (Some(links), _) => problems.push(format!(
+                    "{}/{id}: a link to a file never archived: {links}",
+                    document.id
+                )),
+            }
+            let announced = document
+                .chunk_announced_at(id)
+                .and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok());
+            if announced.is_none_or(|at| at > now + CLOCK_SKEW) {
+                problems.push(format!(
+                    "{}/{id}: announced at {announced:?}, later than now",
+                    document.id
+                ));
+            }
+        }
+        documents.push(document);
+    }
+    let swept = acs_recording_handler::archive::sweep::sweep(
+        &documents,
+        now + acs_recording_handler::archive::sweep::SETTLE + CLOCK_SKEW,
+    );
+    if swept.settling > 0 {
+        problems.push(format!(
+            "{} chunk(s) still too recent for the sweep: {swept}",
+            swept.settling
+        ));
+    }
+    problems
 }
 
 /// A location's path: the handler reaches Blob Storage through a proxy, the judge directly.
@@ -279,6 +389,35 @@ async fn judge(
         let objects: Vec<&str> = std::iter::once(chunk.as_str())
             .chain(w.second_urls.get(chunk).map(String::as_str))
             .collect();
+        // Both files of one object: the content's and the metadata's hashes are the same object's, and the state's
+        // sources name it.
+        let object_of = |field: &str, sha: fn(&AcsServer, &str) -> String| {
+            objects
+                .iter()
+                .copied()
+                .find(|object| state[field] == sha(acs, object).as_str())
+        };
+        let content_object = object_of("contentSha256", |acs, o| acs.content_sha256_hex(o));
+        let metadata_object = object_of("metadataSha256", |acs, o| acs.metadata_sha256_hex(o));
+        if content_object != metadata_object {
+            problems.push(format!(
+                "{recording}/{chunk}: archived from two objects, {content_object:?} and {metadata_object:?}"
+            ));
+        }
+        for (field, file) in [
+            ("contentSource", "/content/video"),
+            ("metadataSource", "/content/acsmetadata"),
+        ] {
+            let named = content_object.map(|object| format!("/v1/objects/{object}{file}"));
+            if !state[field]
+                .as_str()
+                .is_some_and(|source| named.as_deref().is_some_and(|n| source.ends_with(n)))
+            {
+                problems.push(format!(
+                    "{recording}/{chunk}: {field} is not the archived object's file: {state}"
+                ));
+            }
+        }
         for (location, sha, sources) in [
             (
                 "contentLocation",
@@ -405,7 +544,6 @@ async fn campaign(
     }
     let (delivered, done, restarts) = (AtomicBool::new(false), AtomicBool::new(false), AtomicUsize::new(0));
     let kills_mid_download = AtomicUsize::new(0);
-    let archive_dir = host.data_dir().join("archive");
     let disruptions = Disruptions::default();
     let started = Instant::now();
     let (chaos_seed, network_seed) = (rng.next_u64(), rng.next_u64());
@@ -427,13 +565,13 @@ async fn campaign(
             // The first kill waits for a download under way, so that at least one lands mid-download; the rest
             // fall where they fall.
             if std::mem::take(&mut first) {
-                while !done.load(Ordering::SeqCst) && !download_under_way(&acs, &archive_dir) {
+                while !done.load(Ordering::SeqCst) && !download_under_way(&acs) {
                     tokio::time::sleep(Duration::from_millis(2)).await;
                 }
             }
             if !done.load(Ordering::SeqCst) {
                 // Seen just before the kill: a download that was under way then is cut by it.
-                if download_under_way(&acs, &archive_dir) {
+                if download_under_way(&acs) {
                     kills_mid_download.fetch_add(1, Ordering::SeqCst);
                 }
                 host.restart().await;
@@ -451,6 +589,28 @@ async fn campaign(
             .await
             .unwrap_or_else(|_| panic!("the campaign overran its deadline:\n{}", host.diagnosis()));
 
+    // The late round: archived chunks announced again — earlier, at another object, as another format — change
+    // nothing of what was archived.
+    let late = tokio::time::timeout(DEADLINE, async {
+        let delivered = grid::deliver(
+            &host,
+            "RecordingEvent",
+            &w.late_events,
+            &Subscription::default(),
+            &mut rng,
+        )
+        .await;
+        let ran = host.run_queues(|| false).await;
+        (delivered, ran)
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the late round overran its deadline:\n{}", host.diagnosis()));
+    assert!(
+        late.0.dead_lettered.is_empty(),
+        "dead-lettered: {:?}",
+        late.0.dead_lettered
+    );
+
     let stored = match cosmos {
         Some((target, database)) => {
             target
@@ -467,7 +627,12 @@ async fn campaign(
         Some(blob) => &blob.container,
         None => &folder,
     };
-    let (problems, tally) = judge(&w, &acs, &stored, inspect).await;
+    let (mut problems, tally) = judge(&w, &acs, &stored, inspect).await;
+    let links_archive: std::sync::Arc<dyn acs_recording_handler::archive::Archive> = match blob {
+        Some(blob) => std::sync::Arc::new(blob.container.archive.clone()),
+        None => std::sync::Arc::new(acs_recording_handler::archive::EmbeddedArchive::open(host.data_dir()).unwrap()),
+    };
+    problems.extend(links_and_times(&stored, links_archive).await);
     let count = |state: &str| tally.get(state).copied().unwrap_or(0);
     let archive_name = if blob.is_some() {
         "Blob Storage"
@@ -519,6 +684,8 @@ async fn campaign(
     .chain(claim_rows.iter().map(|(label, n)| (label.as_str(), *n)))
     .chain(network_rows)
     .chain([
+        ("late announcements delivered", w.late_events.len()),
+        ("  archive job deliveries they made", late.1.deliveries),
         ("chunks archived (byte-identical)", count("archived")),
         ("chunks expired (404 at ACS)", count("expired")),
         ("chunks failed (outside the sources)", count("failed")),

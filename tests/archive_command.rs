@@ -402,3 +402,148 @@ async fn with_entra_id_a_link_is_a_user_delegation_sas_signed_with_the_key_blob_
 
     support::azurite::assert_signed_with_the_issued_key(&link);
 }
+
+/// A data folder as the previous version left it (`tests/fixtures/stored-v1`: an archived and an expired chunk, a
+/// pending chunk whose event planted `links`, a recording stored with archival off), its ACS URLs pointing at `acs`.
+fn stored_by_the_previous_version(dir: &std::path::Path, acs: &AcsServer) {
+    let fixtures = support::project_root().join("tests/fixtures/stored-v1");
+    let data = dir.join(".data");
+    std::fs::create_dir_all(&data).unwrap();
+    let data_text = data.canonicalize().unwrap().display().to_string();
+    // The events' time moved to an hour ago, so that ACS still keeps the files.
+    let an_hour_ago = (time::OffsetDateTime::now_utc() - time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    for file in support::files_under(&fixtures) {
+        let target = data.join(file.strip_prefix(&fixtures).unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        if target.starts_with(data.join("recordings")) {
+            let text = std::fs::read_to_string(&file)
+                .unwrap()
+                .replace("{acs}", &acs.base_url())
+                .replace("{data}", &data_text)
+                .replace("2026-11-27T15:20:34.2199328Z", &an_hour_ago);
+            std::fs::write(&target, text).unwrap();
+        } else {
+            std::fs::copy(&file, &target).unwrap();
+        }
+    }
+    for (chunk, bytes) in [("d0", 2_000), ("d1", 1_000), ("d2", 1_000), ("d3", 1_000)] {
+        acs.add_chunk(chunk, bytes);
+    }
+}
+
+#[test]
+fn documents_of_the_previous_version_read_merge_archive_link_and_erase() {
+    let dir = tempfile::tempdir().unwrap();
+    let acs = AcsServer::start(AcsOptions::default());
+    stored_by_the_previous_version(dir.path(), &acs);
+    let settings = archival(&acs);
+    let chunk = |listed: &Value, recording: &str| -> Value {
+        listed["recordings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == recording)
+            .unwrap_or_else(|| panic!("{recording}: {listed}"))["chunks"][0]
+            .clone()
+    };
+
+    // Read, with links: the archived chunk's files as its state recorded them; the planted links never.
+    let listed = recordings(dir.path(), &settings, &["--links"]);
+    let archived = chunk(&listed, "rec-1");
+    let content = url::Url::parse(archived["links"]["content"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        content.as_str(),
+        archived["archive"]["contentLocation"].as_str().unwrap()
+    );
+    let fixture = support::project_root().join("tests/fixtures/stored-v1/archive/call-1/rec-1/d0.content.mp4");
+    assert_eq!(
+        std::fs::read(content.to_file_path().unwrap()).unwrap(),
+        std::fs::read(fixture).unwrap()
+    );
+    let planted = chunk(&listed, "rec-2");
+    assert!(
+        planted.get("links").is_none(),
+        "an event's links are not served: {planted}"
+    );
+    assert!(chunk(&listed, "rec-3").get("links").is_none());
+
+    // Merge: the pending chunk announced again, at another object and later; a chunk added.
+    let elsewhere = chunk_at(0, "d2", &acs.add_chunk("d2-elsewhere", 1_000));
+    let added = chunk_at(1, "d4", &acs.add_chunk("d4", 1_000));
+    let path = dir.path().join("again.json");
+    std::fs::write(
+        &path,
+        json!([recording_event("e9", "call-1", "rec-2", &now(), &[elsewhere, added])]).to_string(),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = run(
+        dir.path(),
+        &settings,
+        &["replay", "--no-archive", path.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let stored = support::read_json(dir.path().join(".data/recordings/call-1/rec-2.json"));
+    let d2 = &stored["chunks"][0];
+    assert_eq!(
+        d2["contentLocation"],
+        format!("{}/v1/objects/d2/content/video", acs.base_url()),
+        "the location stored before keeps the chunk"
+    );
+    assert!(
+        d2.get("announcedAt").is_none(),
+        "no time of its own: the recording's first event's counts"
+    );
+    assert_eq!(stored["chunks"][1]["documentId"], "d4");
+
+    // Archive: from the locations as stored, and links to what was archived.
+    let (code, stdout, stderr) = run(dir.path(), &settings, &["archive", "--call", "call-1"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("rec-2 chunk d2: archived"), "{stdout}");
+    assert_eq!(
+        support::acs::sha256_hex(
+            std::fs::File::open(dir.path().join(".data/archive/call-1/rec-2/d2.content.mp4")).unwrap()
+        ),
+        acs.content_sha256_hex("d2")
+    );
+    let listed = recordings(dir.path(), &settings, &["--call", "call-1", "--links"]);
+    assert!(
+        chunk(&listed, "rec-2")["links"]["content"]
+            .as_str()
+            .unwrap()
+            .ends_with("/d2.content.mp4")
+    );
+
+    // Erase: the earlier version's files and the new ones.
+    let (code, stdout, stderr) = run(dir.path(), &settings, &["erase", "--call", "call-1"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let erased: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(erased["erased"]["recordings"], 2, "{erased}");
+    assert!(support::files_under(&dir.path().join(".data/archive/call-1")).is_empty());
+}
+
+#[test]
+fn links_name_the_archived_file_whatever_format_a_later_event_claims() {
+    let dir = tempfile::tempdir().unwrap();
+    let acs = AcsServer::start(AcsOptions::default());
+    let (settings, _) = replayed(dir.path(), &acs);
+    // A later event says the recording is Wav, and plants links on a chunk.
+    let mut planted = chunk_at(0, "d0", &acs.add_chunk("d0", 20_000));
+    planted["links"] = json!({"content": "https://evil.example/x.wav"});
+    let mut event = recording_event("e2", "call-1", "rec-1", &now(), &[planted]);
+    event["data"]["recordingFormatType"] = json!("Wav");
+    let path = dir.path().join("wav.json");
+    std::fs::write(&path, json!([event]).to_string()).unwrap();
+    let (code, stdout, stderr) = run(dir.path(), &settings, &["replay", path.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+
+    let listed = recordings(dir.path(), &settings, &["--links"]);
+    assert_eq!(listed["recordings"][0]["recordingFormatType"], "Wav");
+    for chunk in listed["recordings"][0]["chunks"].as_array().unwrap() {
+        let content = chunk["links"]["content"].as_str().unwrap();
+        assert!(content.ends_with(".content.mp4"), "{content}");
+        let path = url::Url::parse(content).unwrap().to_file_path().unwrap();
+        assert!(path.exists(), "the link names a file that is there: {content}");
+    }
+}

@@ -110,7 +110,13 @@ async fn stored_document_keeps_every_data_field_chunk_and_the_source() {
         doc["recordingStartTime"], "2026-11-27T15:20:23.6089755Z",
         "all seven digits kept"
     );
-    assert_eq!(doc["chunks"], data["recordingStorageInfo"]["recordingChunks"]);
+    // Every chunk field, and when the chunk was announced (the event's time).
+    let mut announced = data["recordingStorageInfo"]["recordingChunks"].clone();
+    for chunk in announced.as_array_mut().unwrap() {
+        chunk["announcedAt"] = doc["firstEventTime"].clone();
+        chunk["locationsAnnouncedAt"] = doc["firstEventTime"].clone();
+    }
+    assert_eq!(doc["chunks"], announced);
     assert_eq!(doc["eventIds"], json!(["e1"]));
     assert_eq!(
         (doc["firstEventTime"].as_str(), doc["lastEventTime"].as_str()),

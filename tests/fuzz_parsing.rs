@@ -462,26 +462,69 @@ fn every_payload_is_stored_ignored_or_quarantined_as_it_must_be() {
     }
 }
 
-/// One recording's events with small value sets, so that times tie and values clash often.
+/// A chunk's locations as an event may announce them: none, at one of two allowed objects, outside the allowed
+/// sources, or content and metadata of two objects.
+fn locations(document_id: &str, kind: u8) -> Option<Value> {
+    let object = |host: &str, object: &str| format!("https://{host}/v1/objects/{document_id}{object}");
+    let (content, metadata, delete) = match kind {
+        1 | 2 => {
+            let at = object("us-storage.asm.skype.com", if kind == 1 { "a" } else { "b" });
+            (format!("{at}/content/video"), format!("{at}/content/acsmetadata"), at)
+        }
+        3 => {
+            let at = object("zz.evil.example", "");
+            (format!("{at}/content/video"), format!("{at}/content/acsmetadata"), at)
+        }
+        4 => {
+            let (a, b) = (
+                object("us-storage.asm.skype.com", "a"),
+                object("us-storage.asm.skype.com", "b"),
+            );
+            (format!("{a}/content/video"), format!("{b}/content/acsmetadata"), a)
+        }
+        _ => return None,
+    };
+    Some(json!({"contentLocation": content, "metadataLocation": metadata, "deleteLocation": delete}))
+}
+
+fn is_allowed_source(url: &str) -> bool {
+    url.starts_with("https://us-storage.asm.skype.com/")
+}
+
+/// The moment the handler receives the events whose chunk times it clamps.
+const RECEIVED: &str = "2026-11-27T15:20:01Z";
+
+/// One recording's events with small value sets, so that times tie and values clash often; chunks announced at
+/// allowed and refused locations, with planted links and times; stored with and without archival.
 fn recording_events() -> impl Strategy<Value = Vec<RecordingDocument>> {
     let one = (
         "e[0-9]",
-        // Ties, one instant spelled two ways, and unreadable times, which rank oldest.
-        prop::option::of("2026-11-27T15:20:0[0-2]Z|2026-11-27T16:20:01\\+01:00|2026-11-27T15:20:01\\.0Z|yesterday"),
-        prop::collection::vec(("d[0-3]", 0u64..4, prop::option::of("[ab]")), 0..4),
+        // Ties, one instant spelled two ways, unreadable times (which rank oldest), and a time far in the future.
+        prop::option::of(
+            "2026-11-27T15:20:0[0-2]Z|2026-11-27T16:20:01\\+01:00|2026-11-27T15:20:01\\.0Z|yesterday|9999-12-31T23:59:59Z",
+        ),
+        prop::collection::vec(("d[0-3]", 0u64..4, prop::option::of("[ab]"), 0u8..5, any::<bool>()), 0..4),
         prop::option::of("[xyz]"),
         prop::option::of(0u64..3),
-        // Archive states: stored with archival on, then results recorded for some chunks.
-        any::<bool>(),
+        // 0: archival off; 1: archival on; 2: archival on, chunk times clamped at their receipt.
+        0u8..3,
         prop::collection::vec(("d[0-3]", 0u8..4, 0u32..3, "[pq]"), 0..3),
     )
         .prop_map(|(id, time, chunks, reason, duration, archival, results)| {
             let chunks: Vec<Value> = chunks
                 .into_iter()
-                .map(|(document_id, index, end)| {
+                .map(|(document_id, index, end, at, planted)| {
                     let mut c = json!({"documentId": document_id, "index": index});
                     if let Some(end) = end {
                         c["endReason"] = json!(end);
+                    }
+                    if let Some(Value::Object(at)) = locations(&document_id, at) {
+                        c.as_object_mut().unwrap().extend(at);
+                    }
+                    if planted {
+                        c["links"] = json!({"content": "https://evil.example/x"});
+                        c["announcedAt"] = json!("0000-01-01T00:00:00Z");
+                        c["locationsRefused"] = json!(false);
                     }
                     c
                 })
@@ -500,22 +543,37 @@ fn recording_events() -> impl Strategy<Value = Vec<RecordingDocument>> {
                 event["eventTime"] = json!(time);
             }
             let mut document = RecordingDocument::from_event(Event::parse(&event.to_string()).unwrap()).unwrap();
-            if archival {
-                document = document.with_pending_archives();
+            if archival == 2 {
+                let received = time::OffsetDateTime::parse(RECEIVED, &time::format_description::well_known::Rfc3339);
+                document.received_at(received.unwrap());
+            }
+            document = document.with_judged_locations(is_allowed_source);
+            if archival > 0 {
+                document = document.with_archive_states(is_allowed_source);
             }
             for (chunk, state, attempts, variant) in results {
-                let file = |kind: &str| ArchivedFile {
+                let at = document.chunk_locations(&chunk);
+                // The archiver archives only files of one object.
+                let one_object = at.as_ref().is_some_and(|at| match (&at.content, &at.metadata) {
+                    (Some(c), Some(m)) => acs_recording_handler::recording::one_object(c, m).is_some(),
+                    _ => false,
+                });
+                if state == 3 && !one_object {
+                    continue;
+                }
+                let file = |kind: &str, source: Option<String>| ArchivedFile {
                     location: format!("file:///archive/{chunk}.{kind}.{variant}"),
                     bytes: 3,
                     sha256: variant.repeat(64),
+                    source,
                 };
                 let result = match state {
                     0 => ChunkArchive::pending(),
                     1 => ChunkArchive::failed(format!("gave up {variant}"), attempts),
                     2 => ChunkArchive::expired(format!("404 {variant}"), attempts),
                     _ => ChunkArchive::archived(
-                        file("mp4"),
-                        file("json"),
+                        file("mp4", at.as_ref().and_then(|at| at.content.clone())),
+                        file("json", at.as_ref().and_then(|at| at.metadata.clone())),
                         format!("2026-11-28T00:00:0{attempts}Z"),
                         attempts,
                     ),
@@ -525,6 +583,25 @@ fn recording_events() -> impl Strategy<Value = Vec<RecordingDocument>> {
             document
         });
     prop::collection::vec(one, 3)
+}
+
+/// Whether a chunk of a document was announced at files the archive can download.
+fn announced_at_allowed_files(document: &RecordingDocument, chunk: &str) -> bool {
+    let Some(at) = document.chunk_locations(chunk) else {
+        return false;
+    };
+    let judged = document
+        .chunk(chunk)
+        .is_some_and(|c| c.contains_key("locationsRefused"));
+    match (at.content, at.metadata) {
+        (Some(content), Some(metadata)) => {
+            !judged
+                && is_allowed_source(&content)
+                && is_allowed_source(&metadata)
+                && acs_recording_handler::recording::one_object(&content, &metadata).is_some()
+        }
+        _ => false,
+    }
 }
 
 proptest! {
@@ -543,6 +620,28 @@ proptest! {
             let mut merged = x.clone();
             let changed = merged.merge_from(y.clone());
             prop_assert_eq!(changed, merged != *x, "changed flag for {:?} into {:?}", y.event_ids, x.event_ids);
+        }
+    }
+
+    #[test]
+    fn no_event_takes_a_chunk_away_from_the_allowed_sources_plants_links_or_dates_it_later(docs in recording_events()) {
+        let merged = docs[0].clone().merge(docs[1].clone()).merge(docs[2].clone());
+        for chunk in &merged.chunks {
+            prop_assert!(!chunk.contains_key("links"), "{:?}", chunk);
+            let Some(id) = chunk.get("documentId").and_then(Value::as_str) else { continue };
+            // Judged at allowed files by any delivery (with archival on): the merged chunk's files are allowed ones.
+            if docs.iter().any(|d| d.chunk(id).is_some_and(|c| c.contains_key("archive")) && announced_at_allowed_files(d, id)) {
+                prop_assert!(announced_at_allowed_files(&merged, id), "{:?}", chunk);
+            }
+            // No archived state holds files of two objects.
+            if let Some((Some(content), Some(metadata))) = merged.chunk_archive(id).as_ref().and_then(|s| s.sources()) {
+                prop_assert!(acs_recording_handler::recording::one_object(content, metadata).is_some(), "{:?}", chunk);
+            }
+            // A chunk no delivery dated in the future is not dated there by the merge.
+            let future = |d: &RecordingDocument| d.chunk(id).and_then(|c| c.get("announcedAt")).and_then(Value::as_str).is_some_and(|t| t.starts_with("9999"));
+            if !docs.iter().any(future) {
+                prop_assert!(!future(&merged), "{:?}", chunk);
+            }
         }
     }
 }

@@ -399,7 +399,9 @@ async fn a_link_stops_working_when_it_expires() {
     .await;
     api.deliver_and_archive(&[api.event("e1", "call-1", "rec-1", &["d0"])])
         .await;
+    let asked = time::OffsetDateTime::now_utc();
     let recording = json_of(&api.get("/api/recordings/call-1/rec-1").await);
+    let answered = time::OffsetDateTime::now_utc();
     let links = &recording["chunks"][0]["links"];
     let link = links["content"].as_str().unwrap().to_owned();
     let expires_on = time::OffsetDateTime::parse(
@@ -407,10 +409,12 @@ async fn a_link_stops_working_when_it_expires() {
         &time::format_description::well_known::Rfc3339,
     )
     .unwrap();
-    let lifetime = expires_on - time::OffsetDateTime::now_utc();
+    // A minute from when the link was made, to the second (a SAS names whole seconds: the fraction is dropped).
+    let minute = time::Duration::minutes(1);
+    let earliest = (asked + minute).replace_nanosecond(0).unwrap();
     assert!(
-        lifetime <= time::Duration::minutes(1),
-        "RECORDINGS_LINK_MINUTES=1: {lifetime}"
+        earliest <= expires_on && expires_on <= answered + minute,
+        "RECORDINGS_LINK_MINUTES=1: made between {asked} and {answered}, expires on {expires_on}"
     );
     let client = reqwest::Client::new();
     assert_eq!(client.get(&link).send().await.unwrap().status(), 200);

@@ -1,19 +1,40 @@
 //! Read links in a listed recording: every archived chunk gets `links` to its content and metadata, which work
 //! with no other credential until `expiresOn`.
+//!
+//! A link names the files the chunk's archive state recorded — never a name made again from the recording's format
+//! now, which a later event may have changed — and is given only to a chunk the handler archived.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 
-use crate::archive::{Archive, ArchiveError, ArchiveJob, FileKey, LinkRequest};
-use crate::recording::{ArchiveStatus, RecordingDocument};
+use crate::archive::{Archive, ArchiveError, FileKey, FileKind, LinkRequest};
+use crate::recording::{ArchiveStatus, LINKS, RecordingDocument};
 
 /// The archive links come from, and how long a link works (`RECORDINGS_LINK_MINUTES`).
 #[derive(Clone)]
 pub struct Linker {
     pub archive: std::sync::Arc<dyn Archive>,
     pub lifetime: Duration,
+}
+
+/// Removes every chunk's `links` from a document's JSON: a document an earlier version stored may hold an event's.
+pub fn remove_stored_links(value: &mut Value) {
+    for chunk in value["chunks"].as_array_mut().into_iter().flatten() {
+        if let Some(chunk) = chunk.as_object_mut() {
+            chunk.remove(LINKS);
+        }
+    }
+}
+
+/// The extension of an archived content file, read from the location its archive state recorded
+/// (`….content.mp4`, `…/content.mp3`); `None` when the location ends in none this handler writes.
+fn recorded_extension(location: &str) -> Option<String> {
+    let name = location.rsplit('/').next()?;
+    let (_, extension) = name.rsplit_once('.')?;
+    (!extension.is_empty() && extension.len() <= 8 && extension.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .then(|| extension.to_owned())
 }
 
 impl Linker {
@@ -25,20 +46,33 @@ impl Linker {
             let Some(chunk_id) = chunk.get("documentId").and_then(Value::as_str) else {
                 continue;
             };
-            let archived = document
+            let Some((content, _)) = document
                 .chunk_archive(chunk_id)
-                .is_some_and(|state| state.state == ArchiveStatus::Archived);
-            let Some(job) = ArchiveJob::for_chunk(document, chunk_id).filter(|_| archived) else {
+                .filter(|state| state.state == ArchiveStatus::Archived)
+                .and_then(|state| state.files())
+            else {
                 continue;
             };
+            let Some(extension) = recorded_extension(&content.location) else {
+                continue;
+            };
+            let key = |kind: FileKind| FileKey {
+                call_id: document.call_id.clone(),
+                recording_id: document.id.clone(),
+                chunk_id: chunk_id.to_owned(),
+                kind,
+            };
+            let content = key(FileKind::Content {
+                extension: extension.clone(),
+            });
+            let metadata = key(FileKind::Metadata);
             let index = chunk.get("index").map_or_else(|| chunk_id.to_owned(), Value::to_string);
-            let (content, metadata) = (FileKey::content(&job), FileKey::metadata(&job));
             let request = |key: &FileKey, name: String| LinkRequest {
                 lifetime: self.lifetime,
                 file_name: name,
                 content_type: key.kind.content_type().to_owned(),
             };
-            let content_name = format!("{recording}-{index}.{}", job.content_extension());
+            let content_name = format!("{recording}-{index}.{extension}");
             let content_link = self
                 .archive
                 .read_link(&content, &request(&content, content_name))
@@ -52,8 +86,27 @@ impl Linker {
             if let Some(expires_on) = content_link.expires_on.and_then(|t| t.format(&Rfc3339).ok()) {
                 links["expiresOn"] = Value::String(expires_on);
             }
-            chunk["links"] = links;
+            chunk[LINKS] = links;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_extension_is_the_recorded_files() {
+        assert_eq!(
+            recorded_extension("file:///data/archive/c/r/d0.content.mp4").as_deref(),
+            Some("mp4")
+        );
+        assert_eq!(
+            recorded_extension("https://a.blob.core.windows.net/r/c/r/d0/content.mp3").as_deref(),
+            Some("mp3")
+        );
+        assert_eq!(recorded_extension("https://a.example/r/c/r/d0/content"), None);
+        assert_eq!(recorded_extension("https://a.example/x.../"), None);
     }
 }

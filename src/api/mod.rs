@@ -174,9 +174,11 @@ impl RecordingsApi {
             .find(|document| document.recording_id.as_deref() == Some(recording_id)))
     }
 
-    /// The document as JSON, with read links when the archive is known.
+    /// The document as JSON, with read links when the archive is known. Only the product's links are served: a
+    /// `links` field a document of an earlier version kept from an event is left out.
     async fn with_links(&self, document: &RecordingDocument) -> Result<Value, Problem> {
         let mut value = serde_json::to_value(document).map_err(|e| unavailable("write a recording", &e))?;
+        links::remove_stored_links(&mut value);
         if let Some(linker) = &self.links {
             linker
                 .add_links(document, &mut value)

@@ -18,8 +18,9 @@ use tracing::{info, warn};
 
 use super::acs::{DownloadError, RecordingFiles, delete_target};
 use super::{Archive, ArchiveError, ArchiveJob, FileKey};
+use crate::clock::SharedClock;
 use crate::error::error_chain;
-use crate::recording::{ArchiveStatus, ArchivedFile, ChunkArchive, ChunkUpdate, RecordingDocument, Stored};
+use crate::recording::{ArchiveStatus, ArchivedFile, ChunkArchive, ChunkUpdate, RecordingDocument, Stored, one_object};
 use crate::store::{Edited, RecordingStore, StoreError};
 
 /// Dequeues of a job whose recording is not in the store yet that fail, so that the queue retries them, before the
@@ -35,6 +36,7 @@ pub struct Archiver {
     acs: Arc<dyn RecordingFiles>,
     /// Delete the chunk's files at ACS once both are archived (`RECORDINGS_DELETE_AFTER_ARCHIVE`).
     delete_after_archive: bool,
+    clock: SharedClock,
 }
 
 /// What became of one job.
@@ -67,6 +69,11 @@ pub enum JobError {
     Store(#[from] StoreError),
     #[error("the recording is not in the store (yet): the job runs again, in case its event is still being stored")]
     NotStoredYet,
+    #[error(
+        "an event announced the chunk at other locations while its files were archived: the job runs again, from \
+         where the chunk is now"
+    )]
+    LocationsChanged,
 }
 
 impl JobError {
@@ -76,7 +83,7 @@ impl JobError {
             JobError::Download(e) => e.needs_operator(),
             JobError::Store(e) => e.needs_operator(),
             JobError::Archive(e) => e.needs_operator(),
-            JobError::NotStoredYet => false,
+            JobError::NotStoredYet | JobError::LocationsChanged => false,
         }
     }
 }
@@ -122,7 +129,14 @@ impl Archiver {
             archive,
             acs,
             delete_after_archive,
+            clock: crate::clock::system(),
         }
+    }
+
+    /// Reads the time from `clock` instead of the system's.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn RecordingStore> {
@@ -155,7 +169,10 @@ impl Archiver {
                 Ok(JobOutcome::NoDocument)
             };
         };
-        let state = document.and_then(|document| document.chunk_archive(&job.chunk_document_id));
+        let Some(document) = document else {
+            return Ok(JobOutcome::NoDocument);
+        };
+        let state = document.chunk_archive(&job.chunk_document_id);
         if let Some(state) = state.filter(|state| !state.needs_archiving()) {
             return Ok(JobOutcome::AlreadyDone(state.state));
         }
@@ -169,22 +186,32 @@ impl Archiver {
                 return self.record(job, ChunkArchive::failed(reason, attempt)).await;
             }
         }
-        let past_deadline = job
-            .deadline()
-            .is_some_and(|deadline| OffsetDateTime::now_utc() > deadline);
+        if one_object(content_url, metadata_url).is_none() {
+            let reason = "the chunk's contentLocation and metadataLocation are not files of one object \
+                          (…/v1/objects/{id}/content/…); neither was requested";
+            return self.record(job, ChunkArchive::failed(reason, attempt)).await;
+        }
+        // The deadline of the chunk as stored, not as the message says.
+        let now = self.clock.now();
+        let past_deadline = ArchiveJob::for_chunk(&document, &job.chunk_document_id)
+            .and_then(|stored| stored.deadline())
+            .is_some_and(|deadline| now > deadline);
         let files = async {
             let metadata = self.archive_file(metadata_url, &FileKey::metadata(job)).await?;
             let content = self.archive_file(content_url, &FileKey::content(job)).await?;
             Ok::<_, JobError>((content, metadata))
         };
-        let now = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
-        let mut proposed = decide(files.await, past_deadline, attempt, now)?;
+        let files = files.await;
+        let now = self.clock.now().format(&Rfc3339).unwrap_or_default();
+        let mut proposed = decide(files, past_deadline, attempt, now)?;
         let delete = match (&proposed.state, self.delete_after_archive) {
             (ArchiveStatus::Archived, true) => match locations.delete.as_deref() {
                 None => {
                     proposed.delete_skipped = Some("the event announced no deleteLocation for the chunk".to_owned());
                     None
                 }
+                // The object the archived files came from (the result is recorded only when they are the chunk's
+                // locations still).
                 Some(delete) => match delete_target(content_url, metadata_url, delete) {
                     Ok(target) => Some(target),
                     Err(reason) => {
@@ -222,14 +249,30 @@ impl Archiver {
         Ok(JobOutcome::Erased { files_removed })
     }
 
-    /// A file from the archive when an earlier attempt kept it whole, otherwise downloaded into it.
+    /// A file from the archive when an earlier attempt kept it whole from `url`, otherwise downloaded into it. A
+    /// file under its name from another URL (the chunk was announced elsewhere since, or an earlier version wrote it
+    /// and did not say) is no file of the chunk's as it is now: no `archived` state names it (a result is recorded only
+    /// while its sources are the chunk's locations), so it is removed and the file downloaded again.
     async fn archive_file(&self, url: &str, key: &FileKey) -> Result<ArchivedFile, JobError> {
         if let Some(file) = self.archive.existing(key).await? {
-            return Ok(file);
+            if file.source.as_deref() == Some(url) {
+                return Ok(file);
+            }
+            info!(
+                chunk_id = %key.chunk_id,
+                file = %file.location,
+                "the archived file came from another location than the chunk's now; it is archived again"
+            );
+            self.archive.remove(key).await?;
         }
         let mut writer = self.archive.writer(key, url).await?;
         let total = self.acs.download(url, writer.as_mut()).await?;
-        Ok(writer.commit(Some(total)).await?)
+        let file = writer.commit(Some(total)).await?;
+        if file.source.as_deref() != Some(url) {
+            // Another writer's file of the same bytes from elsewhere won the name; the next try replaces it.
+            return Err(ArchiveError::Busy(file.location).into());
+        }
+        Ok(file)
     }
 
     async fn record(&self, job: &ArchiveJob, proposed: ChunkArchive) -> Result<JobOutcome, JobError> {
@@ -254,11 +297,27 @@ impl Archiver {
 }
 
 /// Records that the queue gave up on a job after its last retry: the chunk is marked `failed`, unless its state
-/// became final meanwhile.
-pub async fn give_up(store: &dyn RecordingStore, job: &ArchiveJob) -> Result<JobOutcome, JobError> {
+/// became final meanwhile — retryable by the sweep while ACS's deadline has not passed, for good after it (that was
+/// its last job).
+pub async fn give_up(
+    store: &dyn RecordingStore,
+    job: &ArchiveJob,
+    now: OffsetDateTime,
+) -> Result<JobOutcome, JobError> {
     let reason = "archiving failed on every attempt the queue allows (host.json's maxDequeueCount); the \
                   ArchiveRecording function's log has each error, and `handler archive` tries again";
-    record(store, job, ChunkArchive::gave_up(reason, 0)).await
+    let past_deadline = match store.read(&job.call_id, &job.recording_document_id).await? {
+        Some(document) => ArchiveJob::for_chunk(&document, &job.chunk_document_id)
+            .and_then(|stored| stored.deadline())
+            .is_some_and(|deadline| now > deadline),
+        None => false,
+    };
+    let state = if past_deadline {
+        ChunkArchive::failed(format!("{reason}; ACS's 24 hours had passed"), 0)
+    } else {
+        ChunkArchive::gave_up(reason, 0)
+    };
+    record(store, job, state).await
 }
 
 /// Merges a result into the chunk's archive state; the outcome is the state the chunk ends in.
@@ -267,13 +326,22 @@ pub async fn record(
     job: &ArchiveJob,
     proposed: ChunkArchive,
 ) -> Result<JobOutcome, JobError> {
+    let moved = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let edit = {
-        let (chunk_id, proposed) = (job.chunk_document_id.clone(), proposed.clone());
+        let (chunk_id, proposed, moved) = (job.chunk_document_id.clone(), proposed.clone(), moved.clone());
         Arc::new(move |document: &mut RecordingDocument| {
-            document.record_archive(&chunk_id, &proposed) == ChunkUpdate::Changed
+            let update = document.record_archive(&chunk_id, &proposed);
+            moved.store(
+                update == ChunkUpdate::LocationsChanged,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            update == ChunkUpdate::Changed
         })
     };
     let edited = store.edit(&job.call_id, &job.recording_document_id, edit).await?;
+    if moved.load(std::sync::atomic::Ordering::Relaxed) && !matches!(edited, Edited::Erased) {
+        return Err(JobError::LocationsChanged);
+    }
     if matches!(edited, Edited::Erased) {
         return Ok(JobOutcome::Erased { files_removed: 0 });
     }
@@ -322,6 +390,7 @@ mod tests {
     use serde_json::json;
 
     use crate::archive::EmbeddedArchive;
+    use crate::clock::SetClock;
     use crate::event::Event;
     use crate::store::MemoryStore;
 
@@ -332,6 +401,8 @@ mod tests {
     struct ScriptedFiles {
         files: HashMap<String, Vec<u8>>,
         failures: Mutex<VecDeque<DownloadError>>,
+        /// URLs whose next download answers 503.
+        unavailable: Mutex<Vec<String>>,
         deleted: Mutex<Vec<String>>,
     }
 
@@ -343,7 +414,10 @@ mod tests {
                     format!("{OBJECTS}/{object}/content/video"),
                     format!("video of {object}").into_bytes(),
                 );
-                files.insert(format!("{OBJECTS}/{object}/content/acsmetadata"), b"{}".to_vec());
+                files.insert(
+                    format!("{OBJECTS}/{object}/content/acsmetadata"),
+                    format!("{{\"object\": \"{object}\"}}").into_bytes(),
+                );
             }
             Self {
                 files,
@@ -366,6 +440,14 @@ mod tests {
         async fn download(&self, url: &str, writer: &mut dyn crate::archive::FileWriter) -> Result<u64, DownloadError> {
             if let Some(error) = self.failures.lock().unwrap().pop_front() {
                 return Err(error);
+            }
+            let unavailable = {
+                let mut unavailable = self.unavailable.lock().unwrap();
+                let found = unavailable.iter().position(|u| u == url);
+                found.map(|i| unavailable.remove(i)).is_some()
+            };
+            if unavailable {
+                return Err(DownloadError::Status { status: 503 });
             }
             let bytes = self.files.get(url).ok_or(DownloadError::Gone { status: 404 })?;
             let from = usize::try_from(writer.offset()).unwrap();
@@ -446,7 +528,7 @@ mod tests {
         };
         let kept = std::fs::read(url::Url::parse(&content.location).unwrap().to_file_path().unwrap()).unwrap();
         assert_eq!(kept, b"video of d0");
-        assert_eq!(metadata.bytes, 2);
+        assert_eq!(metadata.bytes, br#"{"object": "d0"}"#.len() as u64);
         assert_eq!(stored_state(&setup).await.files(), Some((content, metadata)));
         assert_eq!(*setup.files.deleted.lock().unwrap(), [format!("{OBJECTS}/d0")]);
         assert_eq!(
@@ -507,11 +589,133 @@ mod tests {
         assert_eq!(setup.archiver.run(&unknown, 3).await.unwrap(), JobOutcome::NoDocument);
     }
 
+    /// The event of `setup`'s recording announcing `d0` at ACS's object `object` at `time`.
+    fn announcement(object: &str, time: &str) -> RecordingDocument {
+        let chunk = json!({"documentId": "d0", "index": 0,
+                           "contentLocation": format!("{OBJECTS}/{object}/content/video"),
+                           "metadataLocation": format!("{OBJECTS}/{object}/content/acsmetadata"),
+                           "deleteLocation": format!("{OBJECTS}/{object}")});
+        let event = json!({"id": format!("e-{object}"), "topic": "/acs", "subject": "/recording/call/c1/recordingId/r1",
+                           "eventType": "Microsoft.Communication.RecordingFileStatusUpdated", "eventTime": time,
+                           "data": {"recordingStorageInfo": {"recordingChunks": [chunk]}, "recordingFormatType": "Mp4"}});
+        RecordingDocument::from_event(Event::parse(&event.to_string()).unwrap())
+            .unwrap()
+            .with_judged_locations(|url| url.starts_with(OBJECTS))
+            .with_pending_archives()
+    }
+
+    #[tokio::test]
+    async fn a_chunk_announced_elsewhere_after_a_file_was_kept_is_archived_whole_from_its_new_object() {
+        let files = ScriptedFiles::serving(&["first", "second"]);
+        files
+            .unavailable
+            .lock()
+            .unwrap()
+            .push(format!("{OBJECTS}/first/content/video"));
+        let setup = one_chunk(files, "first", "first", "2026-11-27T15:20:02Z").await;
+        let setup = Setup {
+            archiver: setup.archiver.clone().with_clock(SetClock::at(
+                OffsetDateTime::parse("2026-11-27T16:00:00Z", &Rfc3339).unwrap(),
+            )),
+            ..setup
+        };
+        assert!(
+            setup.archiver.run(&setup.job, 1).await.is_err(),
+            "the content answered 503: retried, the metadata kept"
+        );
+        // An earlier announcement at another object arrives: the chunk's locations are now the second object's.
+        setup
+            .store
+            .merge(announcement("second", "2026-11-27T15:20:01Z"))
+            .await
+            .unwrap();
+        let JobOutcome::Archived { content, metadata } = setup.archiver.run(&setup.job, 2).await.unwrap() else {
+            panic!("not archived");
+        };
+        let read = |location: &str| std::fs::read(url::Url::parse(location).unwrap().to_file_path().unwrap()).unwrap();
+        assert_eq!(
+            read(&metadata.location),
+            br#"{"object": "second"}"#,
+            "not the first object's metadata"
+        );
+        assert_eq!(read(&content.location), b"video of second");
+        let state = stored_state(&setup).await;
+        assert_eq!(
+            state.sources(),
+            Some((
+                Some(format!("{OBJECTS}/second/content/video").as_str()),
+                Some(format!("{OBJECTS}/second/content/acsmetadata").as_str())
+            ))
+        );
+        assert_eq!(*setup.files.deleted.lock().unwrap(), [format!("{OBJECTS}/second")]);
+    }
+
+    #[tokio::test]
+    async fn content_and_metadata_of_two_objects_are_never_archived_together() {
+        let setup = one_chunk(ScriptedFiles::serving(&["a", "b"]), "a", "a", &recent()).await;
+        let edit: crate::store::Edit = Arc::new(|document: &mut RecordingDocument| {
+            document.chunks[0].insert(
+                "metadataLocation".into(),
+                json!(format!("{OBJECTS}/b/content/acsmetadata")),
+            );
+            true
+        });
+        setup.store.edit("c1", "r1", edit).await.unwrap();
+        let outcome = setup.archiver.run(&setup.job, 1).await.unwrap();
+        assert!(
+            matches!(outcome, JobOutcome::Failed(ref reason) if reason.contains("one object")),
+            "{outcome}"
+        );
+        assert!(setup.files.deleted.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn acs_deadline_holds_to_the_second() {
+        let announced = OffsetDateTime::parse("2026-11-27T15:20:00Z", &Rfc3339).unwrap();
+        for (after, expired) in [(time::Duration::ZERO, false), (time::Duration::SECOND, true)] {
+            let acs = ScriptedFiles::serving(&["d0"]).failing_once(DownloadError::Status { status: 503 });
+            let setup = one_chunk(acs, "d0", "d0", "2026-11-27T15:20:00Z").await;
+            let clock = SetClock::at(announced + time::Duration::hours(24) + after);
+            let archiver = setup.archiver.clone().with_clock(clock);
+            let outcome = archiver.run(&setup.job, 1).await;
+            assert_eq!(
+                matches!(outcome, Ok(JobOutcome::Expired(_))),
+                expired,
+                "{after}: {outcome:?}"
+            );
+            assert_eq!(outcome.is_err(), !expired, "at the deadline ACS's 503 is retried");
+        }
+    }
+
+    #[tokio::test]
+    async fn past_the_deadline_the_queue_giving_up_fails_the_chunk_for_good() {
+        let setup = one_chunk(ScriptedFiles::serving(&["d0"]), "d0", "d0", "2026-11-27T15:20:00Z").await;
+        let at = |text: &str| OffsetDateTime::parse(text, &Rfc3339).unwrap();
+        give_up(setup.store.as_ref(), &setup.job, at("2026-11-28T15:20:00Z"))
+            .await
+            .unwrap();
+        assert!(
+            stored_state(&setup).await.retryable,
+            "before the deadline the sweep tries again"
+        );
+        let late = one_chunk(ScriptedFiles::serving(&["d0"]), "d0", "d0", "2026-11-27T15:20:00Z").await;
+        give_up(late.store.as_ref(), &late.job, at("2026-11-28T15:20:01Z"))
+            .await
+            .unwrap();
+        let state = stored_state(&late).await;
+        assert_eq!(
+            (state.state, state.retryable),
+            (ArchiveStatus::Failed, false),
+            "its last job was run"
+        );
+    }
+
     fn file(name: &str) -> ArchivedFile {
         ArchivedFile {
             location: format!("file:///archive/{name}"),
             bytes: 3,
             sha256: "ab".repeat(32),
+            source: None,
         }
     }
 

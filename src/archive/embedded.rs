@@ -8,7 +8,7 @@
 //! are never continued with another's — under an exclusive lock on `.{name}.lock` that holds across processes, then
 //! flushed to disk and renamed to its name: a file under its final name is always whole and verified. Partial files
 //! of other sources (and the `.{name}.partial` of earlier versions, whose source is unknown) are removed when a
-//! writer starts.
+//! writer starts. Beside each archived file, a hidden `.{name}.source` holds the URL its bytes came from.
 //!
 //! Writes go to the page cache through a large buffer on the calling thread; only the opening (which re-reads a
 //! partial file to resume its hash) and the final flush run on blocking threads.
@@ -103,10 +103,16 @@ impl Archive for EmbeddedArchive {
                 Err(e) => return Err(io_error("read", &path)(e)),
             };
             let (bytes, hasher) = hash(&mut file).map_err(io_error("read", &path))?;
+            let source = match fs::read_to_string(source_path(&path)) {
+                Ok(source) => Some(source),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(io_error("read", &source_path(&path))(e)),
+            };
             Ok(Some(ArchivedFile {
                 location,
                 bytes,
                 sha256: hex(&hasher.finalize()),
+                source,
             }))
         })
         .await
@@ -128,6 +134,7 @@ impl Archive for EmbeddedArchive {
         blocking(move || {
             let path = archive.found_path(&key);
             let removed = remove_file(&path)?;
+            remove_file(&source_path(&path))?;
             if let Some(folder) = path.parent() {
                 remove_other_partials(folder, &Self::name(&key), Path::new(""));
                 sync(folder)?;
@@ -163,6 +170,7 @@ impl Archive for EmbeddedArchive {
         let location = self.location(key);
         let root = self.root.clone();
         let tag = sha256_hex(&[b"source", source.as_bytes()]);
+        let source = source.to_owned();
         blocking(move || {
             fs::create_dir_all(&folder).map_err(io_error("create", &folder))?;
             let lock_path = folder.join(format!(".{name}.lock"));
@@ -192,6 +200,7 @@ impl Archive for EmbeddedArchive {
                 .map_err(io_error("open", &partial))?;
             let (written, hasher) = hash(&mut file).map_err(io_error("read", &partial))?;
             Ok(Box::new(EmbeddedWriter {
+                source: source.clone(),
                 file: BufWriter::with_capacity(BUFFER_BYTES, file),
                 _lock: lock,
                 lock_path,
@@ -226,6 +235,12 @@ fn remove_other_partials(folder: &Path, name: &str, keep: &Path) {
             let _ = fs::remove_file(entry.path());
         }
     }
+}
+
+/// The hidden file beside an archived file that holds the URL its bytes came from.
+fn source_path(file: &Path) -> PathBuf {
+    let name = file.file_name().map(|name| name.to_string_lossy()).unwrap_or_default();
+    file.with_file_name(format!(".{name}.source"))
 }
 
 /// Flushes a folder's entries to disk; a folder that is not there has none.
@@ -285,6 +300,8 @@ fn hash(file: &mut File) -> io::Result<(u64, Sha256)> {
 /// A writer dropped without its commit keeps what it wrote (the buffer is flushed on drop), for the next attempt to
 /// resume from.
 struct EmbeddedWriter {
+    /// The URL the bytes come from, kept beside the file at its commit.
+    source: String,
     /// The partial file of this writer's source.
     file: BufWriter<File>,
     /// The file's lock, held for as long as this writer lives (until after the rename at its commit).
@@ -335,7 +352,7 @@ impl FileWriter for EmbeddedWriter {
         let sha256 = hex(&std::mem::replace(&mut this.hasher, BackgroundHasher::idle())
             .finish()?
             .finalize());
-        let (written, location) = (this.written, this.location.clone());
+        let (written, location, source) = (this.written, this.location.clone(), this.source.clone());
         blocking(move || {
             let file = this
                 .file
@@ -350,6 +367,10 @@ impl FileWriter for EmbeddedWriter {
                     actual: on_disk,
                 });
             }
+            // The source first: a file under its name always says where its bytes came from (a file without one is
+            // an earlier version's).
+            let source = source_path(&this.target);
+            fs::write(&source, this.source.as_bytes()).map_err(io_error("write", &source))?;
             fs::rename(&this.partial, &this.target).map_err(io_error("rename", &this.target))?;
             // A writer that opens the lock file after this finds the file there under the lock, and stops.
             let _ = fs::remove_file(&this.lock_path);
@@ -366,6 +387,7 @@ impl FileWriter for EmbeddedWriter {
             location,
             bytes: written,
             sha256,
+            source: Some(source),
         })
     }
 }
@@ -498,11 +520,16 @@ mod tests {
         assert_eq!(file.sha256, hex(&Sha256::digest(b"hello world")));
         assert!(file.location.starts_with("file:///") && file.location.ends_with("/call-1/rec-1/d0.content.mp4"));
         assert_eq!(archive.existing(&key("d0")).await.unwrap(), Some(file));
-        let names: Vec<String> = fs::read_dir(archive.root().join("call-1/rec-1"))
+        let mut names: Vec<String> = fs::read_dir(archive.root().join("call-1/rec-1"))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(names, ["d0.content.mp4"], "no partial or lock file left");
+        names.sort();
+        assert_eq!(
+            names,
+            [".d0.content.mp4.source", "d0.content.mp4"],
+            "no partial or lock file left; the file's source beside it"
+        );
     }
 
     #[tokio::test]

@@ -36,7 +36,8 @@ pub struct ArchiveJob {
     /// The recording's `recordingFormatType` (`Mp4`, `Mp3`, `Wav`), which names the content file's extension.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
-    /// The `eventTime` of the event that announced the chunk: ACS deletes its files 24 hours later.
+    /// When the chunk was announced (its `announcedAt`; for a chunk an earlier version stored, the recording's first
+    /// event time): ACS deletes its files 24 hours later.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_time: Option<String>,
 }
@@ -57,8 +58,8 @@ impl ArchiveJob {
             .collect()
     }
 
-    /// The job for the chunk `chunk_id` of a document; `None` when it has no such chunk. The locations are only
-    /// for an operator reading the queue: the job runs with those the stored document names when it runs.
+    /// The job for the chunk `chunk_id` of a document; `None` when it has no such chunk. The locations and time are
+    /// only for an operator reading the queue: the job runs with those the stored document names when it runs.
     pub fn for_chunk(document: &RecordingDocument, chunk_id: &str) -> Option<Self> {
         let locations = document.chunk_locations(chunk_id)?;
         Some(Self {
@@ -69,7 +70,7 @@ impl ArchiveJob {
             metadata_location: locations.metadata,
             delete_location: locations.delete,
             format: document.recording_format().map(str::to_owned),
-            event_time: document.last_event_time.clone(),
+            event_time: document.chunk_announced_at(chunk_id).map(str::to_owned),
         })
     }
 

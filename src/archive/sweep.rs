@@ -2,26 +2,31 @@
 //!
 //! A job can be lost between the store and the queue — a host that dies after a successful answer but before it
 //! writes the output, a message removed by hand — and a chunk whose job is lost stays `pending` while ACS's 24-hour
-//! clock runs. So a timer (`ArchiveSweep`, every ten minutes) asks the store for the recordings with a chunk still
-//! `pending`, or `failed` and retryable (the queue gave up on it), and queues one job for each such chunk that is
-//! old enough that its own job should have run ([`SETTLE`]) and young enough that ACS still keeps its files.
+//! clock runs. So a timer (`ArchiveSweep`, every ten minutes) reads, a page at a time, the recordings with a chunk
+//! still `pending`, or `failed` and retryable (the queue gave up on it), and queues one job for each such chunk
+//! that is old enough that its own job should have run ([`SETTLE`]).
 //!
-//! The chunk's age is taken from its event's time, as its deadline is: the store keeps no time of its own for a
-//! chunk (a stored time would differ on every delivery and break the merge's idempotence). An event delivered late
-//! is therefore swept on its first sweep, while its own job may still be running; jobs are idempotent, so that costs
-//! at most a duplicate job.
+//! A chunk's age and deadline count from its own announcement (`announcedAt`: the earliest event that announced it,
+//! never later than when the handler received that event), so no event can make a chunk look too recent to sweep.
+//! A chunk past ACS's deadline is queued too: that last job settles it — archived if ACS still serves the files,
+//! `expired` on ACS's 404 (or on any error of ACS's after the deadline), `failed` for good if the queue gives up on
+//! it — so that no chunk stays in the sweep's working set for ever. A chunk whose event was delivered late is swept on
+//! its first sweep, while its own job may still be running; jobs are idempotent, so that costs at most a duplicate.
 
 use time::OffsetDateTime;
 
 use super::ArchiveJob;
 use crate::recording::RecordingDocument;
 
-/// How long after its event a chunk is left to its own job before the sweep queues another.
+/// How long after its announcement a chunk is left to its own job before the sweep queues another.
 pub const SETTLE: time::Duration = time::Duration::minutes(15);
 
 /// The most jobs one sweep queues; the next sweep takes the rest (the host writes every message of an answer
 /// before it acknowledges the timer).
 pub const MAX_JOBS: usize = 1000;
+
+/// The recordings one page of the sweep's reading holds.
+pub const PAGE: usize = 100;
 
 /// What one sweep found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -30,35 +35,50 @@ pub struct Sweep {
     pub jobs: Vec<ArchiveJob>,
     /// Chunks to sweep that are too recent: their own job may still run.
     pub settling: usize,
-    /// Chunks to sweep past ACS's deadline, left as they are (`handler archive` says so too).
+    /// Of the jobs, those for chunks past ACS's deadline: their last.
     pub past_deadline: usize,
     /// Chunks to sweep left for the next sweep, beyond [`MAX_JOBS`].
     pub deferred: usize,
+    /// Whether recordings were left unread because the sweep had its share of jobs.
+    pub unread: bool,
+}
+
+impl Sweep {
+    /// Adds the jobs to queue for one page of `documents` at `now`.
+    pub fn add(&mut self, documents: &[RecordingDocument], now: OffsetDateTime) {
+        for document in documents {
+            for (chunk_id, state) in document.archive_states() {
+                if !state.is_some_and(|state| state.needs_sweeping()) {
+                    continue;
+                }
+                let Some(job) = ArchiveJob::for_chunk(document, chunk_id) else {
+                    continue;
+                };
+                let settled = |time: OffsetDateTime| time.checked_add(SETTLE).is_some_and(|settled| settled <= now);
+                if job.event_instant().is_some_and(|time| !settled(time)) {
+                    self.settling += 1;
+                } else if self.jobs.len() >= MAX_JOBS {
+                    self.deferred += 1;
+                } else {
+                    if job.deadline().is_some_and(|deadline| deadline < now) {
+                        self.past_deadline += 1;
+                    }
+                    self.jobs.push(job);
+                }
+            }
+        }
+    }
+
+    /// Whether the sweep has its share of jobs: it reads no further.
+    pub fn is_full(&self) -> bool {
+        self.jobs.len() >= MAX_JOBS
+    }
 }
 
 /// The jobs to queue for `documents` at `now`.
 pub fn sweep(documents: &[RecordingDocument], now: OffsetDateTime) -> Sweep {
     let mut sweep = Sweep::default();
-    for document in documents {
-        for (chunk_id, state) in document.archive_states() {
-            if !state.is_some_and(|state| state.needs_sweeping()) {
-                continue;
-            }
-            let Some(job) = ArchiveJob::for_chunk(document, chunk_id) else {
-                continue;
-            };
-            let settled = |time: OffsetDateTime| time.checked_add(SETTLE).is_some_and(|settled| settled <= now);
-            if job.event_instant().is_some_and(|time| !settled(time)) {
-                sweep.settling += 1;
-            } else if job.deadline().is_some_and(|deadline| deadline < now) {
-                sweep.past_deadline += 1;
-            } else if sweep.jobs.len() >= MAX_JOBS {
-                sweep.deferred += 1;
-            } else {
-                sweep.jobs.push(job);
-            }
-        }
-    }
+    sweep.add(documents, now);
     sweep
 }
 
@@ -66,11 +86,17 @@ impl std::fmt::Display for Sweep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "archive sweep: {} chunk(s) queued again, {} too recent, {} past ACS's deadline, {} left for the next sweep",
+            "archive sweep: {} chunk(s) queued again ({} past ACS's deadline, for a last try), {} too recent, {} left \
+             for the next sweep{}",
             self.jobs.len(),
-            self.settling,
             self.past_deadline,
-            self.deferred
+            self.settling,
+            self.deferred,
+            if self.unread {
+                ", and recordings not read yet"
+            } else {
+                ""
+            }
         )
     }
 }
@@ -78,16 +104,11 @@ impl std::fmt::Display for Sweep {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::archive::job::ACS_RETENTION;
     use crate::event::Event;
     use crate::recording::{ArchivedFile, ChunkArchive};
     use serde_json::json;
     use time::format_description::well_known::Rfc3339;
-
-    fn at(minutes_ago: i64) -> String {
-        (OffsetDateTime::now_utc() - time::Duration::minutes(minutes_ago))
-            .format(&Rfc3339)
-            .unwrap()
-    }
 
     fn recording(id: &str, time: &str, chunks: &[&str]) -> RecordingDocument {
         let chunks: Vec<_> = chunks
@@ -111,42 +132,111 @@ mod tests {
         sweep.jobs.iter().map(|job| job.chunk_document_id.as_str()).collect()
     }
 
+    /// The moment the tests sweep at.
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::parse("2026-11-28T12:00:00Z", &Rfc3339).unwrap()
+    }
+
+    fn before(duration: time::Duration) -> String {
+        (now() - duration).format(&Rfc3339).unwrap()
+    }
+
+    fn counts(sweep: &Sweep) -> (usize, usize, usize, usize) {
+        (sweep.jobs.len(), sweep.settling, sweep.past_deadline, sweep.deferred)
+    }
+
     #[test]
-    fn pending_and_retryable_failed_chunks_between_settling_and_the_deadline_are_queued() {
+    fn pending_and_retryable_failed_chunks_are_queued_once_settled_and_past_the_deadline_for_a_last_try() {
         let file = |name: &str| ArchivedFile {
             location: format!("file:///archive/{name}"),
             bytes: 1,
             sha256: "00".repeat(32),
+            source: None,
         };
-        let mut settled = recording("r1", &at(20), &["pending", "archived", "gave-up", "refused", "expired"]);
-        settled.record_archive("archived", &ChunkArchive::archived(file("c"), file("m"), at(0), 1));
+        let mut settled = recording(
+            "r1",
+            &before(time::Duration::minutes(20)),
+            &["pending", "archived", "gave-up", "refused", "expired"],
+        );
+        settled.record_archive(
+            "archived",
+            &ChunkArchive::archived(file("c"), file("m"), before(time::Duration::ZERO), 1),
+        );
         settled.record_archive("gave-up", &ChunkArchive::gave_up("the queue gave up", 10));
         settled.record_archive("refused", &ChunkArchive::failed("not an allowed source", 1));
         settled.record_archive("expired", &ChunkArchive::expired("gone", 1));
-        let recent = recording("r2", &at(5), &["recent"]);
-        let old = recording("r3", &at(25 * 60), &["too-late"]);
-        let sweep = sweep(&[settled, recent, old], OffsetDateTime::now_utc());
-        assert_eq!(ids(&sweep), ["pending", "gave-up"]);
-        assert_eq!((sweep.settling, sweep.past_deadline, sweep.deferred), (1, 1, 0));
+        let recent = recording("r2", &before(time::Duration::minutes(5)), &["recent"]);
+        let old = recording("r3", &before(time::Duration::hours(25)), &["too-late"]);
+        let sweep = sweep(&[settled, recent, old], now());
+        assert_eq!(ids(&sweep), ["pending", "gave-up", "too-late"]);
+        assert_eq!(counts(&sweep), (3, 1, 1, 0));
+    }
+
+    #[test]
+    fn the_settle_time_and_the_deadline_hold_to_the_second() {
+        let one = |age: time::Duration| sweep(&[recording("r1", &before(age), &["d0"])], now());
+        let second = time::Duration::SECOND;
+        assert_eq!(
+            counts(&one(SETTLE - second)),
+            (0, 1, 0, 0),
+            "a second before it settles"
+        );
+        assert_eq!(counts(&one(SETTLE)), (1, 0, 0, 0), "settled");
+        assert_eq!(counts(&one(ACS_RETENTION)), (1, 0, 0, 0), "at the deadline");
+        assert_eq!(
+            counts(&one(ACS_RETENTION + second)),
+            (1, 0, 1, 0),
+            "a second past it: a last job"
+        );
+        assert_eq!(SETTLE, time::Duration::minutes(15));
+        assert_eq!(ACS_RETENTION, time::Duration::hours(24));
+    }
+
+    #[test]
+    fn each_chunk_counts_from_its_own_announcement() {
+        let early = recording("r1", &before(time::Duration::minutes(30)), &["early"]);
+        let late = recording("r1", &before(time::Duration::minutes(1)), &["late"]);
+        let merged = early.merge(late);
+        let sweep = sweep(&[merged], now());
+        assert_eq!(
+            ids(&sweep),
+            ["early"],
+            "the late chunk's event does not hold the early one back"
+        );
+        assert_eq!(sweep.settling, 1);
+    }
+
+    #[test]
+    fn a_future_dated_event_cannot_hide_a_chunk_from_the_sweep() {
+        let mut document = recording("r1", "9999-12-31T23:59:59.9999999Z", &["d0"]);
+        let received = now() - time::Duration::minutes(20);
+        assert_eq!(document.received_at(received).len(), 1, "the time is clamped");
+        assert_eq!(ids(&sweep(&[document.clone()], now())), ["d0"]);
+        // Announced again, later, by an event within the clocks' skew: the earlier announcement stays.
+        let mut again = recording("r1", &before(time::Duration::ZERO), &["d0"]);
+        assert!(again.received_at(now()).is_empty(), "a time within the skew is kept");
+        assert_eq!(ids(&sweep(&[document.merge(again)], now())), ["d0"]);
     }
 
     #[test]
     fn a_sweep_queues_at_most_its_share_and_leaves_the_rest_for_the_next() {
         let chunks: Vec<String> = (0..MAX_JOBS + 5).map(|i| format!("d{i}")).collect();
         let chunks: Vec<&str> = chunks.iter().map(String::as_str).collect();
-        let sweep = sweep(&[recording("r1", &at(20), &chunks)], OffsetDateTime::now_utc());
+        let sweep = sweep(&[recording("r1", &before(time::Duration::minutes(20)), &chunks)], now());
         assert_eq!((sweep.jobs.len(), sweep.deferred), (MAX_JOBS, 5));
+        assert!(sweep.is_full());
     }
 
     #[test]
     fn times_at_the_edges_of_the_calendar_never_panic() {
-        for time in [
-            "9999-12-31T23:59:59.9999999Z",
-            "0000-01-01T00:00:00+01:00",
-            "not a time",
+        // (time, jobs, settling, past the deadline)
+        for (time, expected) in [
+            ("9999-12-31T23:59:59.9999999Z", (0, 1, 0, 0)),
+            ("0000-01-01T00:00:00+01:00", (1, 0, 1, 0)),
+            ("not a time", (1, 0, 0, 0)),
         ] {
-            let sweep = sweep(&[recording("r1", time, &["d0"])], OffsetDateTime::now_utc());
-            assert_eq!(sweep.jobs.len() + sweep.settling + sweep.past_deadline, 1, "{time}");
+            let sweep = sweep(&[recording("r1", time, &["d0"])], now());
+            assert_eq!(counts(&sweep), expected, "{time}");
         }
     }
 }

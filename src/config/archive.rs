@@ -405,6 +405,28 @@ mod tests {
     }
 
     #[test]
+    fn links_last_from_one_minute_to_a_week_to_the_minute() {
+        let connection = format!("endpoint=https://contoso-acs.communication.azure.com/;accesskey={KEY}");
+        let lifetime = |minutes: &str| {
+            archive(&[("AcsConnection", &connection), ("RECORDINGS_LINK_MINUTES", minutes)])
+                .map(|archive| archive.unwrap().link_lifetime.as_secs())
+        };
+        assert!(lifetime("0").is_err());
+        assert_eq!(lifetime("1").unwrap(), 60);
+        assert_eq!(lifetime("10080").unwrap(), 7 * 24 * 60 * 60);
+        assert!(lifetime("10081").is_err(), "a minute past a week");
+        assert_eq!(
+            archive(&[("AcsConnection", &connection)])
+                .unwrap()
+                .unwrap()
+                .link_lifetime
+                .as_secs(),
+            15 * 60,
+            "fifteen minutes unset"
+        );
+    }
+
+    #[test]
     fn archival_is_off_without_an_acs_connection() {
         assert_eq!(archive(&[]).unwrap(), None);
     }

@@ -11,6 +11,7 @@ use tracing::error;
 use super::{Function, FunctionError, queue_job};
 use crate::archive::JobOutcome;
 use crate::archive::archiver::give_up;
+use crate::clock::SharedClock;
 use crate::host::InvocationReply;
 use crate::store::RecordingStore;
 
@@ -24,11 +25,21 @@ const BUDGET: Duration = Duration::from_secs(60);
 
 pub struct ArchiveRecordingPoison {
     store: Arc<dyn RecordingStore>,
+    clock: SharedClock,
 }
 
 impl ArchiveRecordingPoison {
     pub fn new(store: Arc<dyn RecordingStore>) -> Self {
-        Self { store }
+        Self {
+            store,
+            clock: crate::clock::system(),
+        }
+    }
+
+    /// Reads the time from `clock` instead of the system's.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 }
 
@@ -50,7 +61,7 @@ impl Function for ArchiveRecordingPoison {
         let span = tracing::Span::current();
         span.record("recording_id", job.recording_document_id.as_str());
         span.record("chunk_id", job.chunk_document_id.as_str());
-        let outcome = give_up(self.store.as_ref(), &job).await?;
+        let outcome = give_up(self.store.as_ref(), &job, self.clock.now()).await?;
         if matches!(outcome, JobOutcome::Failed(_)) {
             error!(
                 call_id = %job.call_id,

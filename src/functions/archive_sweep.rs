@@ -10,32 +10,68 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use time::OffsetDateTime;
 use tracing::warn;
 
 use super::{Function, FunctionError};
 use crate::archive::ArchiveJob;
-use crate::archive::sweep::sweep;
+use crate::archive::sweep::{PAGE, Sweep};
+use crate::clock::SharedClock;
 use crate::host::InvocationReply;
-use crate::store::RecordingStore;
+use crate::store::{PageRequest, RecordingStore};
 
 /// The function's folder and route.
 pub const NAME: &str = "ArchiveSweep";
 /// The queue output binding's name in `ArchiveSweep/function.json`: `recording-archive`, as `RecordingEvent`'s.
 pub const ARCHIVE_JOBS: &str = "archiveJobs";
 
-/// One query and an answer: well inside the ten minutes between ticks.
+/// A query's pages and an answer: well inside the ten minutes between ticks.
 const BUDGET: Duration = Duration::from_secs(5 * 60);
 
 pub struct ArchiveSweep {
     store: Arc<dyn RecordingStore>,
     /// Whether archival is on; with it off there is nothing to queue.
     archival: bool,
+    clock: SharedClock,
 }
 
 impl ArchiveSweep {
     pub fn new(store: Arc<dyn RecordingStore>, archival: bool) -> Self {
-        Self { store, archival }
+        Self {
+            store,
+            archival,
+            clock: crate::clock::system(),
+        }
+    }
+
+    /// Reads the time from `clock` instead of the system's.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Reads the store's unfinished archives a page at a time, until the sweep has its share of jobs.
+    pub async fn sweep(&self) -> Result<Sweep, crate::store::StoreError> {
+        let now = self.clock.now();
+        let mut found = Sweep::default();
+        let mut continuation = None;
+        loop {
+            let page = self
+                .store
+                .unfinished_archives(&PageRequest {
+                    limit: PAGE,
+                    continuation,
+                })
+                .await?;
+            found.add(&page.documents, now);
+            continuation = page.continuation;
+            if continuation.is_none() {
+                return Ok(found);
+            }
+            if found.is_full() {
+                found.unread = true;
+                return Ok(found);
+            }
+        }
     }
 }
 
@@ -55,8 +91,7 @@ impl Function for ArchiveSweep {
                 "archive sweep: archival is off; nothing to queue",
             ));
         }
-        let documents = self.store.unfinished_archives().await?;
-        let found = sweep(&documents, OffsetDateTime::now_utc());
+        let found = self.sweep().await?;
         if !found.jobs.is_empty() {
             warn!(
                 jobs = found.jobs.len(),

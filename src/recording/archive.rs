@@ -45,12 +45,14 @@ impl ArchiveStatus {
     }
 }
 
-/// One archived file: where it is, how long, and its SHA-256 (lowercase hex).
+/// One archived file: where it is, how long, its SHA-256 (lowercase hex), and the URL its bytes came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArchivedFile {
     pub location: String,
     pub bytes: u64,
     pub sha256: String,
+    /// The URL the bytes were downloaded from; `None` for a file an earlier version archived, which did not say.
+    pub source: Option<String>,
 }
 
 /// The `archive` field of a chunk.
@@ -64,12 +66,18 @@ pub struct ChunkArchive {
     pub content_bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_sha256: Option<String>,
+    /// The URL the archived content came from (absent in states earlier versions wrote).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_source: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata_location: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata_bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata_sha256: Option<String>,
+    /// The URL the archived metadata came from (absent in states earlier versions wrote).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_source: Option<String>,
     /// When the files were archived (RFC 3339, UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archived_at: Option<String>,
@@ -96,9 +104,11 @@ impl ChunkArchive {
             content_location: None,
             content_bytes: None,
             content_sha256: None,
+            content_source: None,
             metadata_location: None,
             metadata_bytes: None,
             metadata_sha256: None,
+            metadata_source: None,
             archived_at: None,
             reason: None,
             retryable: false,
@@ -116,9 +126,11 @@ impl ChunkArchive {
             content_location: Some(content.location),
             content_bytes: Some(content.bytes),
             content_sha256: Some(content.sha256),
+            content_source: content.source,
             metadata_location: Some(metadata.location),
             metadata_bytes: Some(metadata.bytes),
             metadata_sha256: Some(metadata.sha256),
+            metadata_source: metadata.source,
             archived_at: Some(archived_at),
             ..Self::with_state(ArchiveStatus::Archived, attempts)
         }
@@ -167,17 +179,35 @@ impl ChunkArchive {
 
     /// The archived content and metadata files, when the state records both.
     pub fn files(&self) -> Option<(ArchivedFile, ArchivedFile)> {
-        let file = |location: &Option<String>, bytes: Option<u64>, sha256: &Option<String>| {
+        let file = |location: &Option<String>, bytes: Option<u64>, sha256: &Option<String>, source: &Option<String>| {
             Some(ArchivedFile {
                 location: location.clone()?,
                 bytes: bytes?,
                 sha256: sha256.clone()?,
+                source: source.clone(),
             })
         };
         Some((
-            file(&self.content_location, self.content_bytes, &self.content_sha256)?,
-            file(&self.metadata_location, self.metadata_bytes, &self.metadata_sha256)?,
+            file(
+                &self.content_location,
+                self.content_bytes,
+                &self.content_sha256,
+                &self.content_source,
+            )?,
+            file(
+                &self.metadata_location,
+                self.metadata_bytes,
+                &self.metadata_sha256,
+                &self.metadata_source,
+            )?,
         ))
+    }
+
+    /// The URLs an `archived` state's content and metadata came from, when it names them (an earlier version's
+    /// state does not).
+    pub fn sources(&self) -> Option<(Option<&str>, Option<&str>)> {
+        let sources = (self.content_source.as_deref(), self.metadata_source.as_deref());
+        (self.state == ArchiveStatus::Archived && sources != (None, None)).then_some(sources)
     }
 
     /// A chunk's state; `None` when it has none, or one of a shape this handler never writes.
@@ -244,6 +274,7 @@ mod tests {
             location: format!("file:///archive/{name}"),
             bytes: 3,
             sha256: "ab".repeat(32),
+            source: Some(format!("https://us-storage.asm.skype.com/v1/objects/o/content/{name}")),
         }
     }
 

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use super::archive;
 use super::field_times::canonical;
+use super::{archive, locations};
 
 /// Chunk lists longer than this are searched through an index rather than one by one.
 const INDEXED_FROM: usize = 32;
@@ -21,9 +21,9 @@ fn document_id(chunk: &Chunk) -> Option<&str> {
 }
 
 /// Merges `theirs` into `ours`: one chunk per `documentId` (chunks without one are kept as they are, once each),
-/// fields of the same chunk united — where two announcements disagree on a field the greater JSON value wins, and
-/// the `archive` field follows its own merge ([`archive::merge`]) — ordered by `index` then `documentId`. Returns
-/// whether `ours` changed.
+/// fields of the same chunk united — the locations and announcement times by their own rule ([`locations::merge`]),
+/// the `archive` field by its own ([`archive::merge`]), and where two announcements disagree on any other field the
+/// greater JSON value wins — ordered by `index` then `documentId`. Returns whether `ours` changed.
 pub(super) fn merge_chunks(ours: &mut Vec<Chunk>, theirs: Vec<Chunk>) -> bool {
     let mut index: Option<HashMap<String, usize>> = None;
     let (mut changed, mut reorder) = (false, false);
@@ -65,8 +65,11 @@ pub(super) fn merge_chunks(ours: &mut Vec<Chunk>, theirs: Vec<Chunk>) -> bool {
 
 /// Unites two announcements of one chunk into `ours`; returns whether it changed, and whether its `index` did.
 fn merge_fields(ours: &mut Chunk, theirs: Chunk) -> (bool, bool) {
-    let (mut changed, mut index_changed) = (false, false);
+    let (mut changed, mut index_changed) = (locations::merge(ours, &theirs), false);
     for (field, value) in theirs {
+        if locations::is_own(&field) {
+            continue;
+        }
         let is_index = field == "index";
         let field_changed = match ours.get_mut(&field) {
             None => {

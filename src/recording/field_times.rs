@@ -163,6 +163,11 @@ fn compare(parsed: &mut Vec<(String, Option<i128>)>, a: Option<&str>, b: Option<
     time(a).cmp(&time(b))
 }
 
+/// Orders two stored event times as [`Picker`] does: by instant, a missing or unreadable time first, then by text.
+pub(super) fn compare_times(a: Option<&str>, b: Option<&str>) -> Ordering {
+    compare(&mut Vec::new(), a, b)
+}
+
 /// The `fieldTimes` key of a `data` (no prefix) or `extraData` field.
 fn field_key<'a>(prefix: &str, name: &'a str) -> Cow<'a, str> {
     if prefix.is_empty() {

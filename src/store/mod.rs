@@ -182,28 +182,8 @@ pub trait RecordingStore: Send + Sync {
     /// last key given; Cosmos DB answers one query (one partition when the filter names a call) and pages with its
     /// own continuation. A continuation this store did not give is [`StoreError::BadContinuation`].
     async fn list(&self, filter: &ListFilter, page: &PageRequest) -> Result<Page, StoreError> {
-        let after: Option<(String, String)> = match &page.continuation {
-            Some(token) => Some(serde_json::from_str(token).map_err(|_| StoreError::BadContinuation)?),
-            None => None,
-        };
-        let mut documents = self.documents(filter.call_id.as_deref()).await?;
-        documents.retain(|document| {
-            filter.matches(document)
-                && after
-                    .as_ref()
-                    .is_none_or(|(call, id)| (&document.call_id, &document.id) > (call, id))
-        });
-        documents.sort_by(|a, b| (&a.call_id, &a.id).cmp(&(&b.call_id, &b.id)));
-        let more = documents.len() > page.limit;
-        documents.truncate(page.limit);
-        let continuation = match documents.last() {
-            Some(last) if more => Some(serde_json::json!([last.call_id, last.id]).to_string()),
-            _ => None,
-        };
-        Ok(Page {
-            documents,
-            continuation,
-        })
+        let documents = self.documents(filter.call_id.as_deref()).await?;
+        page_of(documents, |document| filter.matches(document), page)
     }
 
     /// Replaces a recording's document with its tombstone (erased at `erased_at`), so that nothing brings it back:
@@ -218,13 +198,13 @@ pub trait RecordingStore: Send + Sync {
     /// Removes the quarantined payloads that name the call ([`QuarantineEntry::names_call`]); returns how many.
     async fn erase_quarantined(&self, call_id: &str) -> Result<usize, StoreError>;
 
-    /// The documents with at least one chunk the archive sweep may queue a job for (`pending`, or `failed` and
-    /// retryable; see [`crate::archive::sweep`]). The embedded and memory stores read every document; Cosmos DB
-    /// answers one query over the container, paged.
-    async fn unfinished_archives(&self) -> Result<Vec<RecordingDocument>, StoreError> {
-        let mut documents = self.documents(None).await?;
-        documents.retain(RecordingDocument::has_chunks_to_sweep);
-        Ok(documents)
+    /// One page of the documents with at least one chunk the archive sweep may queue a job for (`pending`, or
+    /// `failed` and retryable; see [`crate::archive::sweep`]), each on exactly one page of a sweep, paged as
+    /// [`RecordingStore::list`] pages. The embedded and memory stores read every document for a page; Cosmos DB
+    /// answers one query over the container, a page at a time.
+    async fn unfinished_archives(&self, page: &PageRequest) -> Result<Page, StoreError> {
+        let documents = self.documents(None).await?;
+        page_of(documents, RecordingDocument::has_chunks_to_sweep, page)
     }
 
     /// Reads a quarantined entry, for tools and tests.
@@ -232,6 +212,36 @@ pub trait RecordingStore: Send + Sync {
 
     /// Where a document is kept, in an operator's words (a path, a container).
     fn location(&self, call_id: &str, id: &str) -> String;
+}
+
+/// The page of `documents` that `selected` keeps, in `(callId, id)` order after where the continuation (the last key
+/// an earlier page gave) left off.
+fn page_of(
+    mut documents: Vec<RecordingDocument>,
+    selected: impl Fn(&RecordingDocument) -> bool,
+    page: &PageRequest,
+) -> Result<Page, StoreError> {
+    let after: Option<(String, String)> = match &page.continuation {
+        Some(token) => Some(serde_json::from_str(token).map_err(|_| StoreError::BadContinuation)?),
+        None => None,
+    };
+    documents.retain(|document| {
+        selected(document)
+            && after
+                .as_ref()
+                .is_none_or(|(call, id)| (&document.call_id, &document.id) > (call, id))
+    });
+    documents.sort_by(|a, b| (&a.call_id, &a.id).cmp(&(&b.call_id, &b.id)));
+    let more = documents.len() > page.limit;
+    documents.truncate(page.limit);
+    let continuation = match documents.last() {
+        Some(last) if more => Some(serde_json::json!([last.call_id, last.id]).to_string()),
+        _ => None,
+    };
+    Ok(Page {
+        documents,
+        continuation,
+    })
 }
 
 /// A store operation that failed. Every variant but [`StoreError::Refused`] means the payload was not kept, so the

@@ -199,7 +199,8 @@ pub async fn a_file_is_read_back_as_written(archive: Arc<dyn Archive>, inspect: 
         ArchivedFile {
             location: archive.location(&d0),
             bytes: size as u64,
-            sha256: sha256(&bytes)
+            sha256: sha256(&bytes),
+            source: Some(SOURCE.to_owned()),
         }
     );
     assert_eq!(archive.existing(&d0).await.unwrap(), Some(file.clone()));
@@ -302,6 +303,7 @@ pub async fn concurrent_writers_leave_one_whole_file(
         location: archive.location(&key("d0")),
         bytes: size as u64,
         sha256: sha256(&bytes),
+        source: Some(SOURCE.to_owned()),
     };
     assert!(committed.iter().all(|file| *file == expected), "{committed:?}");
     assert_eq!(archive.existing(&key("d0")).await.unwrap(), Some(expected.clone()));

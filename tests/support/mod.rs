@@ -128,14 +128,16 @@ pub fn json_files(dir: &Path) -> Vec<(PathBuf, Value)> {
     found
 }
 
-/// Every file under `dir`, recursively (hidden files included).
+/// Every file under `dir`, recursively (hidden files included, but for the embedded archive's `.{name}.source`).
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
         if path.is_dir() {
             found.extend(files_under(&path));
-        } else {
+        } else if !(name.starts_with('.') && name.ends_with(".source")) {
+            // (Not the embedded archive's note of where a file's bytes came from.)
             found.push(path);
         }
     }

@@ -64,6 +64,11 @@ const RETRY_PATIENCE: Duration = Duration::from_secs(30);
 /// The metadata every archived blob carries: its SHA-256 (lowercase hex) and its size in bytes.
 const SHA256_METADATA: &str = "sha256";
 const BYTES_METADATA: &str = "bytes";
+/// The URL the blob's bytes came from, percent-encoded where a header value cannot hold it.
+const SOURCE_METADATA: &str = "source";
+
+/// What a metadata value cannot hold: everything but printable ASCII, and `%` itself.
+const NOT_IN_METADATA: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b'%');
 
 /// Files in one Blob Storage container.
 #[derive(Clone)]
@@ -483,7 +488,11 @@ impl BlobWriter {
     /// The committed blob's own account of itself, once ours or another writer's commit has made it.
     async fn committed(&self, sha256: &str, bytes: u64) -> Result<ArchivedFile, ArchiveError> {
         match read_back(&self.reader, &self.location).await? {
-            Some(file) if file.sha256 == sha256 && file.bytes == bytes => Ok(file),
+            Some(file)
+                if file.sha256 == sha256 && file.bytes == bytes && file.source.as_deref() == Some(&self.source) =>
+            {
+                Ok(file)
+            }
             // Another writer's commit won with other bytes (ACS served something else then); it stays, and the
             // job's next try finds it.
             Some(_) | None => Err(ArchiveError::Busy(self.location.clone())),
@@ -563,6 +572,10 @@ impl FileWriter for BlobWriter {
             metadata: Some(HashMap::from([
                 (SHA256_METADATA.to_owned(), sha256.clone()),
                 (BYTES_METADATA.to_owned(), bytes.to_string()),
+                (
+                    SOURCE_METADATA.to_owned(),
+                    percent_encoding::utf8_percent_encode(&this.source, NOT_IN_METADATA).to_string(),
+                ),
             ])),
             blob_content_type: Some(this.content_type.to_owned()),
             tier: this.access_tier.map(tier),
@@ -620,6 +633,9 @@ fn verified(location: &str, metadata: &HashMap<String, String>, length: Option<u
             location: location.to_owned(),
             bytes,
             sha256: sha256.to_owned(),
+            source: field(SOURCE_METADATA)
+                .and_then(|source| percent_encoding::percent_decode_str(source).decode_utf8().ok())
+                .map(String::from),
         }),
         Some(length) => Err(format!("it holds {length} bytes, and its metadata says {bytes}")),
         None => Err("Blob Storage did not say its length".to_owned()),
@@ -712,8 +728,15 @@ mod tests {
             Ok(ArchivedFile {
                 location: "u".into(),
                 bytes: 10,
-                sha256: sha.clone()
+                sha256: sha.clone(),
+                source: None,
             })
+        );
+        let encoded = metadata(&[("sha256", &sha), ("bytes", "10"), ("source", "https://h%C3%A9/%25x")]);
+        assert_eq!(
+            verified("u", &encoded, Some(10)).unwrap().source.as_deref(),
+            Some("https://hé/%x"),
+            "the source as it was percent-encoded into the metadata"
         );
         assert!(verified("u", &good, Some(9)).unwrap_err().contains("holds 9 bytes"));
         assert!(verified("u", &metadata(&[("bytes", "10")]), Some(10)).is_err());

@@ -77,7 +77,7 @@ pub struct CosmosStore {
 }
 
 /// The recordings with a chunk the archive sweep may queue (`RecordingDocument::has_chunks_to_sweep`), in one query
-/// over the container.
+/// over the container, read a page at a time.
 const UNFINISHED_ARCHIVES: &str = "SELECT * FROM c WHERE EXISTS(SELECT VALUE ch FROM ch IN c.chunks WHERE \
                                    ch.archive.state = 'pending' OR (ch.archive.state = 'failed' AND \
                                    ch.archive.retryable = true))";
@@ -169,6 +169,46 @@ impl CosmosStore {
             .filter_map(Stored::into_recording)
             .collect();
         Ok(Some((documents, next)))
+    }
+
+    /// One page of a query's recordings (see [`RecordingStore::list`]).
+    async fn page(&self, listing: (Query, FeedScope), page: &PageRequest) -> Result<Page, StoreError> {
+        let mut continuation = page.continuation.as_deref().map(continuation::parse).transpose()?;
+        let mut documents = Vec::new();
+        for _ in 0..REQUESTS_PER_PAGE {
+            let room = u32::try_from(page.limit.saturating_sub(documents.len())).unwrap_or(u32::MAX);
+            let Some(room) = std::num::NonZeroU32::new(room) else {
+                // Only when asked for no recordings at all: where the listing stands is unchanged.
+                return Ok(Page {
+                    documents,
+                    continuation: continuation.map(|token| token.as_str().to_owned()),
+                });
+            };
+            let Some((found, next)) = self.list_once((&listing.0, &listing.1), room, continuation).await? else {
+                return Ok(Page {
+                    documents,
+                    continuation: None,
+                });
+            };
+            documents.extend(found);
+            if continuation::is_drained(&next) {
+                return Ok(Page {
+                    documents,
+                    continuation: None,
+                });
+            }
+            if documents.len() >= page.limit {
+                return Ok(Page {
+                    documents,
+                    continuation: Some(next.as_str().to_owned()),
+                });
+            }
+            continuation = Some(next);
+        }
+        Ok(Page {
+            documents,
+            continuation: continuation.map(|token| token.as_str().to_owned()),
+        })
     }
 
     /// Reads what is stored under a recording's id, with its ETag.
@@ -359,43 +399,7 @@ impl RecordingStore for CosmosStore {
     /// continuation), each asking for no more than the page still has room for — usually one. A sparse filter over
     /// a large container may so give a short page, with the continuation to go on from.
     async fn list(&self, filter: &ListFilter, page: &PageRequest) -> Result<Page, StoreError> {
-        let mut continuation = page.continuation.as_deref().map(continuation::parse).transpose()?;
-        let listing = listing(filter)?;
-        let mut documents = Vec::new();
-        for _ in 0..REQUESTS_PER_PAGE {
-            let room = u32::try_from(page.limit.saturating_sub(documents.len())).unwrap_or(u32::MAX);
-            let Some(room) = std::num::NonZeroU32::new(room) else {
-                // Only when asked for no recordings at all: where the listing stands is unchanged.
-                return Ok(Page {
-                    documents,
-                    continuation: continuation.map(|token| token.as_str().to_owned()),
-                });
-            };
-            let Some((found, next)) = self.list_once((&listing.0, &listing.1), room, continuation).await? else {
-                return Ok(Page {
-                    documents,
-                    continuation: None,
-                });
-            };
-            documents.extend(found);
-            if continuation::is_drained(&next) {
-                return Ok(Page {
-                    documents,
-                    continuation: None,
-                });
-            }
-            if documents.len() >= page.limit {
-                return Ok(Page {
-                    documents,
-                    continuation: Some(next.as_str().to_owned()),
-                });
-            }
-            continuation = Some(next);
-        }
-        Ok(Page {
-            documents,
-            continuation: continuation.map(|token| token.as_str().to_owned()),
-        })
+        self.page(listing(filter)?, page).await
     }
 
     async fn erase(&self, call_id: &str, id: &str, erased_at: &str) -> Result<Erasure, StoreError> {
@@ -452,8 +456,9 @@ impl RecordingStore for CosmosStore {
         Ok(removed)
     }
 
-    async fn unfinished_archives(&self) -> Result<Vec<RecordingDocument>, StoreError> {
-        self.query_recordings(UNFINISHED_ARCHIVES, FeedScope::full_container())
+    /// One query over the container, paged like a listing.
+    async fn unfinished_archives(&self, page: &PageRequest) -> Result<Page, StoreError> {
+        self.page((Query::from(UNFINISHED_ARCHIVES), FeedScope::full_container()), page)
             .await
     }
 
