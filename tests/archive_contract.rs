@@ -41,6 +41,18 @@ async fn embedded_a_write_resumes_after_a_cut() {
     contract::a_write_resumes_after_a_cut(archive, &folder, 300_000, 200_000).await;
 }
 
+#[tokio::test]
+async fn embedded_erasing_leaves_nothing_an_unfinished_write_kept() {
+    let (_dir, archive, folder) = embedded();
+    contract::erasing_leaves_nothing_an_unfinished_write_kept(archive, &folder, 300_000, 200_000).await;
+}
+
+#[tokio::test]
+async fn blob_erasing_leaves_nothing_an_unfinished_write_kept() {
+    let (archive, container, _target) = blob(SMALL_BLOCK).await;
+    contract::erasing_leaves_nothing_an_unfinished_write_kept(archive, &container, 300_000, 200_000).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn embedded_concurrent_writers_leave_one_whole_file() {
     let (_dir, archive, folder) = embedded();

@@ -489,7 +489,8 @@ async fn an_erased_recording_stays_erased_for_a_redelivered_event_and_an_archive
     let key = acs_recording_handler::archive::FileKey::content(&jobs[0]);
     let source = "https://storage.asm.skype.com/v1/objects/d0/content/video";
     // A job downloading across the erase: the embedded archive's erase takes its partial file with the folder, so it
-    // cannot commit (Blob Storage keeps uncommitted blocks, and there the commit succeeds: see below).
+    // cannot commit (Blob Storage's erase drops the blocks staged so far, but a writer still holds its last block in
+    // memory, and a file within one block commits all the same: see below).
     let mut across = archive.writer(&key, source).await.unwrap();
     across.write(b"late bytes").await.unwrap();
 

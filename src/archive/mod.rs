@@ -179,13 +179,13 @@ pub trait Archive: Send + Sync {
     /// this machine only, which never expires.
     async fn read_link(&self, key: &FileKey, request: &LinkRequest) -> Result<ReadLink, ArchiveError>;
 
-    /// Removes the file, and the bytes an unfinished attempt kept for it where the archive can (the embedded
-    /// archive's partial files; Blob Storage drops uncommitted blocks by itself after 7 days). Returns whether a
-    /// whole file was there. For a job that committed a file of a recording erased meanwhile.
+    /// Removes the file and the bytes unfinished attempts kept for it (the embedded archive's partial files, Blob
+    /// Storage's staged blocks). Returns whether a whole file was there. For a job whose recording was erased.
     async fn remove(&self, key: &FileKey) -> Result<bool, ArchiveError>;
 
-    /// Removes every file of a call, or of one of its recordings (`recording_id` being the document's id);
-    /// returns how many whole files there were.
+    /// Removes every file of a call, or of one of its recordings (`recording_id` being the document's id), and
+    /// every byte unfinished attempts kept for them; returns how many whole files there were. `Ok` only when
+    /// nothing is left, committed or not: a writer still writing there makes it [`ArchiveError::Busy`].
     async fn erase(&self, call_id: &str, recording_id: Option<&str>) -> Result<u64, ArchiveError>;
 }
 

@@ -16,6 +16,11 @@
 //! retried job lists the
 //! uncommitted blocks, keeps the run it can vouch for and resumes the download after it. Before a file is reported
 //! archived, the committed blob's length and metadata are read back and checked.
+//!
+//! Staged blocks are bytes of a recording too, and Blob Storage keeps them up to a week. Erasing lists a folder's
+//! blobs with those that have staged blocks only (`List Blobs` with `include=uncommittedblobs`) and removes both
+//! from each name (`purge`), then lists again, until nothing is left. Deleting a name that has staged
+//! blocks only is not enough: Azurite 3.35.0 then hides the blocks and gives them back to the next writer.
 
 pub mod blocks;
 pub mod sas;
@@ -32,7 +37,7 @@ use azure_core::http::{Body, ClientOptions, ExponentialRetryOptions, RetryOption
 use azure_storage_blob::models::KeyInfo;
 use azure_storage_blob::models::{
     AccessTier as BlobTier, BlobClientGetPropertiesResultHeaders, BlobContainerClientListBlobsOptions,
-    BlockBlobClientCommitBlockListOptions, BlockListType, BlockLookupList,
+    BlockBlobClientCommitBlockListOptions, BlockListType, BlockLookupList, ListBlobsIncludeItem,
 };
 use azure_storage_blob::{
     BlobClient, BlobClientOptions, BlobContainerClient, BlobContainerClientOptions, BlobServiceClient,
@@ -64,6 +69,9 @@ const RETRY_PATIENCE: Duration = Duration::from_secs(30);
 /// The metadata every archived blob carries: its SHA-256 (lowercase hex) and its size in bytes.
 const SHA256_METADATA: &str = "sha256";
 const BYTES_METADATA: &str = "bytes";
+
+/// How many times an erase removes what it lists under a folder before it reports the folder still being written.
+const PURGE_ROUNDS: usize = 3;
 
 /// Files in one Blob Storage container.
 #[derive(Clone)]
@@ -255,6 +263,60 @@ impl BlobArchive {
         }
     }
 
+    /// Removes everything kept under a blob's name — the committed blob, and the blocks an unfinished writer staged
+    /// for it — and says whether a committed blob was there. A `Put Block List` removes every uncommitted block it
+    /// does not name, so an empty one, committed only where no blob is (`If-None-Match: *`), drops the staged blocks
+    /// and leaves an empty blob, which is then deleted; where a blob is committed, the commit is refused and changes
+    /// nothing, and the blob is deleted.
+    async fn purge(&self, url: Url) -> Result<bool, ArchiveError> {
+        let empty = BlockLookupList {
+            latest: Some(Vec::new()),
+            ..Default::default()
+        };
+        let empty = empty
+            .try_into()
+            .map_err(|e| storage_error("drop the staged blocks", e))?;
+        let options = BlockBlobClientCommitBlockListOptions {
+            if_none_match: Some("*".into()),
+            ..Default::default()
+        };
+        let committed = match self
+            .block_blob_client(url.clone())?
+            .commit_block_list(empty, Some(options))
+            .await
+        {
+            Ok(_) => false,
+            Err(e) if matches!(e.http_status().map(u16::from), Some(409 | 412)) => true,
+            Err(e) => return Err(storage_error("drop the staged blocks", e)),
+        };
+        Ok(self.delete_blob(url).await? && committed)
+    }
+
+    /// The name of every blob under `prefix`, committed or with staged blocks only (`include=uncommittedblobs`).
+    async fn names_under(&self, prefix: &str) -> Result<Vec<String>, ArchiveError> {
+        use futures_util::TryStreamExt;
+        let options = BlobContainerClientListBlobsOptions {
+            prefix: Some(prefix.to_owned()),
+            include: Some(vec![ListBlobsIncludeItem::UncommittedBlobs]),
+            ..Default::default()
+        };
+        let mut pages = self
+            .container_client()?
+            .list_blobs(Some(options))
+            .map_err(|e| storage_error("list a call's files", e))?
+            .into_pages();
+        let mut names = Vec::new();
+        while let Some(page) = pages
+            .try_next()
+            .await
+            .map_err(|e| storage_error("list a call's files", e))?
+        {
+            let page = page.into_model().map_err(|e| storage_error("list a call's files", e))?;
+            names.extend(page.blob_items.into_iter().filter_map(|item| item.name));
+        }
+        Ok(names)
+    }
+
     /// The blob's URL: the container's, then one segment per encoded id, then the file's name.
     fn url(&self, key: &FileKey) -> Url {
         let mut url = self.container.clone();
@@ -300,45 +362,37 @@ impl Archive for BlobArchive {
     }
 
     async fn remove(&self, key: &FileKey) -> Result<bool, ArchiveError> {
-        self.delete_blob(self.url(key)).await
+        self.purge(self.url(key)).await
     }
 
     async fn erase(&self, call_id: &str, recording_id: Option<&str>) -> Result<u64, ArchiveError> {
-        use futures_util::TryStreamExt;
         let mut prefix = format!("{}/", file_name(call_id));
         if let Some(recording_id) = recording_id {
             prefix.push_str(&file_name(recording_id));
             prefix.push('/');
         }
-        let options = BlobContainerClientListBlobsOptions {
-            prefix: Some(prefix),
-            ..Default::default()
-        };
-        let mut pages = self
-            .container_client()?
-            .list_blobs(Some(options))
-            .map_err(|e| storage_error("list a call's files", e))?
-            .into_pages();
-        let mut names = Vec::new();
-        while let Some(page) = pages
-            .try_next()
-            .await
-            .map_err(|e| storage_error("list a call's files", e))?
-        {
-            let page = page.into_model().map_err(|e| storage_error("list a call's files", e))?;
-            names.extend(page.blob_items.into_iter().filter_map(|item| item.name));
-        }
         let mut removed = 0;
-        for name in names {
-            let mut url = self.container.clone();
-            if let Ok(mut segments) = url.path_segments_mut() {
-                segments.extend(name.split('/'));
+        for round in 0..=PURGE_ROUNDS {
+            let names = self.names_under(&prefix).await?;
+            if names.is_empty() {
+                return Ok(removed);
             }
-            if self.delete_blob(url).await? {
-                removed += 1;
+            if round == PURGE_ROUNDS {
+                break;
+            }
+            for name in names {
+                let mut url = self.container.clone();
+                if let Ok(mut segments) = url.path_segments_mut() {
+                    segments.extend(name.split('/'));
+                }
+                if self.purge(url).await? {
+                    removed += 1;
+                }
             }
         }
-        Ok(removed)
+        // Something keeps staging blocks there: a job still downloading a file of the erased recording. It fails
+        // at its commit and removes what it staged when it finds the tombstone; erasing again then finds nothing.
+        Err(ArchiveError::Busy(format!("{}/{prefix}", self.container)))
     }
 
     async fn existing(&self, key: &FileKey) -> Result<Option<ArchivedFile>, ArchiveError> {
