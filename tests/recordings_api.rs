@@ -479,6 +479,38 @@ async fn erasing_a_call_removes_its_documents_files_acs_files_and_quarantine_and
 }
 
 #[tokio::test]
+async fn erasing_sends_acs_deletes_only_to_the_object_both_files_of_a_chunk_lie_under() {
+    for mode in MODES {
+        let app = App::new();
+        let object = |id: &str| format!("https://storage.asm.skype.com/v1/objects/{id}");
+        let with_delete = |index: u64, id: &str, delete: String| {
+            let mut chunk = chunk(index, id);
+            chunk["deleteLocation"] = Value::String(delete);
+            chunk
+        };
+        let chunks = [
+            chunk(0, "d0"),
+            // Another recording's object, the parent of every object, another host, the object with a query.
+            with_delete(1, "d1", object("victim")),
+            with_delete(2, "d2", "https://storage.asm.skype.com/v1/objects".to_owned()),
+            with_delete(3, "d3", "https://attacker.example/v1/objects/d3".to_owned()),
+            with_delete(4, "d4", format!("{}?comp=all", object("d4"))),
+        ];
+        let event = recording_event("e1", "c1", "r1", &now(), &chunks);
+        assert!(matches!(app.deliver(&event).await, Outcome::Stored { .. }));
+
+        let answer = app.request(mode, "DELETE", "/api/recordings/c1").await;
+        assert_eq!(answer.status, 200, "{mode:?}: {answer:?}");
+        assert_eq!(answer.body["erased"]["acsFiles"], 1, "{mode:?}: {answer:?}");
+        assert_eq!(
+            *app.acs.deleted.lock().unwrap(),
+            [object("d0")],
+            "{mode:?}: a DELETE only where a chunk's own files lie"
+        );
+    }
+}
+
+#[tokio::test]
 async fn an_erased_recording_stays_erased_for_a_redelivered_event_and_an_archive_job_in_flight() {
     let app = App::new();
     let event = recording_event("e1", "c1", "r1", &now(), &[chunk(0, "d0")]);
