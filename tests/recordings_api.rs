@@ -422,6 +422,104 @@ async fn a_store_that_cannot_answer_is_a_503_with_retry_after_that_tells_no_inte
     }
 }
 
+/// A store that answers every request after `delay`, as the memory store answers it.
+struct Late {
+    delay: Duration,
+    store: MemoryStore,
+}
+
+impl Late {
+    async fn wait(&self) {
+        tokio::time::sleep(self.delay).await;
+    }
+}
+
+#[async_trait::async_trait]
+impl RecordingStore for Late {
+    async fn merge(&self, document: RecordingDocument) -> Result<Merged, StoreError> {
+        self.wait().await;
+        self.store.merge(document).await
+    }
+    async fn edit(&self, call_id: &str, id: &str, edit: Edit) -> Result<Edited, StoreError> {
+        self.wait().await;
+        self.store.edit(call_id, id, edit).await
+    }
+    async fn quarantine(&self, entry: QuarantineEntry) -> Result<(), StoreError> {
+        self.wait().await;
+        self.store.quarantine(entry).await
+    }
+    async fn lookup(&self, call_id: &str, id: &str) -> Result<Option<Stored>, StoreError> {
+        self.wait().await;
+        self.store.lookup(call_id, id).await
+    }
+    async fn documents(&self, call_id: Option<&str>) -> Result<Vec<RecordingDocument>, StoreError> {
+        self.wait().await;
+        self.store.documents(call_id).await
+    }
+    async fn list(&self, filter: &ListFilter, page: &PageRequest) -> Result<Page, StoreError> {
+        self.wait().await;
+        self.store.list(filter, page).await
+    }
+    async fn erase(&self, call_id: &str, id: &str, erased_at: &str) -> Result<Erasure, StoreError> {
+        self.wait().await;
+        self.store.erase(call_id, id, erased_at).await
+    }
+    async fn tombstones(&self, call_id: &str) -> Result<Vec<Tombstone>, StoreError> {
+        self.wait().await;
+        self.store.tombstones(call_id).await
+    }
+    async fn erase_quarantined(&self, call_id: &str) -> Result<usize, StoreError> {
+        self.wait().await;
+        self.store.erase_quarantined(call_id).await
+    }
+    async fn read_quarantined(&self, id: &str) -> Result<Option<QuarantineEntry>, StoreError> {
+        self.wait().await;
+        self.store.read_quarantined(id).await
+    }
+    fn location(&self, call_id: &str, id: &str) -> String {
+        self.store.location(call_id, id)
+    }
+}
+
+/// On tokio's paused clock, which moves on by itself whenever every task waits: the store's delays, the API's
+/// budgets and the host's function timeout pass in no time, and in the order their deadlines say.
+#[tokio::test(start_paused = true)]
+async fn a_store_that_answers_too_late_is_a_503_problem_before_the_function_times_out_in_both_modes() {
+    let requests = [
+        ("GET", "/api/recordings"),
+        ("GET", "/api/recordings/c1"),
+        ("GET", "/api/recordings/c1/r1"),
+        ("DELETE", "/api/recordings/c1"),
+    ];
+    let late = App::over(Arc::new(Late {
+        delay: Duration::from_secs(3600),
+        store: MemoryStore::new(),
+    }));
+    for mode in MODES {
+        for (method, path) in requests {
+            let answer = late.request(mode, method, path).await;
+            assert!(answer.is_problem(503), "{mode:?} {method} {path}: {answer:?}");
+            assert_eq!(answer.retry_after.as_deref(), Some("5"));
+        }
+    }
+    // A store that answers in time is answered as usual.
+    let prompt = App::over(Arc::new(Late {
+        delay: Duration::from_secs(1),
+        store: MemoryStore::new(),
+    }));
+    let event = recording_event("e1", "c1", "r1", &now(), &[chunk(0, "d0")]);
+    assert!(matches!(prompt.deliver(&event).await, Outcome::Stored { .. }));
+    for mode in MODES {
+        for (method, path) in requests {
+            let answer = prompt.request(mode, method, path).await;
+            assert!(
+                answer.status == 200 || answer.is_problem(404),
+                "{mode:?} {method} {path}: {answer:?}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn erasing_a_call_removes_its_documents_files_acs_files_and_quarantine_and_again_removes_nothing() {
     for mode in MODES {
