@@ -685,3 +685,32 @@ async fn wrong_methods_and_deeper_paths_get_problems_not_server_errors() {
             .is_problem(404)
     );
 }
+
+#[tokio::test]
+async fn the_api_path_in_another_case_is_served_and_any_other_path_under_it_gets_a_problem() {
+    let app = App::new();
+    seven_recordings(&app).await;
+    // The host matches routes without regard to case, and forwards the path as the caller spelled it.
+    let lower = app.request(Mode::Forwarded, "GET", "/api/recordings/c1").await;
+    assert_eq!(lower.ids().len(), 3, "{lower:?}");
+    for path in ["/API/Recordings/c1", "/Api/RECORDINGS/c1/"] {
+        let answer = app.request(Mode::Forwarded, "GET", path).await;
+        assert_eq!((answer.status, answer.ids()), (200, lower.ids()), "{path}: {answer:?}");
+    }
+    let one = app.request(Mode::Forwarded, "GET", "/API/RECORDINGS/c1/r1").await;
+    assert_eq!(one.body["recordingId"], "r1", "{one:?}");
+    for (method, path) in [
+        ("GET", "/API/other"),
+        ("GET", "/api"),
+        ("DELETE", "/api/recording/c1"),
+        ("GET", "/API/Recordings/c1/r1/extra"),
+    ] {
+        let answer = app.request(Mode::Forwarded, method, path).await;
+        assert!(answer.is_problem(404), "{method} {path}: {answer:?}");
+    }
+    assert!(
+        app.request(Mode::Forwarded, "PUT", "/API/RECORDINGS/c1")
+            .await
+            .is_problem(405)
+    );
+}
