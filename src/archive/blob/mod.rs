@@ -420,10 +420,7 @@ impl Archive for BlobArchive {
             .unwrap_or_default()
             .to_owned();
         let blob = blob_name(key).join("/");
-        let disposition = format!(
-            "attachment; filename=\"{}\"",
-            request.file_name.replace(['"', '\\'], "_")
-        );
+        let disposition = request.content_disposition();
         let https_only = !self
             .container
             .host()
