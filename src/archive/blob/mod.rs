@@ -97,6 +97,17 @@ pub struct BlobArchive {
 const DELEGATION_KEY_LIFETIME: time::Duration = time::Duration::days(7);
 /// How far a link's start is set back, for clocks that run behind this one.
 const CLOCK_SKEW: time::Duration = time::Duration::minutes(5);
+/// The most a link may end before the lifetime asked for, so that the kept key signs it: a tenth of the lifetime,
+/// at most an hour. Without it a week-long link, which needs a key lasting a week from now, could never use a key
+/// obtained even a second ago. A key is then asked for at most once an hour for week-long links, and about once a
+/// week for short ones; a link's `expiresOn` says when it really stops working.
+const KEY_REUSE_MARGIN: time::Duration = time::Duration::hours(1);
+
+/// Whether a kept key that expires at `key_expires_on` signs a link asked to last `lifetime` from `now`.
+fn key_signs(key_expires_on: OffsetDateTime, now: OffsetDateTime, lifetime: time::Duration) -> bool {
+    let margin = (lifetime / 10_i32).min(KEY_REUSE_MARGIN);
+    key_expires_on >= now + lifetime - margin
+}
 
 impl std::fmt::Debug for BlobArchive {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -155,13 +166,17 @@ impl BlobArchive {
         })
     }
 
-    /// A user delegation key that lasts at least until `until`: the one kept, or a new one from Blob Storage.
-    async fn delegation_key(&self, until: OffsetDateTime) -> Result<sas::UserDelegationKey, ArchiveError> {
+    /// A user delegation key for a link asked to last `lifetime` from `now`: the one kept while it lasts nearly as
+    /// long ([`key_signs`]), or a new one from Blob Storage that lasts a week.
+    async fn delegation_key(
+        &self,
+        now: OffsetDateTime,
+        lifetime: time::Duration,
+    ) -> Result<sas::UserDelegationKey, ArchiveError> {
         let mut kept = self.delegation.lock().await;
-        if let Some(key) = kept.as_ref().filter(|key| key.expires_on >= until) {
+        if let Some(key) = kept.as_ref().filter(|key| key_signs(key.expires_on, now, lifetime)) {
             return Ok(key.clone());
         }
-        let now = OffsetDateTime::now_utc();
         let mut service = self.container.clone();
         if let Ok(mut segments) = service.path_segments_mut() {
             segments.pop();
@@ -401,12 +416,14 @@ impl Archive for BlobArchive {
 
     async fn read_link(&self, key: &FileKey, request: &LinkRequest) -> Result<ReadLink, ArchiveError> {
         let now = OffsetDateTime::now_utc();
-        let lifetime = time::Duration::try_from(request.lifetime).unwrap_or(DELEGATION_KEY_LIFETIME);
-        let mut expiry = now + lifetime.min(DELEGATION_KEY_LIFETIME);
+        let lifetime = time::Duration::try_from(request.lifetime)
+            .unwrap_or(DELEGATION_KEY_LIFETIME)
+            .min(DELEGATION_KEY_LIFETIME);
+        let mut expiry = now + lifetime;
         let delegation = match &self.link_key {
             Some(_) => None,
             None => {
-                let key = self.delegation_key(expiry).await?;
+                let key = self.delegation_key(now, lifetime).await?;
                 expiry = expiry.min(key.expires_on);
                 Some(key)
             }
@@ -749,6 +766,32 @@ mod tests {
         );
         assert_eq!(segments[5], "content.mp4");
         assert!(url.query().is_none());
+    }
+
+    #[test]
+    fn a_kept_key_signs_links_that_it_outlives_but_for_a_tenth_of_their_lifetime_at_most_an_hour() {
+        let issued = time::macros::datetime!(2026-11-28 12:00 UTC);
+        let expires = issued + DELEGATION_KEY_LIFETIME;
+        let week = DELEGATION_KEY_LIFETIME;
+        let minutes = |n| time::Duration::minutes(n);
+        assert!(key_signs(expires, issued, week), "the week it was asked for");
+        assert!(key_signs(expires, issued + minutes(60), week), "an hour later");
+        assert!(
+            !key_signs(expires, issued + minutes(61), week),
+            "a link would end over an hour early"
+        );
+        let fifteen = minutes(15);
+        assert!(key_signs(
+            expires,
+            expires - minutes(15) + time::Duration::seconds(90),
+            fifteen
+        ));
+        assert!(!key_signs(
+            expires,
+            expires - minutes(15) + time::Duration::seconds(91),
+            fifteen
+        ));
+        assert!(!key_signs(expires, expires, fifteen), "an expired key signs nothing");
     }
 
     #[test]
