@@ -108,31 +108,27 @@ pub fn routes(
 
 /// The recordings API's requests as the host forwards them (`enableForwardingHttpRequest`): the caller's method,
 /// path with the route prefix, and query. The host routes without regard to case, so `/API/Recordings/…` arrives as
-/// the caller spelled it and is served the same; any other path under the prefix gets a problem, never the host's
-/// reply envelope. The host has checked the function key already; the query's `code` is never read or logged here.
+/// the caller spelled it and is served the same, problems included. The host has checked the function key already;
+/// the query's `code` is never read or logged here.
 fn forwarded(
     api: RecordingsApi,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static {
     warp::path::full()
-        .and_then(
-            |path: warp::path::FullPath| async move { api_route(path.as_str()).ok_or_else(warp::reject::not_found) },
-        )
+        .and_then(|path: warp::path::FullPath| async move {
+            recordings_route(path.as_str()).ok_or_else(warp::reject::not_found)
+        })
         .and(warp::method())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::optional::<String>("x-azure-functions-invocationid"))
         .then(
-            move |route: ApiRoute, method: warp::http::Method, query: String, invocation_id: Option<String>| {
+            move |segments: Vec<String>, method: warp::http::Method, query: String, invocation_id: Option<String>| {
                 let api = api.clone();
                 async move {
-                    let response = match (route, method) {
-                        (ApiRoute::Other, _) => Problem::not_found(
-                            "the API serves recordings, recordings/{callId} and recordings/{callId}/{recordingId}",
-                        )
-                        .into(),
-                        (ApiRoute::Recordings(segments), _) if segments.len() > 2 => {
+                    let response = match (segments, method) {
+                        (segments, _) if segments.len() > 2 => {
                             Problem::not_found("the API serves recordings/{callId}/{recordingId} and no deeper").into()
                         }
-                        (ApiRoute::Recordings(segments), warp::http::Method::GET) => {
+                        (segments, warp::http::Method::GET) => {
                             let query = query_pairs(&query);
                             let run = api.get(
                                 segments.first().map(String::as_str),
@@ -141,7 +137,7 @@ fn forwarded(
                             );
                             in_time(LIST_BUDGET, run).await
                         }
-                        (ApiRoute::Recordings(segments), warp::http::Method::DELETE) => {
+                        (segments, warp::http::Method::DELETE) => {
                             let run = api.erase(
                                 segments.first().map(String::as_str),
                                 segments.get(1).map(String::as_str),
@@ -149,7 +145,7 @@ fn forwarded(
                             );
                             in_time(ERASE_BUDGET, run).await
                         }
-                        (ApiRoute::Recordings(_), _) => Problem {
+                        (_, _) => Problem {
                             status: 405,
                             detail: "recordings are read with GET and erased with DELETE".to_owned(),
                         }
@@ -161,29 +157,13 @@ fn forwarded(
         )
 }
 
-/// A path under the API's route prefix.
-#[derive(Debug, PartialEq, Eq)]
-enum ApiRoute {
-    /// `recordings/…`: the decoded segments after it, empty ones left out.
-    Recordings(Vec<String>),
-    /// Anything else under the prefix.
-    Other,
-}
-
-/// The API route `path` (as sent, percent-encoded) names: the route prefix and `recordings` in any case, as the host
-/// matches routes; `None` outside the prefix.
-fn api_route(path: &str) -> Option<ApiRoute> {
+/// The decoded segments after `/api/recordings` in `path` (as sent, percent-encoded), empty ones left out: the route
+/// prefix and `recordings` in any case, as the host matches routes; `None` for any other path.
+fn recordings_route(path: &str) -> Option<Vec<String>> {
     let mut segments = path.trim_start_matches('/').split('/');
-    if !segments.next()?.eq_ignore_ascii_case(ROUTE_PREFIX) {
-        return None;
-    }
-    if !segments
-        .next()
-        .is_some_and(|segment| segment.eq_ignore_ascii_case("recordings"))
-    {
-        return Some(ApiRoute::Other);
-    }
-    Some(ApiRoute::Recordings(
+    let prefix = segments.next()?.eq_ignore_ascii_case(ROUTE_PREFIX);
+    let recordings = segments.next()?.eq_ignore_ascii_case("recordings");
+    (prefix && recordings).then(|| {
         segments
             .filter(|segment| !segment.is_empty())
             .map(|segment| {
@@ -191,8 +171,8 @@ fn api_route(path: &str) -> Option<ApiRoute> {
                     .decode_utf8_lossy()
                     .into_owned()
             })
-            .collect(),
-    ))
+            .collect()
+    })
 }
 
 fn http_response(response: ApiResponse) -> Response {
