@@ -68,6 +68,25 @@ pub fn entry(folder: &Path, id: &str, suffix: &str) -> PathBuf {
     if listed { folder.join(earlier) } else { current }
 }
 
+/// Every entry `id` may have in `folder`: under its current name, and under the name an earlier version gave it
+/// when that one is listed there, spelled exactly. Both can exist — an earlier version's folder, and the one files
+/// written since went to — and erasing must remove both. Blocking: it may list the folder.
+pub fn entries(folder: &Path, id: &str, suffix: &str) -> Vec<PathBuf> {
+    let current = folder.join(format!("{}{suffix}", file_name(id)));
+    let earlier = format!("{}{suffix}", digest::file_name(id));
+    let mut entries = vec![current.clone()];
+    if !current.ends_with(&earlier)
+        && std::fs::read_dir(folder)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|entry| entry.file_name() == earlier.as_str())
+    {
+        entries.push(folder.join(earlier));
+    }
+    entries
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,5 +153,22 @@ mod tests {
             dir.path().join("eyJQ~3.json"),
             "the current name comes first"
         );
+    }
+
+    #[test]
+    fn every_entry_of_an_id_is_its_current_name_and_the_earlier_one_when_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(entries(dir.path(), "eyJQ", ""), [dir.path().join("eyJQ~3")]);
+        std::fs::create_dir(dir.path().join("eyJQ")).unwrap();
+        assert_eq!(
+            entries(dir.path(), "eyJQ", ""),
+            [dir.path().join("eyJQ~3"), dir.path().join("eyJQ")]
+        );
+        assert_eq!(
+            entries(dir.path(), "EYJQ", ""),
+            [dir.path().join("EYJQ~f")],
+            "a case variant's earlier name is not spelled so"
+        );
+        assert_eq!(entries(dir.path(), "abc", ""), [dir.path().join("abc")], "one name");
     }
 }

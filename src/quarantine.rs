@@ -60,20 +60,23 @@ impl QuarantineEntry {
         }
     }
 
-    /// Whether the payload names the call: a recording subject `…/call/{call_id}` in it, ending there or followed by
-    /// `/` (JSON-escaped slashes too). Erasing a call removes the entries that name it; a payload that is not text
-    /// names nothing.
+    /// Whether the payload names the call: a recording subject `…/recording/call/{call_id}` in it, as the subject
+    /// parser reads one — `recording` and `call` in any case, slashes JSON-escaped or not — ending there or followed
+    /// by `/`, `\\` or `"`. Erasing a call removes the entries that name it. A payload kept as base64 (not UTF-8) is
+    /// decoded and read as text: UTF-16 when its first bytes say so (a byte-order mark, or RFC 4627's pattern of
+    /// zeros), otherwise UTF-8 with every invalid sequence replaced, which leaves an ASCII call id readable in any
+    /// ASCII-compatible encoding. What it cannot read: a call id written with JSON escapes (`\u0063…`), another
+    /// encoding (UTF-32, compressed bytes), or a subject past the part a truncated entry kept.
     pub fn names_call(&self, call_id: &str) -> bool {
-        let Some(text) = &self.payload else {
-            return false;
+        let bytes = match (&self.payload, &self.payload_base64) {
+            (Some(text), _) => std::borrow::Cow::Borrowed(text.as_bytes()),
+            // A truncated entry's base64 may stop within a group of four: only whole groups are decoded.
+            (None, Some(encoded)) => base64::engine::general_purpose::STANDARD
+                .decode(&encoded[..encoded.len() - encoded.len() % 4])
+                .map_or_else(|_| Default::default(), std::borrow::Cow::Owned),
+            (None, None) => return false,
         };
-        ["call/", "call\\/"].iter().any(|marker| {
-            let needle = format!("{marker}{call_id}");
-            text.match_indices(&needle).any(|(at, _)| {
-                let rest = &text[at + needle.len()..];
-                rest.is_empty() || rest.starts_with(['/', '\\', '"'])
-            })
-        })
+        subject_names_call(&as_text(&bytes), call_id)
     }
 
     /// The payload's bytes as they arrived.
@@ -85,6 +88,55 @@ impl QuarantineEntry {
                 .unwrap_or_default(),
             (None, None) => Vec::new(),
         }
+    }
+}
+
+/// Whether `text` holds a subject `recording/call/{call_id}` (see [`QuarantineEntry::names_call`]).
+fn subject_names_call(text: &str, call_id: &str) -> bool {
+    if call_id.is_empty() {
+        return false;
+    }
+    // ASCII lower case keeps every byte where it was: positions in `lower` are positions in `text`.
+    let lower = text.to_ascii_lowercase();
+    let separator = |at: usize| -> Option<usize> {
+        let rest = lower.get(at..)?;
+        if rest.starts_with('/') {
+            Some(at + 1)
+        } else if rest.starts_with("\\/") {
+            Some(at + 2)
+        } else {
+            None
+        }
+    };
+    lower.match_indices("recording").any(|(at, word)| {
+        let Some(at) = separator(at + word.len()) else {
+            return false;
+        };
+        if !lower[at..].starts_with("call") {
+            return false;
+        }
+        let Some(at) = separator(at + "call".len()) else {
+            return false;
+        };
+        text.get(at..)
+            .and_then(|rest| rest.strip_prefix(call_id))
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '\\', '"']))
+    })
+}
+
+/// A payload's bytes as text: see [`QuarantineEntry::names_call`]. (UTF-16 of ASCII is valid UTF-8 too, with a
+/// zero byte after or before every character: its pattern is looked for in text as well.)
+fn as_text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    let utf16 = |bytes: &[u8], word: fn([u8; 2]) -> u16| {
+        let words: Vec<u16> = bytes.chunks_exact(2).map(|pair| word([pair[0], pair[1]])).collect();
+        std::borrow::Cow::Owned(String::from_utf16_lossy(&words))
+    };
+    match bytes {
+        [0xff, 0xfe, rest @ ..] => utf16(rest, u16::from_le_bytes),
+        [0xfe, 0xff, rest @ ..] => utf16(rest, u16::from_be_bytes),
+        [a, 0, b, 0, ..] if *a != 0 && *b != 0 => utf16(bytes, u16::from_le_bytes),
+        [0, a, 0, b, ..] if *a != 0 && *b != 0 => utf16(bytes, u16::from_be_bytes),
+        _ => String::from_utf8_lossy(bytes),
     }
 }
 
@@ -103,6 +155,77 @@ mod tests {
         assert!(entry(r#"{"subject":"/recording/call/c-1"}"#).names_call("c-1"));
         assert!(entry("/recording/call/c-1").names_call("c-1"));
         assert!(!QuarantineEntry::new(&[0xff, 0xfe], "reason", "t").names_call("c-1"));
+        assert!(
+            !entry(r#"{"subject":"/recall/c-1"}"#).names_call("c-1"),
+            "not a recording subject"
+        );
+        assert!(!entry("/recording/call/c-1").names_call(""));
+    }
+
+    #[test]
+    fn a_subject_in_any_case_names_the_call_as_the_parser_reads_it() {
+        let entry = |payload: &str| QuarantineEntry::new(payload.as_bytes(), "reason", "t");
+        for subject in [
+            "/Recording/Call/X-1/serverCallId/s1",
+            "/RECORDING/CALL/X-1",
+            r"\/recording\/Call\/X-1\/recordingId\/r",
+            "recording/call/X-1",
+        ] {
+            let payload = serde_json::json!({"subject": subject})
+                .to_string()
+                .replace("\\\\", "\\");
+            assert!(entry(&payload).names_call("X-1"), "{payload}");
+            assert_eq!(
+                crate::subject::RecordingSubject::parse(&subject.replace("\\/", "/")).map(|parsed| parsed.call_id),
+                Ok("X-1".to_owned()),
+                "the parser reads {subject} so"
+            );
+            assert!(
+                !entry(&payload).names_call("x-1"),
+                "the call id itself keeps its case: {payload}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_payload_kept_as_base64_is_matched_when_it_reads_as_text() {
+        let subject = format!(
+            r#"{{"subject":"/recording/call/c-1/serverCallId/s1","data":{{"padding":"{}","x":"#,
+            "p".repeat(200)
+        );
+        let subject = subject.as_str();
+        // UTF-8 with an invalid byte, Latin-1, UTF-16 with and without a byte-order mark (kept as base64, but for
+        // UTF-16 of ASCII, which is valid UTF-8).
+        let mut invalid = subject.as_bytes().to_vec();
+        invalid.extend_from_slice(b"\xff\xfe\"}}");
+        let latin1: Vec<u8> = format!("{subject}\"caf\u{e9}\"}}}}").chars().map(|c| c as u8).collect();
+        let utf16le: Vec<u8> = subject.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let utf16be: Vec<u8> = subject.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        let with_bom = [&[0xff, 0xfe][..], &utf16le].concat();
+        for (name, payload) in [
+            ("invalid UTF-8", invalid),
+            ("Latin-1", latin1),
+            ("UTF-16LE", utf16le),
+            ("UTF-16BE", utf16be),
+            ("UTF-16 with its mark", with_bom),
+        ] {
+            let entry = QuarantineEntry::new(&payload, "not UTF-8", "t");
+            assert!(entry.names_call("c-1"), "{name}");
+            assert!(!entry.names_call("c-2"), "{name}");
+            let truncated = entry.truncated(101);
+            let kept =
+                |entry: &QuarantineEntry| entry.payload.as_ref().or(entry.payload_base64.as_ref()).unwrap().len();
+            assert!(
+                kept(&truncated) <= 101 && kept(&truncated) < kept(&entry),
+                "{name} is cut"
+            );
+            assert!(truncated.names_call("c-1"), "{name}: the kept start still names it");
+        }
+        let utf32: Vec<u8> = subject.chars().flat_map(|c| (c as u32).to_le_bytes()).collect();
+        assert!(
+            !QuarantineEntry::new(&utf32, "not UTF-8", "t").names_call("c-1"),
+            "UTF-32 is not read"
+        );
     }
 
     #[test]

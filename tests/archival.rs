@@ -715,6 +715,67 @@ async fn with_blob_storage_a_download_killed_midway_resumes_after_the_staged_blo
 }
 
 #[tokio::test]
+async fn with_blob_storage_erasing_a_call_after_a_download_killed_midway_leaves_no_staged_block() {
+    let acs = AcsServer::start(AcsOptions::default());
+    let blob = BlobTarget::start();
+    let (host, container) = blob_archiving_host(&acs, &blob, &[]).await;
+    let size = 2 * u64::from(BLOCK_BYTES) + 1_000_000;
+    let event = event_of(&acs, "e1", &now(), &[("d0", size)]);
+    slow_content(&acs, "d0", 4);
+    // One delivery of the job, killed mid-download; its message is never delivered again (the queue's retries
+    // could be hours apart, and once it is poisoned nothing runs it).
+    let job = recording_job(&host, &event).await;
+    host.drain_queue("recording-archive");
+    let delivery = support::envelope::QueueMessage {
+        id: "job-1".to_owned(),
+        text: job,
+        dequeue_count: 1,
+        insertion_time: "2026-11-28T12:00:00+00:00".to_owned(),
+    };
+    let body = support::envelope::queue("ArchiveRecording", "archiveJob", &delivery);
+    let content = "call-1/rec-1/d0/content.mp4";
+    let kill = async {
+        support::wait::until_async(
+            "a block of the content staged in Blob Storage",
+            std::time::Duration::from_secs(60),
+            || host.diagnosis(),
+            || async { container.everything().await.contains(&content.to_owned()) },
+        )
+        .await;
+        host.restart().await;
+    };
+    let (killed, ()) = tokio::join!(host.post_to("ArchiveRecording", body), kill);
+    assert!(!killed.succeeded(), "the download was killed: {}", killed.log());
+    let committed = container.names().await;
+    assert!(
+        committed.iter().all(|location| !location.ends_with(content)),
+        "the content's blocks are staged, not committed: {committed:?}"
+    );
+
+    let key = host.master_key();
+    let erase = host
+        .http_with(
+            "DELETE",
+            "/api/recordings/call-1",
+            &[("x-functions-key", key)],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(erase.status, 200, "{}", String::from_utf8_lossy(&erase.body));
+    let erased: Value = serde_json::from_slice(&erase.body).unwrap();
+    assert_eq!(erased["erased"]["recordings"], 1, "{erased}");
+    assert_eq!(
+        erased["erased"]["files"], 1,
+        "the metadata was archived whole: {erased}"
+    );
+    assert_eq!(
+        container.everything().await,
+        Vec::<String>::new(),
+        "nothing of the call is left in the container, committed or staged"
+    );
+}
+
+#[tokio::test]
 async fn with_entra_id_the_apps_managed_identity_writes_to_blob_storage_over_https() {
     let dir = tempfile::tempdir().unwrap();
     let entra = support::azurite::EntraBlob::start(dir.path());

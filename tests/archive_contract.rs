@@ -41,6 +41,18 @@ async fn embedded_a_write_resumes_after_a_cut() {
     contract::a_write_resumes_after_a_cut(archive, &folder, 300_000, 200_000).await;
 }
 
+#[tokio::test]
+async fn embedded_erasing_leaves_nothing_an_unfinished_write_kept() {
+    let (_dir, archive, folder) = embedded();
+    contract::erasing_leaves_nothing_an_unfinished_write_kept(archive, &folder, 300_000, 200_000).await;
+}
+
+#[tokio::test]
+async fn blob_erasing_leaves_nothing_an_unfinished_write_kept() {
+    let (archive, container, _target) = blob(SMALL_BLOCK).await;
+    contract::erasing_leaves_nothing_an_unfinished_write_kept(archive, &container, 300_000, 200_000).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn embedded_concurrent_writers_leave_one_whole_file() {
     let (_dir, archive, folder) = embedded();
@@ -266,4 +278,39 @@ async fn blob_a_read_link_downloads_the_exact_bytes_and_a_tampered_or_expired_on
         403,
         "an expired link is refused"
     );
+}
+
+#[tokio::test]
+async fn blob_a_read_link_names_its_download_safely_whatever_the_name() {
+    use acs_recording_handler::archive::LinkRequest;
+    let target = BlobTarget::start_local();
+    let archive = target.archive(&unique_container()).await;
+    let key = contract::key("d0");
+    let mut writer = archive.writer(&key, contract::SOURCE).await.unwrap();
+    writer.write(b"the bytes").await.unwrap();
+    writer.commit(Some(9)).await.unwrap();
+    let client = reqwest::Client::new();
+    for (file_name, expected) in [
+        ("rec-1-0.mp4", "attachment; filename=\"rec-1-0.mp4\""),
+        (
+            "rec\r\nSet-Cookie: a=b-0.mp4",
+            "attachment; filename=\"rec__Set-Cookie: a=b-0.mp4\"",
+        ),
+        (
+            "réc-€-0.mp4",
+            "attachment; filename=\"r_c-_-0.mp4\"; filename*=UTF-8''r%C3%A9c-%E2%82%AC-0.mp4",
+        ),
+    ] {
+        let request = LinkRequest {
+            lifetime: std::time::Duration::from_secs(900),
+            file_name: file_name.to_owned(),
+            content_type: "video/mp4".to_owned(),
+        };
+        let link = archive.read_link(&key, &request).await.unwrap();
+        let response = client.get(link.url.clone()).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{file_name:?}: {}", link.url);
+        assert_eq!(response.headers()["content-disposition"], expected, "{file_name:?}");
+        assert!(response.headers().get("set-cookie").is_none());
+        assert_eq!(&response.bytes().await.unwrap()[..], b"the bytes");
+    }
 }

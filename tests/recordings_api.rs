@@ -422,6 +422,104 @@ async fn a_store_that_cannot_answer_is_a_503_with_retry_after_that_tells_no_inte
     }
 }
 
+/// A store that answers every request after `delay`, as the memory store answers it.
+struct Late {
+    delay: Duration,
+    store: MemoryStore,
+}
+
+impl Late {
+    async fn wait(&self) {
+        tokio::time::sleep(self.delay).await;
+    }
+}
+
+#[async_trait::async_trait]
+impl RecordingStore for Late {
+    async fn merge(&self, document: RecordingDocument) -> Result<Merged, StoreError> {
+        self.wait().await;
+        self.store.merge(document).await
+    }
+    async fn edit(&self, call_id: &str, id: &str, edit: Edit) -> Result<Edited, StoreError> {
+        self.wait().await;
+        self.store.edit(call_id, id, edit).await
+    }
+    async fn quarantine(&self, entry: QuarantineEntry) -> Result<(), StoreError> {
+        self.wait().await;
+        self.store.quarantine(entry).await
+    }
+    async fn lookup(&self, call_id: &str, id: &str) -> Result<Option<Stored>, StoreError> {
+        self.wait().await;
+        self.store.lookup(call_id, id).await
+    }
+    async fn documents(&self, call_id: Option<&str>) -> Result<Vec<RecordingDocument>, StoreError> {
+        self.wait().await;
+        self.store.documents(call_id).await
+    }
+    async fn list(&self, filter: &ListFilter, page: &PageRequest) -> Result<Page, StoreError> {
+        self.wait().await;
+        self.store.list(filter, page).await
+    }
+    async fn erase(&self, call_id: &str, id: &str, erased_at: &str) -> Result<Erasure, StoreError> {
+        self.wait().await;
+        self.store.erase(call_id, id, erased_at).await
+    }
+    async fn tombstones(&self, call_id: &str) -> Result<Vec<Tombstone>, StoreError> {
+        self.wait().await;
+        self.store.tombstones(call_id).await
+    }
+    async fn erase_quarantined(&self, call_id: &str) -> Result<usize, StoreError> {
+        self.wait().await;
+        self.store.erase_quarantined(call_id).await
+    }
+    async fn read_quarantined(&self, id: &str) -> Result<Option<QuarantineEntry>, StoreError> {
+        self.wait().await;
+        self.store.read_quarantined(id).await
+    }
+    fn location(&self, call_id: &str, id: &str) -> String {
+        self.store.location(call_id, id)
+    }
+}
+
+/// On tokio's paused clock, which moves on by itself whenever every task waits: the store's delays, the API's
+/// budgets and the host's function timeout pass in no time, and in the order their deadlines say.
+#[tokio::test(start_paused = true)]
+async fn a_store_that_answers_too_late_is_a_503_problem_before_the_function_times_out_in_both_modes() {
+    let requests = [
+        ("GET", "/api/recordings"),
+        ("GET", "/api/recordings/c1"),
+        ("GET", "/api/recordings/c1/r1"),
+        ("DELETE", "/api/recordings/c1"),
+    ];
+    let late = App::over(Arc::new(Late {
+        delay: Duration::from_secs(3600),
+        store: MemoryStore::new(),
+    }));
+    for mode in MODES {
+        for (method, path) in requests {
+            let answer = late.request(mode, method, path).await;
+            assert!(answer.is_problem(503), "{mode:?} {method} {path}: {answer:?}");
+            assert_eq!(answer.retry_after.as_deref(), Some("5"));
+        }
+    }
+    // A store that answers in time is answered as usual.
+    let prompt = App::over(Arc::new(Late {
+        delay: Duration::from_secs(1),
+        store: MemoryStore::new(),
+    }));
+    let event = recording_event("e1", "c1", "r1", &now(), &[chunk(0, "d0")]);
+    assert!(matches!(prompt.deliver(&event).await, Outcome::Stored { .. }));
+    for mode in MODES {
+        for (method, path) in requests {
+            let answer = prompt.request(mode, method, path).await;
+            assert!(
+                answer.status == 200 || answer.is_problem(404),
+                "{mode:?} {method} {path}: {answer:?}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn erasing_a_call_removes_its_documents_files_acs_files_and_quarantine_and_again_removes_nothing() {
     for mode in MODES {
@@ -479,6 +577,38 @@ async fn erasing_a_call_removes_its_documents_files_acs_files_and_quarantine_and
 }
 
 #[tokio::test]
+async fn erasing_sends_acs_deletes_only_to_the_object_both_files_of_a_chunk_lie_under() {
+    for mode in MODES {
+        let app = App::new();
+        let object = |id: &str| format!("https://storage.asm.skype.com/v1/objects/{id}");
+        let with_delete = |index: u64, id: &str, delete: String| {
+            let mut chunk = chunk(index, id);
+            chunk["deleteLocation"] = Value::String(delete);
+            chunk
+        };
+        let chunks = [
+            chunk(0, "d0"),
+            // Another recording's object, the parent of every object, another host, the object with a query.
+            with_delete(1, "d1", object("victim")),
+            with_delete(2, "d2", "https://storage.asm.skype.com/v1/objects".to_owned()),
+            with_delete(3, "d3", "https://attacker.example/v1/objects/d3".to_owned()),
+            with_delete(4, "d4", format!("{}?comp=all", object("d4"))),
+        ];
+        let event = recording_event("e1", "c1", "r1", &now(), &chunks);
+        assert!(matches!(app.deliver(&event).await, Outcome::Stored { .. }));
+
+        let answer = app.request(mode, "DELETE", "/api/recordings/c1").await;
+        assert_eq!(answer.status, 200, "{mode:?}: {answer:?}");
+        assert_eq!(answer.body["erased"]["acsFiles"], 1, "{mode:?}: {answer:?}");
+        assert_eq!(
+            *app.acs.deleted.lock().unwrap(),
+            [object("d0")],
+            "{mode:?}: a DELETE only where a chunk's own files lie"
+        );
+    }
+}
+
+#[tokio::test]
 async fn an_erased_recording_stays_erased_for_a_redelivered_event_and_an_archive_job_in_flight() {
     let app = App::new();
     let event = recording_event("e1", "c1", "r1", &now(), &[chunk(0, "d0")]);
@@ -489,7 +619,8 @@ async fn an_erased_recording_stays_erased_for_a_redelivered_event_and_an_archive
     let key = acs_recording_handler::archive::FileKey::content(&jobs[0]);
     let source = "https://storage.asm.skype.com/v1/objects/d0/content/video";
     // A job downloading across the erase: the embedded archive's erase takes its partial file with the folder, so it
-    // cannot commit (Blob Storage keeps uncommitted blocks, and there the commit succeeds: see below).
+    // cannot commit (Blob Storage's erase drops the blocks staged so far, but a writer still holds its last block in
+    // memory, and a file within one block commits all the same: see below).
     let mut across = archive.writer(&key, source).await.unwrap();
     across.write(b"late bytes").await.unwrap();
 
@@ -553,4 +684,28 @@ async fn wrong_methods_and_deeper_paths_get_problems_not_server_errors() {
             .await
             .is_problem(404)
     );
+}
+
+#[tokio::test]
+async fn the_api_path_in_another_case_is_served_problems_included() {
+    let app = App::new();
+    seven_recordings(&app).await;
+    // The host matches routes without regard to case, and forwards the path as the caller spelled it.
+    let lower = app.request(Mode::Forwarded, "GET", "/api/recordings/c1").await;
+    assert_eq!(lower.ids().len(), 3, "{lower:?}");
+    for path in ["/API/Recordings/c1", "/Api/RECORDINGS/c1/"] {
+        let answer = app.request(Mode::Forwarded, "GET", path).await;
+        assert_eq!((answer.status, answer.ids()), (200, lower.ids()), "{path}: {answer:?}");
+    }
+    let one = app.request(Mode::Forwarded, "GET", "/API/RECORDINGS/c1/r1").await;
+    assert_eq!(one.body["recordingId"], "r1", "{one:?}");
+    for (method, path, status) in [
+        ("GET", "/API/Recordings/c1/r1/extra", 404),
+        ("GET", "/API/Recordings/c1/r9", 404),
+        ("GET", "/Api/Recordings?limit=0", 400),
+        ("PUT", "/API/RECORDINGS/c1", 405),
+    ] {
+        let answer = app.request(Mode::Forwarded, method, path).await;
+        assert!(answer.is_problem(status), "{method} {path}: {answer:?}");
+    }
 }

@@ -513,3 +513,55 @@ async fn an_archive_job_in_flight_during_an_erase_leaves_nothing_behind() {
         }
     }
 }
+
+#[tokio::test]
+async fn with_microsoft_entra_id_week_long_links_share_one_user_delegation_key() {
+    let api = Api::start_with(
+        Mode::Forwarded,
+        Store::Embedded,
+        |dir| Files::Entra(EntraBlob::start(dir)),
+        &[("RECORDINGS_LINK_MINUTES", "10080")],
+    )
+    .await;
+    api.deliver_and_archive(&[api.event("e1", "call-1", "rec-1", &["d0", "d1"])])
+        .await;
+    // Each link's key, by the times it names (Azurite issues a key for the times asked, to the second).
+    let keys = |answer: &HttpAnswer| -> Vec<(String, String, time::OffsetDateTime)> {
+        let recording = json_of(answer);
+        let mut keys = Vec::new();
+        for chunk in recording["recordings"][0]["chunks"].as_array().unwrap() {
+            for file in ["content", "metadata"] {
+                let link = url::Url::parse(chunk["links"][file].as_str().unwrap()).unwrap();
+                let query: std::collections::HashMap<_, _> = link.query_pairs().into_owned().collect();
+                let expires =
+                    time::OffsetDateTime::parse(&query["se"], &time::format_description::well_known::Rfc3339).unwrap();
+                keys.push((query["skt"].clone(), query["ske"].clone(), expires));
+            }
+        }
+        keys
+    };
+    let first = keys(&api.get("/api/recordings/call-1").await);
+    assert_eq!(first.len(), 4, "two chunks' content and metadata");
+    // A key asked for a second later would name other times.
+    let second_started = time::OffsetDateTime::now_utc().unix_timestamp();
+    support::wait::until(
+        "the clock to reach the next second",
+        Duration::from_secs(5),
+        || "the clock".to_owned(),
+        || time::OffsetDateTime::now_utc().unix_timestamp() > second_started,
+    )
+    .await;
+    let second = keys(&api.get("/api/recordings/call-1").await);
+    let asked_for = time::OffsetDateTime::now_utc() + time::Duration::days(7);
+    for (start, expiry, link_expires) in first.iter().chain(&second) {
+        assert_eq!(
+            (start, expiry),
+            (&first[0].0, &first[0].1),
+            "one key signs every link: {first:?} {second:?}"
+        );
+        assert!(
+            *link_expires > asked_for - time::Duration::hours(1) - time::Duration::minutes(1),
+            "a link ends at most an hour before the week asked for: {link_expires}"
+        );
+    }
+}

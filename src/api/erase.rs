@@ -3,8 +3,9 @@
 //! back), the archived files, and the quarantined payloads that name the call.
 //!
 //! The order makes every step safe to repeat after a failure: ACS first (a transient failure answers 503 before
-//! anything is erased), then the tombstones, then the archive by each erased recording's folder — which also
-//! catches files a job committed after an earlier attempt — and, when the whole call is erased, the quarantine.
+//! anything is erased), then the tombstones, then the archive by each erased recording's folder — files whole or
+//! not (partial files, staged blocks), also those a job committed after an earlier attempt; a folder still being
+//! written fails the erase, to be run again — and, when the whole call is erased, the quarantine.
 //! Erasing again finds tombstones and nothing else: zeros.
 
 use serde::Serialize;

@@ -72,12 +72,12 @@ impl Linker {
                 file_name: name,
                 content_type: key.kind.content_type().to_owned(),
             };
-            let content_name = format!("{recording}-{index}.{extension}");
+            let content_name = download_name(recording, &index, &extension);
             let content_link = self
                 .archive
                 .read_link(&content, &request(&content, content_name))
                 .await?;
-            let metadata_name = format!("{recording}-{index}.json");
+            let metadata_name = download_name(recording, &index, "json");
             let metadata_link = self
                 .archive
                 .read_link(&metadata, &request(&metadata, metadata_name))
@@ -90,6 +90,23 @@ impl Linker {
         }
         Ok(())
     }
+}
+
+/// The name a download is saved as: `{recording}-{index}.{extension}`, with every character that has no place in a
+/// file name — a control character (a CR or LF would also end the header it travels in), `/`, `\\` — made `_`. The
+/// ids come from events; the archive writes the name into the link's `Content-Disposition` (see
+/// [`crate::archive::LinkRequest::content_disposition`]).
+fn download_name(recording: &str, index: &str, extension: &str) -> String {
+    format!("{recording}-{index}.{extension}")
+        .chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '/' | '\\') {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -108,5 +125,18 @@ mod tests {
         );
         assert_eq!(recorded_extension("https://a.example/r/c/r/d0/content"), None);
         assert_eq!(recorded_extension("https://a.example/x.../"), None);
+    }
+
+    #[test]
+    fn a_download_name_keeps_the_ids_but_nothing_that_cannot_stand_in_a_file_name() {
+        assert_eq!(download_name("rec-1", "0", "mp4"), "rec-1-0.mp4");
+        assert_eq!(
+            download_name("eyJQbGF0Zm9ybSI6", "3", "json"),
+            "eyJQbGF0Zm9ybSI6-3.json"
+        );
+        assert_eq!(
+            download_name("rec\r\nX-Evil: 1/../é", "\"7\"", "wav"),
+            "rec__X-Evil: 1_.._é-\"7\".wav"
+        );
     }
 }

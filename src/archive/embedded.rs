@@ -145,19 +145,28 @@ impl Archive for EmbeddedArchive {
     }
 
     async fn erase(&self, call_id: &str, recording_id: Option<&str>) -> Result<u64, ArchiveError> {
-        let mut folder = local_names::entry(&self.root, call_id, "");
-        if let Some(recording_id) = recording_id {
-            folder = local_names::entry(&folder, recording_id, "");
-        }
+        let (root, call_id, recording_id) = (self.root.clone(), call_id.to_owned(), recording_id.map(str::to_owned));
         blocking(move || {
-            let files = count_files(&folder).map_err(io_error("read", &folder))?;
-            match fs::remove_dir_all(&folder) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_error("remove", &folder)(e)),
+            // Under every name an id may have (an earlier version's folder, and the one written to since), with
+            // the partial files in them.
+            let mut folders = local_names::entries(&root, &call_id, "");
+            if let Some(recording_id) = &recording_id {
+                folders = folders
+                    .iter()
+                    .flat_map(|call| local_names::entries(call, recording_id, ""))
+                    .collect();
             }
-            if let Some(parent) = folder.parent() {
-                sync(parent)?;
+            let mut files = 0;
+            for folder in &folders {
+                files += count_files(folder).map_err(io_error("read", folder))?;
+                match fs::remove_dir_all(folder) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_error("remove", folder)(e)),
+                }
+                if let Some(parent) = folder.parent() {
+                    sync(parent)?;
+                }
             }
             Ok(files)
         })
@@ -698,5 +707,64 @@ mod tests {
             None,
             "a case variant is another recording"
         );
+    }
+
+    #[tokio::test]
+    async fn erasing_removes_a_call_under_every_name_it_has_with_the_bytes_of_unfinished_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = EmbeddedArchive::open(dir.path()).unwrap();
+        let key = |recording: &str, chunk: &str| FileKey {
+            call_id: "4b1d8a9e-Call".into(),
+            recording_id: recording.into(),
+            chunk_id: chunk.into(),
+            kind: FileKind::Content {
+                extension: "mp4".into(),
+            },
+        };
+        // An earlier version archived d0 under the ids' own names; d1 went to the current ones since, and d2 is
+        // half downloaded.
+        let earlier = archive.root().join("4b1d8a9e-Call/eyJQbGF0");
+        fs::create_dir_all(&earlier).unwrap();
+        fs::write(earlier.join("d0.content.mp4"), b"old bytes").unwrap();
+        let mut writer = archive.writer(&key("eyJQbGF0", "d1"), SOURCE).await.unwrap();
+        writer.write(b"new bytes").await.unwrap();
+        writer.commit(Some(9)).await.unwrap();
+        let mut unfinished = archive.writer(&key("eyJQbGF0", "d2"), SOURCE).await.unwrap();
+        unfinished.write(b"half").await.unwrap();
+        drop(unfinished);
+        let mut other = archive.writer(&key("other", "d3"), SOURCE).await.unwrap();
+        other.write(b"kept").await.unwrap();
+        other.commit(Some(4)).await.unwrap();
+
+        assert_eq!(archive.erase("4b1d8a9e-Call", Some("eyJQbGF0")).await.unwrap(), 2);
+        let left: Vec<String> = files_under(archive.root());
+        assert_eq!(
+            left,
+            [
+                "4b1d8a9e-Call~08/other/.d3.content.mp4.source",
+                "4b1d8a9e-Call~08/other/d3.content.mp4"
+            ],
+            "only the other recording's file, with the record of its source"
+        );
+        assert_eq!(archive.erase("4b1d8a9e-Call", None).await.unwrap(), 1);
+        assert!(files_under(archive.root()).is_empty());
+    }
+
+    /// Every file under `root`, hidden ones too, relative to it.
+    fn files_under(root: &Path) -> Vec<String> {
+        let mut files = Vec::new();
+        let mut folders = vec![root.to_owned()];
+        while let Some(folder) = folders.pop() {
+            for entry in fs::read_dir(&folder).unwrap().flatten() {
+                if entry.file_type().unwrap().is_dir() {
+                    folders.push(entry.path());
+                } else {
+                    let path = entry.path();
+                    files.push(path.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+                }
+            }
+        }
+        files.sort();
+        files
     }
 }

@@ -179,13 +179,13 @@ pub trait Archive: Send + Sync {
     /// this machine only, which never expires.
     async fn read_link(&self, key: &FileKey, request: &LinkRequest) -> Result<ReadLink, ArchiveError>;
 
-    /// Removes the file, and the bytes an unfinished attempt kept for it where the archive can (the embedded
-    /// archive's partial files; Blob Storage drops uncommitted blocks by itself after 7 days). Returns whether a
-    /// whole file was there. For a job that committed a file of a recording erased meanwhile.
+    /// Removes the file and the bytes unfinished attempts kept for it (the embedded archive's partial files, Blob
+    /// Storage's staged blocks). Returns whether a whole file was there. For a job whose recording was erased.
     async fn remove(&self, key: &FileKey) -> Result<bool, ArchiveError>;
 
-    /// Removes every file of a call, or of one of its recordings (`recording_id` being the document's id);
-    /// returns how many whole files there were.
+    /// Removes every file of a call, or of one of its recordings (`recording_id` being the document's id), and
+    /// every byte unfinished attempts kept for them; returns how many whole files there were. `Ok` only when
+    /// nothing is left, committed or not: a writer still writing there makes it [`ArchiveError::Busy`].
     async fn erase(&self, call_id: &str, recording_id: Option<&str>) -> Result<u64, ArchiveError>;
 }
 
@@ -197,6 +197,35 @@ pub struct LinkRequest {
     pub file_name: String,
     /// The download's `Content-Type`.
     pub content_type: String,
+}
+
+impl LinkRequest {
+    /// The `Content-Disposition` a download gets: an attachment saved as `file_name`, as RFC 6266 writes it. No
+    /// control character gets through (each becomes `_`: a CR or LF would end the header); a name that is not plain
+    /// ASCII gets an ASCII `filename` (each other character `_`) and the exact name as `filename*=UTF-8''…`
+    /// (RFC 8187), which browsers prefer.
+    pub fn content_disposition(&self) -> String {
+        let name: String = self
+            .file_name
+            .chars()
+            .map(|c| if c.is_control() { '_' } else { c })
+            .collect();
+        let plain = |c: char| c.is_ascii() && !matches!(c, '"' | '\\');
+        let fallback: String = name.chars().map(|c| if plain(c) { c } else { '_' }).collect();
+        if name.chars().all(plain) {
+            return format!("attachment; filename=\"{fallback}\"");
+        }
+        let mut encoded = String::with_capacity(name.len() * 3);
+        for byte in name.bytes() {
+            // RFC 8187's attr-char: letters, digits and these are written as they are.
+            if byte.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&byte) {
+                encoded.push(char::from(byte));
+            } else {
+                encoded.push_str(&format!("%{byte:02X}"));
+            }
+        }
+        format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+    }
 }
 
 /// A link to an archived file.
@@ -268,6 +297,49 @@ impl ArchiveError {
             ArchiveError::Storage { needs_operator, .. } => *needs_operator,
             ArchiveError::MissingContainer { .. } | ArchiveError::Unverified { .. } | ArchiveError::Setup(_) => true,
             ArchiveError::Io { .. } | ArchiveError::Busy(_) | ArchiveError::WrongSize { .. } => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn disposition(file_name: &str) -> String {
+        LinkRequest {
+            lifetime: std::time::Duration::from_secs(900),
+            file_name: file_name.to_owned(),
+            content_type: "video/mp4".to_owned(),
+        }
+        .content_disposition()
+    }
+
+    #[test]
+    fn a_plain_download_name_is_a_quoted_filename() {
+        assert_eq!(disposition("rec-1-0.mp4"), "attachment; filename=\"rec-1-0.mp4\"");
+    }
+
+    #[test]
+    fn no_control_character_reaches_the_header_and_other_names_get_filename_star() {
+        assert_eq!(
+            disposition("rec\r\nSet-Cookie: a=b\t-0.mp4"),
+            "attachment; filename=\"rec__Set-Cookie: a=b_-0.mp4\"",
+        );
+        assert_eq!(
+            disposition("réc \"€\\ 1-0.mp4"),
+            "attachment; filename=\"r_c ___ 1-0.mp4\"; filename*=UTF-8''r%C3%A9c%20%22%E2%82%AC%5C%201-0.mp4"
+        );
+        assert_eq!(
+            disposition("é\u{85}\n.json"),
+            "attachment; filename=\"___.json\"; filename*=UTF-8''%C3%A9__.json",
+            "C1 controls too"
+        );
+        for name in ["a\rb", "\u{7f}x", "x\u{2028}y"] {
+            let header = disposition(name);
+            assert!(
+                header.bytes().all(|b| (0x20..0x7f).contains(&b)),
+                "{name:?}: {header:?} is printable ASCII"
+            );
         }
     }
 }

@@ -130,13 +130,11 @@ impl Function for Recordings {
     async fn invoke(&self, body: &[u8], _invocation_id: &str) -> Result<InvocationReply, FunctionError> {
         let response = match request(body) {
             Ok(request) => {
-                self.api
-                    .get(
-                        request.param("callId"),
-                        request.param("recordingId"),
-                        &request.query_pairs(),
-                    )
-                    .await
+                let query = request.query_pairs();
+                let answer = self
+                    .api
+                    .get(request.param("callId"), request.param("recordingId"), &query);
+                in_time(LIST_BUDGET, answer).await
             }
             Err(response) => response,
         };

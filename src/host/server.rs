@@ -107,32 +107,24 @@ pub fn routes(
 }
 
 /// The recordings API's requests as the host forwards them (`enableForwardingHttpRequest`): the caller's method,
-/// path with the route prefix, and query. The host has checked the function key already; the query's `code` is
-/// never read or logged here.
+/// path with the route prefix, and query. The host routes without regard to case, so `/API/Recordings/…` arrives as
+/// the caller spelled it and is served the same, problems included. The host has checked the function key already;
+/// the query's `code` is never read or logged here.
 fn forwarded(
     api: RecordingsApi,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static {
-    warp::path(ROUTE_PREFIX)
-        .and(warp::path("recordings"))
-        .and(warp::path::tail())
+    warp::path::full()
+        .and_then(|path: warp::path::FullPath| async move {
+            recordings_route(path.as_str()).ok_or_else(warp::reject::not_found)
+        })
         .and(warp::method())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::optional::<String>("x-azure-functions-invocationid"))
         .then(
-            move |tail: warp::path::Tail, method: warp::http::Method, query: String, invocation_id: Option<String>| {
+            move |segments: Vec<String>, method: warp::http::Method, query: String, invocation_id: Option<String>| {
                 let api = api.clone();
                 async move {
-                    let segments: Vec<String> = tail
-                        .as_str()
-                        .split('/')
-                        .filter(|segment| !segment.is_empty())
-                        .map(|segment| {
-                            percent_encoding::percent_decode_str(segment)
-                                .decode_utf8_lossy()
-                                .into_owned()
-                        })
-                        .collect();
-                    let response = match (segments.as_slice(), method) {
+                    let response = match (segments, method) {
                         (segments, _) if segments.len() > 2 => {
                             Problem::not_found("the API serves recordings/{callId}/{recordingId} and no deeper").into()
                         }
@@ -163,6 +155,24 @@ fn forwarded(
                 }
             },
         )
+}
+
+/// The decoded segments after `/api/recordings` in `path` (as sent, percent-encoded), empty ones left out: the route
+/// prefix and `recordings` in any case, as the host matches routes; `None` for any other path.
+fn recordings_route(path: &str) -> Option<Vec<String>> {
+    let mut segments = path.trim_start_matches('/').split('/');
+    let prefix = segments.next()?.eq_ignore_ascii_case(ROUTE_PREFIX);
+    let recordings = segments.next()?.eq_ignore_ascii_case("recordings");
+    (prefix && recordings).then(|| {
+        segments
+            .filter(|segment| !segment.is_empty())
+            .map(|segment| {
+                percent_encoding::percent_decode_str(segment)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+            .collect()
+    })
 }
 
 fn http_response(response: ApiResponse) -> Response {

@@ -9,7 +9,10 @@ use acs_recording_handler::archive::{Archive, ArchiveError, BlobArchive, FileKey
 use acs_recording_handler::digest::hex;
 use acs_recording_handler::recording::ArchivedFile;
 use async_trait::async_trait;
-use azure_storage_blob::models::{BlobClientGetPropertiesResultHeaders, BlobClientUploadOptions};
+use azure_storage_blob::models::{
+    BlobClientGetPropertiesResultHeaders, BlobClientUploadOptions, BlobContainerClientListBlobsOptions,
+    ListBlobsIncludeItem,
+};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
@@ -25,6 +28,9 @@ pub trait Inspect: Send + Sync {
     async fn tamper(&self, location: &str, bytes: &[u8]);
     /// The location of every complete file the archive holds.
     async fn names(&self) -> Vec<String>;
+    /// Everything the archive keeps, complete or not (partial files, blobs with staged blocks only), each named
+    /// by its path under the root.
+    async fn everything(&self) -> Vec<String>;
     /// What every location starts with.
     fn root(&self) -> String;
     /// Whether the archive keeps each file's committed digest and size beside its bytes (Blob Storage's metadata),
@@ -55,6 +61,18 @@ impl Inspect for Folder {
             .filter(|path| !path.file_name().unwrap().to_string_lossy().starts_with('.'))
             .map(|path| url::Url::from_file_path(&path).unwrap().to_string())
             .collect()
+    }
+
+    async fn everything(&self) -> Vec<String> {
+        // Lock files hold no bytes: one stays beside a removed file, so that writers racing the removal still
+        // exclude each other.
+        let mut paths: Vec<String> = super::files_under(&self.root)
+            .into_iter()
+            .filter(|path| !path.to_string_lossy().ends_with(".lock"))
+            .map(|path| path.strip_prefix(&self.root).unwrap().to_string_lossy().into_owned())
+            .collect();
+        paths.sort();
+        paths
     }
 
     fn root(&self) -> String {
@@ -135,6 +153,33 @@ impl Inspect for Container {
         names
     }
 
+    async fn everything(&self) -> Vec<String> {
+        let options = BlobContainerClientListBlobsOptions {
+            include: Some(vec![ListBlobsIncludeItem::UncommittedBlobs]),
+            ..Default::default()
+        };
+        let mut pages = self
+            .archive
+            .container_client()
+            .unwrap()
+            .list_blobs(Some(options))
+            .unwrap()
+            .into_pages();
+        let mut names = Vec::new();
+        while let Some(page) = pages.next().await {
+            names.extend(
+                page.unwrap()
+                    .into_model()
+                    .unwrap()
+                    .blob_items
+                    .into_iter()
+                    .filter_map(|b| b.name),
+            );
+        }
+        names.sort();
+        names
+    }
+
     fn root(&self) -> String {
         format!("{}/", self.archive.container_url())
     }
@@ -159,6 +204,14 @@ pub fn key(chunk: &str) -> FileKey {
         kind: FileKind::Content {
             extension: "mp4".into(),
         },
+    }
+}
+
+/// `key(chunk)` in another recording of the call.
+fn key_in(recording: &str, chunk: &str) -> FileKey {
+    FileKey {
+        recording_id: recording.into(),
+        ..key(chunk)
     }
 }
 
@@ -398,4 +451,77 @@ pub async fn names_from_hostile_ids_stay_distinct_and_inside(archive: Arc<dyn Ar
     distinct.dedup();
     assert_eq!(distinct.len(), ids.len(), "{locations:#?}");
     assert_eq!(inspect.names().await.len(), ids.len(), "{:#?}", inspect.names().await);
+}
+
+/// Erasing a recording removes its files and every byte an unfinished write kept for them — a partial file, blocks
+/// staged for a blob never committed — and nothing of another recording; erasing the call leaves nothing at all.
+/// Removing one file removes the bytes kept for it too: a writer there starts from nothing.
+pub async fn erasing_leaves_nothing_an_unfinished_write_kept(
+    archive: Arc<dyn Archive>,
+    inspect: &dyn Inspect,
+    size: usize,
+    cut: usize,
+) {
+    let bytes = content(5, size);
+    write_rest(archive.as_ref(), &key("d0"), &bytes).await.unwrap();
+    for key in [key("d1"), key_in("rec-2", "d2"), key_in("rec-3", "d3")] {
+        let mut unfinished = archive.writer(&key, SOURCE).await.unwrap();
+        unfinished.write(&bytes[..cut]).await.unwrap();
+        drop(unfinished);
+        let again = archive.writer(&key, SOURCE).await.unwrap();
+        assert!(again.offset() > 0, "{key:?}: the cut write kept bytes");
+    }
+    let kept_for = |recording: &str, everything: &[String]| {
+        everything
+            .iter()
+            .filter(|path| path.split('/').any(|segment| segment == recording))
+            .count()
+    };
+    assert!(kept_for("rec-3", &inspect.everything().await) > 0);
+
+    assert!(
+        !archive.remove(&key_in("rec-3", "d3")).await.unwrap(),
+        "no whole file was there"
+    );
+    assert_eq!(
+        kept_for("rec-3", &inspect.everything().await),
+        0,
+        "{:?}",
+        inspect.everything().await
+    );
+    let mut fresh = archive.writer(&key_in("rec-3", "d3"), SOURCE).await.unwrap();
+    assert_eq!(fresh.offset(), 0, "nothing kept for the removed file");
+    // Other bytes from the same source: were any of the removed bytes still kept (hidden, say), they would meet
+    // these and nothing could be resumed.
+    fresh.write(&content(6, cut)).await.unwrap();
+    drop(fresh);
+    let resumed = archive.writer(&key_in("rec-3", "d3"), SOURCE).await.unwrap();
+    assert!(
+        resumed.offset() > 0,
+        "what a writer keeps after the removal is its own alone"
+    );
+    drop(resumed);
+    assert!(archive.remove(&key_in("rec-3", "d3")).await.is_ok());
+
+    assert_eq!(
+        archive.erase("call-1", Some("rec-1")).await.unwrap(),
+        1,
+        "one whole file"
+    );
+    let left = inspect.everything().await;
+    assert_eq!(kept_for("rec-1", &left), 0, "nothing of the erased recording: {left:?}");
+    assert!(
+        kept_for("rec-2", &left) > 0,
+        "another recording keeps its bytes: {left:?}"
+    );
+    let fresh = archive.writer(&key("d1"), SOURCE).await.unwrap();
+    assert_eq!(fresh.offset(), 0, "nothing kept for the erased recording");
+    drop(fresh);
+
+    assert_eq!(archive.erase("call-1", None).await.unwrap(), 0);
+    assert_eq!(
+        inspect.everything().await,
+        Vec::<String>::new(),
+        "nothing left of the call"
+    );
 }

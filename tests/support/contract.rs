@@ -714,15 +714,25 @@ pub async fn merges_racing_an_erasure_never_bring_the_recording_back(
 pub async fn erasing_a_calls_quarantined_payloads_removes_exactly_those_naming_it(store: Arc<dyn RecordingStore>) {
     let entry =
         |payload: &str| QuarantineEntry::new(payload.as_bytes(), "no recordingStorageInfo", "2026-11-28T00:00:00Z");
+    let bytes = |payload: &[u8]| QuarantineEntry::new(payload, "not UTF-8", "2026-11-28T00:00:00Z");
+    let utf16: Vec<u8> = r#"{"subject":"/recording/call/q-1"}"#.encode_utf16().flat_map(u16::to_le_bytes).collect();
     let naming = [
         entry(r#"{"subject":"/recording/call/q-1/serverCallId/c2Vy","data":{}}"#),
         entry(r#"{"subject":"\/recording\/call\/q-1","data":{}}"#),
+        // The subject parser takes `recording` and `call` in any case.
+        entry(r#"{"subject":"/Recording/Call/q-1/recordingId/r","data":{}}"#),
+        // Kept as base64 (not UTF-8: a Latin-1 `é`), and UTF-16, which reads as text with zeros.
+        bytes(b"{\"subject\":\"/recording/call/q-1\",\"data\":\"caf\xe9\"}"),
+        bytes(&utf16),
     ];
     let others = [
         entry(r#"{"subject":"/recording/call/q-10/serverCallId/c2Vy","data":{}}"#),
         entry(r#"{"subject":"/recording/call/q-2","data":{"note":"q-1"}}"#),
+        entry(r#"{"subject":"/Recording/Call/Q-1","data":{}}"#),
+        bytes(b"{\"subject\":\"/recording/call/q-2\",\"data\":\"caf\xe9\"}"),
         entry("not json"),
     ];
+    assert!(naming[3].payload_base64.is_some(), "kept as base64");
     for entry in naming.iter().chain(&others) {
         store.quarantine(entry.clone()).await.unwrap();
     }
@@ -734,7 +744,7 @@ pub async fn erasing_a_calls_quarantined_payloads_removes_exactly_those_naming_i
         assert_eq!(
             store.read_quarantined(&entry.id).await.unwrap().as_ref(),
             Some(entry),
-            "a call whose id merely starts alike, another call, a payload naming none"
+            "a call whose id merely starts alike, another call, a call id in another case, a payload naming none"
         );
     }
     assert_eq!(

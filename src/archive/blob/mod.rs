@@ -16,6 +16,11 @@
 //! retried job lists the
 //! uncommitted blocks, keeps the run it can vouch for and resumes the download after it. Before a file is reported
 //! archived, the committed blob's length and metadata are read back and checked.
+//!
+//! Staged blocks are bytes of a recording too, and Blob Storage keeps them up to a week. Erasing lists a folder's
+//! blobs with those that have staged blocks only (`List Blobs` with `include=uncommittedblobs`) and removes both
+//! from each name (`purge`), then lists again, until nothing is left. Deleting a name that has staged
+//! blocks only is not enough: Azurite 3.35.0 then hides the blocks and gives them back to the next writer.
 
 pub mod blocks;
 pub mod sas;
@@ -32,7 +37,7 @@ use azure_core::http::{Body, ClientOptions, ExponentialRetryOptions, RetryOption
 use azure_storage_blob::models::KeyInfo;
 use azure_storage_blob::models::{
     AccessTier as BlobTier, BlobClientGetPropertiesResultHeaders, BlobContainerClientListBlobsOptions,
-    BlockBlobClientCommitBlockListOptions, BlockListType, BlockLookupList,
+    BlockBlobClientCommitBlockListOptions, BlockListType, BlockLookupList, ListBlobsIncludeItem,
 };
 use azure_storage_blob::{
     BlobClient, BlobClientOptions, BlobContainerClient, BlobContainerClientOptions, BlobServiceClient,
@@ -70,6 +75,9 @@ const SOURCE_METADATA: &str = "source";
 /// What a metadata value cannot hold: everything but printable ASCII, and `%` itself.
 const NOT_IN_METADATA: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b'%');
 
+/// How many times an erase removes what it lists under a folder before it reports the folder still being written.
+const PURGE_ROUNDS: usize = 3;
+
 /// Files in one Blob Storage container.
 #[derive(Clone)]
 pub struct BlobArchive {
@@ -94,6 +102,17 @@ pub struct BlobArchive {
 const DELEGATION_KEY_LIFETIME: time::Duration = time::Duration::days(7);
 /// How far a link's start is set back, for clocks that run behind this one.
 const CLOCK_SKEW: time::Duration = time::Duration::minutes(5);
+/// The most a link may end before the lifetime asked for, so that the kept key signs it: a tenth of the lifetime,
+/// at most an hour. Without it a week-long link, which needs a key lasting a week from now, could never use a key
+/// obtained even a second ago. A key is then asked for at most once an hour for week-long links, and about once a
+/// week for short ones; a link's `expiresOn` says when it really stops working.
+const KEY_REUSE_MARGIN: time::Duration = time::Duration::hours(1);
+
+/// Whether a kept key that expires at `key_expires_on` signs a link asked to last `lifetime` from `now`.
+fn key_signs(key_expires_on: OffsetDateTime, now: OffsetDateTime, lifetime: time::Duration) -> bool {
+    let margin = (lifetime / 10_i32).min(KEY_REUSE_MARGIN);
+    key_expires_on >= now + lifetime - margin
+}
 
 impl std::fmt::Debug for BlobArchive {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -152,13 +171,17 @@ impl BlobArchive {
         })
     }
 
-    /// A user delegation key that lasts at least until `until`: the one kept, or a new one from Blob Storage.
-    async fn delegation_key(&self, until: OffsetDateTime) -> Result<sas::UserDelegationKey, ArchiveError> {
+    /// A user delegation key for a link asked to last `lifetime` from `now`: the one kept while it lasts nearly as
+    /// long ([`key_signs`]), or a new one from Blob Storage that lasts a week.
+    async fn delegation_key(
+        &self,
+        now: OffsetDateTime,
+        lifetime: time::Duration,
+    ) -> Result<sas::UserDelegationKey, ArchiveError> {
         let mut kept = self.delegation.lock().await;
-        if let Some(key) = kept.as_ref().filter(|key| key.expires_on >= until) {
+        if let Some(key) = kept.as_ref().filter(|key| key_signs(key.expires_on, now, lifetime)) {
             return Ok(key.clone());
         }
-        let now = OffsetDateTime::now_utc();
         let mut service = self.container.clone();
         if let Ok(mut segments) = service.path_segments_mut() {
             segments.pop();
@@ -260,6 +283,60 @@ impl BlobArchive {
         }
     }
 
+    /// Removes everything kept under a blob's name — the committed blob, and the blocks an unfinished writer staged
+    /// for it — and says whether a committed blob was there. A `Put Block List` removes every uncommitted block it
+    /// does not name, so an empty one, committed only where no blob is (`If-None-Match: *`), drops the staged blocks
+    /// and leaves an empty blob, which is then deleted; where a blob is committed, the commit is refused and changes
+    /// nothing, and the blob is deleted.
+    async fn purge(&self, url: Url) -> Result<bool, ArchiveError> {
+        let empty = BlockLookupList {
+            latest: Some(Vec::new()),
+            ..Default::default()
+        };
+        let empty = empty
+            .try_into()
+            .map_err(|e| storage_error("drop the staged blocks", e))?;
+        let options = BlockBlobClientCommitBlockListOptions {
+            if_none_match: Some("*".into()),
+            ..Default::default()
+        };
+        let committed = match self
+            .block_blob_client(url.clone())?
+            .commit_block_list(empty, Some(options))
+            .await
+        {
+            Ok(_) => false,
+            Err(e) if matches!(e.http_status().map(u16::from), Some(409 | 412)) => true,
+            Err(e) => return Err(storage_error("drop the staged blocks", e)),
+        };
+        Ok(self.delete_blob(url).await? && committed)
+    }
+
+    /// The name of every blob under `prefix`, committed or with staged blocks only (`include=uncommittedblobs`).
+    async fn names_under(&self, prefix: &str) -> Result<Vec<String>, ArchiveError> {
+        use futures_util::TryStreamExt;
+        let options = BlobContainerClientListBlobsOptions {
+            prefix: Some(prefix.to_owned()),
+            include: Some(vec![ListBlobsIncludeItem::UncommittedBlobs]),
+            ..Default::default()
+        };
+        let mut pages = self
+            .container_client()?
+            .list_blobs(Some(options))
+            .map_err(|e| storage_error("list a call's files", e))?
+            .into_pages();
+        let mut names = Vec::new();
+        while let Some(page) = pages
+            .try_next()
+            .await
+            .map_err(|e| storage_error("list a call's files", e))?
+        {
+            let page = page.into_model().map_err(|e| storage_error("list a call's files", e))?;
+            names.extend(page.blob_items.into_iter().filter_map(|item| item.name));
+        }
+        Ok(names)
+    }
+
     /// The blob's URL: the container's, then one segment per encoded id, then the file's name.
     fn url(&self, key: &FileKey) -> Url {
         let mut url = self.container.clone();
@@ -305,45 +382,37 @@ impl Archive for BlobArchive {
     }
 
     async fn remove(&self, key: &FileKey) -> Result<bool, ArchiveError> {
-        self.delete_blob(self.url(key)).await
+        self.purge(self.url(key)).await
     }
 
     async fn erase(&self, call_id: &str, recording_id: Option<&str>) -> Result<u64, ArchiveError> {
-        use futures_util::TryStreamExt;
         let mut prefix = format!("{}/", file_name(call_id));
         if let Some(recording_id) = recording_id {
             prefix.push_str(&file_name(recording_id));
             prefix.push('/');
         }
-        let options = BlobContainerClientListBlobsOptions {
-            prefix: Some(prefix),
-            ..Default::default()
-        };
-        let mut pages = self
-            .container_client()?
-            .list_blobs(Some(options))
-            .map_err(|e| storage_error("list a call's files", e))?
-            .into_pages();
-        let mut names = Vec::new();
-        while let Some(page) = pages
-            .try_next()
-            .await
-            .map_err(|e| storage_error("list a call's files", e))?
-        {
-            let page = page.into_model().map_err(|e| storage_error("list a call's files", e))?;
-            names.extend(page.blob_items.into_iter().filter_map(|item| item.name));
-        }
         let mut removed = 0;
-        for name in names {
-            let mut url = self.container.clone();
-            if let Ok(mut segments) = url.path_segments_mut() {
-                segments.extend(name.split('/'));
+        for round in 0..=PURGE_ROUNDS {
+            let names = self.names_under(&prefix).await?;
+            if names.is_empty() {
+                return Ok(removed);
             }
-            if self.delete_blob(url).await? {
-                removed += 1;
+            if round == PURGE_ROUNDS {
+                break;
+            }
+            for name in names {
+                let mut url = self.container.clone();
+                if let Ok(mut segments) = url.path_segments_mut() {
+                    segments.extend(name.split('/'));
+                }
+                if self.purge(url).await? {
+                    removed += 1;
+                }
             }
         }
-        Ok(removed)
+        // Something keeps staging blocks there: a job still downloading a file of the erased recording. It fails
+        // at its commit and removes what it staged when it finds the tombstone; erasing again then finds nothing.
+        Err(ArchiveError::Busy(format!("{}/{prefix}", self.container)))
     }
 
     async fn existing(&self, key: &FileKey) -> Result<Option<ArchivedFile>, ArchiveError> {
@@ -352,12 +421,14 @@ impl Archive for BlobArchive {
 
     async fn read_link(&self, key: &FileKey, request: &LinkRequest) -> Result<ReadLink, ArchiveError> {
         let now = OffsetDateTime::now_utc();
-        let lifetime = time::Duration::try_from(request.lifetime).unwrap_or(DELEGATION_KEY_LIFETIME);
-        let mut expiry = now + lifetime.min(DELEGATION_KEY_LIFETIME);
+        let lifetime = time::Duration::try_from(request.lifetime)
+            .unwrap_or(DELEGATION_KEY_LIFETIME)
+            .min(DELEGATION_KEY_LIFETIME);
+        let mut expiry = now + lifetime;
         let delegation = match &self.link_key {
             Some(_) => None,
             None => {
-                let key = self.delegation_key(expiry).await?;
+                let key = self.delegation_key(now, lifetime).await?;
                 expiry = expiry.min(key.expires_on);
                 Some(key)
             }
@@ -371,10 +442,7 @@ impl Archive for BlobArchive {
             .unwrap_or_default()
             .to_owned();
         let blob = blob_name(key).join("/");
-        let disposition = format!(
-            "attachment; filename=\"{}\"",
-            request.file_name.replace(['"', '\\'], "_")
-        );
+        let disposition = request.content_disposition();
         let https_only = !self
             .container
             .host()
@@ -714,6 +782,32 @@ mod tests {
         );
         assert_eq!(segments[5], "content.mp4");
         assert!(url.query().is_none());
+    }
+
+    #[test]
+    fn a_kept_key_signs_links_that_it_outlives_but_for_a_tenth_of_their_lifetime_at_most_an_hour() {
+        let issued = time::macros::datetime!(2026-11-28 12:00 UTC);
+        let expires = issued + DELEGATION_KEY_LIFETIME;
+        let week = DELEGATION_KEY_LIFETIME;
+        let minutes = |n| time::Duration::minutes(n);
+        assert!(key_signs(expires, issued, week), "the week it was asked for");
+        assert!(key_signs(expires, issued + minutes(60), week), "an hour later");
+        assert!(
+            !key_signs(expires, issued + minutes(61), week),
+            "a link would end over an hour early"
+        );
+        let fifteen = minutes(15);
+        assert!(key_signs(
+            expires,
+            expires - minutes(15) + time::Duration::seconds(90),
+            fifteen
+        ));
+        assert!(!key_signs(
+            expires,
+            expires - minutes(15) + time::Duration::seconds(91),
+            fifteen
+        ));
+        assert!(!key_signs(expires, expires, fifteen), "an expired key signs nothing");
     }
 
     #[test]

@@ -97,8 +97,11 @@ const REQUESTS_PER_PAGE: usize = 8;
 /// A partition's tombstones.
 const TOMBSTONES: &str = "SELECT * FROM c WHERE NOT IS_DEFINED(c.chunks)";
 
-/// The quarantined payloads that may name a call; [`QuarantineEntry::names_call`] decides on each.
-const QUARANTINE_NAMING: &str = "SELECT * FROM c WHERE CONTAINS(c.payload, @call)";
+/// The quarantined payloads that may name a call; [`QuarantineEntry::names_call`] decides on each. Text holding the
+/// call id as it is or as UTF-16 reads it (`@utf16le`, `@utf16be`: a zero after or before each character), and
+/// every payload kept as base64, which only decoding can read.
+const QUARANTINE_NAMING: &str = "SELECT * FROM c WHERE CONTAINS(c.payload, @call) OR CONTAINS(c.payload, @utf16le) \
+     OR CONTAINS(c.payload, @utf16be) OR IS_DEFINED(c.payloadBase64)";
 
 /// How long a tombstone is kept, in seconds (Cosmos DB's per-item `ttl`, honoured when the container has time to
 /// live on — `defaultTtl` -1, as the deployment template sets it; otherwise tombstones are kept for good). 30 days
@@ -434,8 +437,12 @@ impl RecordingStore for CosmosStore {
 
     async fn erase_quarantined(&self, call_id: &str) -> Result<usize, StoreError> {
         use futures_util::TryStreamExt;
+        let utf16le: String = call_id.chars().flat_map(|c| [c, '\0']).collect();
+        let utf16be: String = call_id.chars().flat_map(|c| ['\0', c]).collect();
         let query = Query::from(QUARANTINE_NAMING)
             .with_parameter("@call", call_id)
+            .and_then(|query| query.with_parameter("@utf16le", utf16le))
+            .and_then(|query| query.with_parameter("@utf16be", utf16be))
             .map_err(|e| cosmos_error("query the quarantine", e))?;
         let entries: Vec<QuarantineEntry> = self
             .quarantine
