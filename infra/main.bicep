@@ -128,13 +128,12 @@ var tags = { 'azd-env-name': environmentName }
 // What a decorator cannot say, refused before any resource is deployed (the preprovision hook refuses the same).
 var acsIdParts = split(acsResourceId, '/')
 var acsIdShaped = length(acsIdParts) == 9 && empty(acsIdParts[0]) && toLower(acsIdParts[1]) == 'subscriptions' && toLower(acsIdParts[3]) == 'resourcegroups' && toLower(acsIdParts[5]) == 'providers' && toLower(acsIdParts[6]) == 'microsoft.communication' && toLower(acsIdParts[7]) == 'communicationservices' && !empty(acsIdParts[8])
-var acs = acsIdShaped
-  ? { subscriptionId: acsIdParts[2], resourceGroup: acsIdParts[4], name: acsIdParts[8] }
-  : fail('acsResourceId must be /subscriptions/SUB/resourceGroups/GROUP/providers/Microsoft.Communication/communicationServices/NAME')
-var throughput = cosmosThroughput == 0 || (cosmosThroughput >= 400 && cosmosThroughput % 100 == 0)
-  ? cosmosThroughput
-  : fail('cosmosThroughput must be 0 (serverless) or 400 RU/s or more, in steps of 100')
+var acsIdValid = acsIdShaped ? true : fail('acsResourceId must be /subscriptions/SUB/resourceGroups/GROUP/providers/Microsoft.Communication/communicationServices/NAME')
+var acs = { subscriptionId: acsIdValid ? acsIdParts[2] : '', resourceGroup: acsIdParts[4], name: acsIdParts[8] }
+var throughputValid = cosmosThroughput == 0 || (cosmosThroughput >= 400 && cosmosThroughput % 100 == 0)
+var throughput = throughputValid ? cosmosThroughput : fail('cosmosThroughput must be 0 (serverless) or 400 RU/s or more, in steps of 100')
 
+var topicGroup = empty(eventGridSystemTopicResourceGroup) ? acs.resourceGroup : eventGridSystemTopicResourceGroup
 var archiveGroupName = empty(archiveResourceGroup) ? 'rg-${environmentName}-archive' : archiveResourceGroup
 var recordingsContainer = 'recordings'
 var deadLetterContainer = 'deadletter'
@@ -256,10 +255,7 @@ module app 'modules/function-app.bicep' = {
 
 module events 'modules/events.bicep' = {
   name: 'events'
-  scope: resourceGroup(
-    acs.subscriptionId,
-    empty(eventGridSystemTopicResourceGroup) ? acs.resourceGroup : eventGridSystemTopicResourceGroup
-  )
+  scope: resourceGroup(acs.subscriptionId, topicGroup)
   params: {
     name: empty(eventGridSystemTopicName) ? 'evgt-${resourceToken}' : eventGridSystemTopicName
     acsResourceId: acsResourceId

@@ -10,6 +10,7 @@ code: `scripts/hook.sh NAME` (Linux, macOS) and `scripts/hook.ps1 NAME` (Windows
 - `postdeploy` subscribes the RecordingEvent function to the ACS resource's recording events, retrying until Event
   Grid accepts the function's endpoint, within a deadline.
 - `check-binary PATH` runs the package's binary check on any file (CI and the tests use it).
+- `toolchain` makes the Rust toolchain rust-toolchain.toml pins available (CI runs it before any cargo command).
 
 Azure is reached with the Azure CLI (`az`, signed in with `az login`) and azd's environment with `azd env set`; the
 tests put stand-ins for both on PATH.
@@ -31,6 +32,7 @@ def main(argv):
         "package": lambda _: handler_package.package(),
         "postdeploy": lambda _: subscription.postdeploy(),
         "check-binary": lambda args: handler_package.check_binary_command(args),
+        "toolchain": lambda _: handler_package.toolchain_command(),
     }
     if len(argv) < 2 or argv[1] not in hooks:
         print(f"usage: azd_hooks.py {{{','.join(hooks)}}} [ARGS]", file=sys.stderr)

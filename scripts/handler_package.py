@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGE = ROOT / "target" / "azd-package"
 TOOLS = ROOT / "target" / "azd-tools"
 
 # What the hook installs from PyPI. cargo-zigbuild finds Zig through CARGO_ZIGBUILD_PYTHON_PATH (`python -m ziglang`).
@@ -39,15 +38,18 @@ class PackageError(Exception):
 
 
 def package():
+    """Builds (or takes HANDLER_BINARY, a binary built elsewhere), stages into target/azd-package (azure.yaml's `dist`;
+    HANDLER_PACKAGE_DIR elsewhere, for the tests) and checks."""
+    folder = Path(os.environ.get("HANDLER_PACKAGE_DIR") or ROOT / "target" / "azd-package")
     try:
         binary = Path(os.environ["HANDLER_BINARY"]) if os.environ.get("HANDLER_BINARY") else build()
-        staged = stage(binary)
+        staged = stage(binary, folder)
         summary = check_binary(staged)
     except PackageError as error:
         print(f"azd package: {error}", file=sys.stderr)
         return 1
-    files = sum(1 for path in STAGE.rglob("*") if path.is_file())
-    print(f"azd package: staged {files} files in {STAGE.relative_to(ROOT)}; handler: {summary}")
+    files = sum(1 for path in folder.rglob("*") if path.is_file())
+    print(f"azd package: staged {files} files in {folder}; handler: {summary}")
     return 0
 
 
@@ -59,6 +61,15 @@ def check_binary_command(args):
         print(f"{args[0]}: {check_binary(Path(args[0]))}")
     except PackageError as error:
         print(f"{args[0]}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def toolchain_command():
+    try:
+        ensure_toolchain()
+    except PackageError as error:
+        print(f"azd package: {error}", file=sys.stderr)
         return 1
     return 0
 
@@ -119,17 +130,18 @@ def tools_python():
     return python
 
 
-def stage(binary):
-    """target/azd-package: host.json, every function folder's function.json and the handler, executable."""
+def stage(binary, folder):
+    """The app as `.funcignore` keeps it: host.json, every function folder's function.json and the handler,
+    executable."""
     if not binary.is_file():
         raise PackageError(f"{binary} is not a file")
-    shutil.rmtree(STAGE, ignore_errors=True)
-    STAGE.mkdir(parents=True)
-    shutil.copy2(ROOT / "host.json", STAGE / "host.json")
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    shutil.copy2(ROOT / "host.json", folder / "host.json")
     for function in sorted(ROOT.glob("*/function.json")):
-        (STAGE / function.parent.name).mkdir()
-        shutil.copy2(function, STAGE / function.parent.name / "function.json")
-    handler = STAGE / "handler"
+        (folder / function.parent.name).mkdir()
+        shutil.copy2(function, folder / function.parent.name / "function.json")
+    handler = folder / "handler"
     shutil.copyfile(binary, handler)
     # The host starts `handler` directly. azd 1.26 and newer keep this mode in the zip on Linux and macOS; on
     # Flex Consumption the host also adds the execute bits when they are missing (a package zipped on Windows).

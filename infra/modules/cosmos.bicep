@@ -1,6 +1,6 @@
 // Cosmos DB: one write region, Entra ID only (disableLocalAuth), the database and the two containers the handler
 // opens. The recordings container indexes only the paths the store's queries filter on (src/store/cosmos/queries.rs;
-// tests/deployment.rs holds each query to this list): every other path is left out, which makes each write cheaper.
+// tests/deployment/index.rs holds each query to this list): every other path is left out, which makes each write cheaper.
 param name string
 param location string
 param tags object

@@ -40,7 +40,7 @@ use crate::recording::{RecordingDocument, Stored, Tombstone};
 use queries::{ALL_RECORDINGS, QUARANTINE_NAMING, TOMBSTONES, UNFINISHED_ARCHIVES};
 
 /// The recordings container's partition key path: all recordings of a call live together. The deployment
-/// templates (`infra/`) create the container with it, and `tests/deployment.rs` holds them to it.
+/// templates (`infra/`) create the container with it, and `tests/deployment/` holds them to it.
 pub const RECORDINGS_PARTITION_KEY: &str = "/callId";
 
 /// The quarantine container's partition key path: each entry is its own partition.

@@ -1,6 +1,6 @@
 //! Every query the Cosmos DB store sends, in one place: the recordings container's indexing policy in the deployment
-//! template (`infra/modules/cosmos.bicep`) indexes only the paths these filter on, and `tests/deployment.rs` holds
-//! each of [`all`] to it. A new query goes into [`all`] too.
+//! template (`infra/modules/cosmos.bicep`) indexes only the paths these filter on, and `tests/deployment/index.rs`
+//! holds each of [`all`] to it. A new query goes into [`all`] too.
 
 /// The container a query runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
