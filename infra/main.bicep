@@ -260,6 +260,7 @@ module events 'modules/events.bicep' = {
     name: empty(eventGridSystemTopicName) ? 'evgt-${resourceToken}' : eventGridSystemTopicName
     acsResourceId: acsResourceId
     workspaceId: monitoring.outputs.workspaceId
+    environmentName: environmentName
   }
 }
 

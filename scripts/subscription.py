@@ -15,7 +15,9 @@ import time
 import azure_cli
 
 API = "2022-06-15"
-SUBSCRIPTION_NAME = "recording-event"
+# One subscription per azd environment (`recording-event-ENV`): environments that share an ACS resource, and so its
+# one system topic, never replace each other's.
+SUBSCRIPTION_PREFIX = "recording-event"
 FUNCTION = "RecordingEvent"
 EVENT_TYPE = "Microsoft.Communication.RecordingFileStatusUpdated"
 DEAD_LETTER_CONTAINER = "deadletter"
@@ -39,7 +41,8 @@ def postdeploy():
               file=sys.stderr)
         return 1
     topic = os.environ["EVENT_GRID_SYSTEM_TOPIC_ID"]
-    url = f"{topic}/eventSubscriptions/{SUBSCRIPTION_NAME}?api-version={API}"
+    name = f"{SUBSCRIPTION_PREFIX}-{os.environ.get('AZURE_ENV_NAME', '')}".rstrip("-")
+    url = f"{topic}/eventSubscriptions/{name}?api-version={API}"
     body = subscription_body(os.environ["FUNCTION_APP_ID"], os.environ["ARCHIVE_STORAGE_ACCOUNT_ID"])
     timeout = seconds("SUBSCRIBE_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS)
     retry = seconds("SUBSCRIBE_RETRY_SECONDS", DEFAULT_RETRY_SECONDS)

@@ -7,6 +7,9 @@ param name string
 param acsResourceId string
 param workspaceId string
 
+@description('The azd environment: environments that share an ACS resource share its topic, each with its own logs.')
+param environmentName string
+
 resource topic 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
   name: name
   location: 'global'
@@ -22,7 +25,7 @@ resource topic 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
 // Events Event Grid could not deliver (DeliveryFailures, the one log category of a system topic) and its metrics,
 // dead-lettered events among them, into Log Analytics.
 resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
-  name: 'recording-events'
+  name: 'recording-events-${environmentName}'
   scope: topic
   properties: {
     workspaceId: workspaceId
