@@ -24,8 +24,9 @@ CARGO_ZIGBUILD = "0.24.1"
 ZIGLANG = "0.15.2"
 
 RUST_TARGET = "x86_64-unknown-linux-gnu"
-# The newest glibc symbol version the binary may need: 2.28 is the C library of Debian 10 and RHEL 8, older than any
-# image the Functions host runs on today (which base image a Flex Consumption instance uses is not published).
+# The newest glibc symbol version the binary may need: 2.28, the C library of Debian 10 and RHEL 8. The published
+# Functions 4 host images are built on Debian 11 (glibc 2.31) and newer (Azure/azure-functions-docker, host/4/); which
+# image a Flex Consumption instance runs is not published.
 GLIBC_FLOOR = (2, 28)
 ZIG_TARGET = f"{RUST_TARGET}.{GLIBC_FLOOR[0]}.{GLIBC_FLOOR[1]}"
 
