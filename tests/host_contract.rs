@@ -261,25 +261,57 @@ async fn host_stops_and_restarts_the_worker_with_sigkill_and_counts_no_error() {
 }
 
 async fn in_flight_invocation_finishes_after(signal: &str, status: i32) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let host = Host::start(&[]).await;
     let first = event("e1", "call-1");
     let body = support::envelope::event_grid("RecordingEvent", "eventGridEvent", &first.to_string());
-    let (send, receive) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
-    let stream = futures_util::stream::unfold(receive, |mut r| async { r.recv().await.map(|item| (item, r)) });
-    let request = reqwest::Client::new()
-        .post(host.url("RecordingEvent"))
-        .header("Content-Type", "application/json; charset=utf-8")
-        .body(reqwest::Body::wrap_stream(stream))
-        .send();
-    let in_flight = tokio::spawn(request);
-    send.send(Ok(body[..20].to_vec())).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The request is written by hand, so that the test sees the worker take it in: with `Expect: 100-continue`, the
+    // worker's HTTP server answers `100 Continue` once the function has begun reading the body.
+    let mut connection = tokio::net::TcpStream::connect(("127.0.0.1", host.port()))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /RecordingEvent HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json; charset=utf-8\r\n\
+         Content-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    connection.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buffer = [0; 1024];
+    let interim = tokio::time::timeout(Duration::from_secs(30), async {
+        while !answer.ends_with(b"\r\n\r\n") {
+            let read = connection.read(&mut buffer).await.unwrap();
+            assert!(
+                read > 0,
+                "the worker closed the connection: {}",
+                String::from_utf8_lossy(&answer)
+            );
+            answer.extend_from_slice(&buffer[..read]);
+        }
+        String::from_utf8_lossy(&answer).into_owned()
+    })
+    .await
+    .expect("waited 30 s for the worker to begin reading the request's body, in vain");
+    assert!(interim.starts_with("HTTP/1.1 100"), "{interim}");
+    connection.write_all(&body[..20]).await.unwrap();
     host.signal(signal); // while the body is still arriving
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    send.send(Ok(body[20..].to_vec())).await.unwrap();
-    drop(send);
-    let response = in_flight.await.unwrap().unwrap();
-    assert_eq!(response.status().as_u16(), 200);
+    support::wait::until(
+        "the worker to begin shutting down",
+        Duration::from_secs(30),
+        || host.output(),
+        || host.output().contains("shutting down"),
+    )
+    .await;
+    connection.write_all(&body[20..]).await.unwrap();
+    let mut response = String::new();
+    tokio::time::timeout(Duration::from_secs(30), connection.read_to_string(&mut response))
+        .await
+        .expect("waited 30 s for the answer, in vain")
+        .unwrap();
+    assert!(
+        response.starts_with("HTTP/1.1 200"),
+        "the in-flight invocation answered: {response:?}"
+    );
     let exit = host.wait_for_exit().await;
     assert_eq!(exit.code(), Some(status), "{}", host.output());
     assert!(host.output().contains("shutting down"), "{}", host.output());
@@ -357,7 +389,7 @@ async fn the_example_settings_keep_the_data_folder_outside_the_app_root() {
     );
     assert!(host.invoke(&event("e1", "call-1")).await.succeeded());
     assert!(host.data_dir().join("recordings/call-1/rec-1.json").is_file());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    host.app_root_checked().await;
     assert_eq!(host.host_restarts(), 0, "no folder appeared in the app root");
     assert!(
         !host.output().contains("inside the function app's root"),
@@ -369,10 +401,13 @@ async fn the_example_settings_keep_the_data_folder_outside_the_app_root() {
 #[tokio::test]
 async fn a_data_folder_inside_the_app_root_restarts_the_host_and_is_warned_about() {
     let host = Host::start(&[("RECORDINGS_DATA_DIR", ".data")]).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while host.host_restarts() == 0 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    support::wait::until(
+        "the new .data folder to restart the host",
+        Duration::from_secs(10),
+        || host.diagnosis(),
+        || host.host_restarts() > 0,
+    )
+    .await;
     assert_eq!(host.host_restarts(), 1, "the new .data folder restarts the host once");
     assert!(
         host.logged_at(

@@ -261,6 +261,27 @@ mod tests {
     }
 
     #[test]
+    fn a_source_without_a_port_takes_its_schemes_default_and_an_ipv6_source_keeps_its_own() {
+        let default_port = ArchiveSources::parse("http://localhost").unwrap();
+        assert!(default_port.allows(&url("http://localhost/v1/objects/x")));
+        assert!(default_port.allows(&url("http://localhost:80/v1/objects/x")));
+        assert!(!default_port.allows(&url("http://localhost:8080/v1/objects/x")));
+        let ipv6 = ArchiveSources::parse("http://[::1]:40123").unwrap();
+        assert!(ipv6.allows(&url("http://[::1]:40123/v1/objects/x")));
+        assert!(!ipv6.allows(&url("http://[::1]:40124/v1/objects/x")));
+        assert!(!ipv6.allows(&url("http://[::1]/v1/objects/x")));
+    }
+
+    #[test]
+    fn a_wildcard_matches_a_named_subdomain_only() {
+        let sources = ArchiveSources::default_list();
+        let empty_label = url("https://.asm.skype.com/v1/objects/x");
+        assert_eq!(empty_label.host_str(), Some(".asm.skype.com"));
+        assert!(!sources.allows(&empty_label), "no name before the dot");
+        assert!(sources.allows(&url("https://a.asm.skype.com/v1/objects/x")));
+    }
+
+    #[test]
     fn dangerous_entries_are_refused_with_a_reason() {
         for (entry, reason) in [
             ("https://*.blob.core.windows.net", "anyone can make a name"),

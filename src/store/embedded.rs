@@ -134,6 +134,9 @@ impl EmbeddedStore {
     fn erase_blocking(&self, call_id: &str, id: &str, erased_at: &str) -> Result<Erasure, StoreError> {
         let (erased, _) = self.change_blocking(call_id, id, |stored| match stored {
             Some(Stored::Recording(document)) => {
+                if let Some(hold) = super::erase_hold::hold(call_id, id) {
+                    hold();
+                }
                 let tombstone = Tombstone::of(&document, erased_at);
                 Change::Write(Stored::Erased(tombstone), Erasure::Erased(document))
             }

@@ -95,6 +95,9 @@ impl RecordingStore for MemoryStore {
             Stored::Erased(tombstone) => return Ok(Erasure::AlreadyErased(tombstone.clone())),
             Stored::Recording(document) => document.clone(),
         };
+        if let Some(hold) = super::erase_hold::hold(call_id, id) {
+            hold();
+        }
         *stored = Stored::Erased(Tombstone::of(&document, erased_at));
         Ok(Erasure::Erased(document))
     }

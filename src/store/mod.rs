@@ -5,6 +5,7 @@
 
 pub mod cosmos;
 pub mod embedded;
+pub mod erase_hold;
 pub mod memory;
 
 use std::path::{Path, PathBuf};

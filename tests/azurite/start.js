@@ -34,4 +34,20 @@ process.stdin.on('end', shutdown);
 process.stdin.on('error', shutdown);
 process.stdin.resume();
 
+// From service version 2026-04-06 Azure signs two more lines in a user delegation SAS — the signed request headers
+// and query parameters (srh, srq) — after the encryption scope, and so do the official SDKs (the vectors in
+// tests/fixtures/storage.json). Azurite 3.35.0 leaves them out for every version from 2025-07-05 and refuses every
+// correct link of a later version, so its check gets the two lines, empty as a read link's are (a SAS that binds
+// headers or parameters would still be judged without them). Everything else Azurite checks as it is.
+const udk = require('azurite/dist/src/blob/authentication/IBlobSASSignatureValues.js');
+const azuritesUdkSignature = udk.generateBlobSASSignatureWithUDK;
+udk.generateBlobSASSignatureWithUDK = (values, resource, account, key) => {
+  if (!(values.version >= '2026-04-06')) {
+    return azuritesUdkSignature(values, resource, account, key);
+  }
+  // Azurite joins the fields with "\n": two more empty lines after the encryption scope's.
+  const encryptionScope = `${values.encryptionScope ?? ''}\n\n`;
+  return azuritesUdkSignature({ ...values, encryptionScope }, resource, account, key);
+};
+
 require('azurite/dist/src/blob/main.js');

@@ -40,6 +40,8 @@ pub struct BlobTarget {
     key: Option<(String, String)>,
     /// Requests Azurite has answered (its access log's lines).
     requests: Arc<AtomicUsize>,
+    /// The certificate Azurite serves HTTPS with (PEM), when it does.
+    certificate: Option<Vec<u8>>,
 }
 
 /// Why a test needs the local Azurite, whatever `ARCHIVE_TEST_BLOB_URI` says.
@@ -90,6 +92,7 @@ impl BlobTarget {
                 service_uri: uri.trim_end_matches('/').to_owned(),
                 key: std::env::var("ARCHIVE_TEST_BLOB_KEY").ok().map(|key| (account, key)),
                 requests: Arc::default(),
+                certificate: None,
             };
         }
         let dir = server_dir();
@@ -151,6 +154,7 @@ impl BlobTarget {
                 _workdir: Some(workdir),
                 key: Some((DEVELOPMENT_ACCOUNT.to_owned(), DEVELOPMENT_KEY.to_owned())),
                 requests,
+                certificate: tls.map(|(cert, _)| std::fs::read(cert).unwrap()),
             };
         }
         panic!(
@@ -163,6 +167,18 @@ impl BlobTarget {
     /// read just after a client finishes may lag by a moment.
     pub fn request_count(&self) -> usize {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// An HTTP client with no credential, as anyone holding a link has, that trusts the server's certificate (and only
+    /// it) when the server is Azurite over HTTPS.
+    pub fn client(&self) -> reqwest::Client {
+        match &self.certificate {
+            Some(pem) => reqwest::Client::builder()
+                .tls_certs_only([reqwest::Certificate::from_pem(pem).unwrap()])
+                .build()
+                .unwrap(),
+            None => reqwest::Client::new(),
+        }
     }
 
     /// The storage account's name.
@@ -279,61 +295,42 @@ impl EntraBlob {
     }
 }
 
-/// Checks that `link` is a user delegation SAS signed with the key Azurite issued. Azurite derives a key's value from
-/// what the key names with a secret of its own (its `USERDELEGATIONKEY_BASIC_KEY`); the link must be signed with
-/// that value, as the official SDK signs (the signer itself is held to the SDK's tokens by the unit tests). Azurite
-/// 3.35.0 checks user delegation SAS with an older string to sign (without the signed request headers and query
-/// lines the SDK writes), so its own verdict on such a link is not the tests'.
-pub fn assert_signed_with_the_issued_key(link: &url::Url) {
-    let query: std::collections::HashMap<_, _> = link.query_pairs().into_owned().collect();
-    let time =
-        |name: &str| time::OffsetDateTime::parse(&query[name], &time::format_description::well_known::Rfc3339).unwrap();
-    use hmac::{Hmac, Mac};
-    let mut derive = Hmac::<sha2::Sha256>::new_from_slice(
-        b"I17GKLvcJUossaebtsEDZZ2RJ8GNLwLH4m7hRMxbVbkx6wNIRAABj4Rtw0FBhFuEAgmbL4gFMzUw+AStz9Sqdg==",
-    )
-    .unwrap();
-    let named = [
-        &query["skoid"],
-        &query["sktid"],
-        &query["skt"],
-        &query["ske"],
-        "b",
-        &query["skv"],
-    ];
-    derive.update(named.join("\n").as_bytes());
-    let value = derive.finalize().into_bytes();
-    let key = acs_recording_handler::archive::blob::sas::UserDelegationKey {
-        signed_oid: query["skoid"].clone(),
-        signed_tid: query["sktid"].clone(),
-        signed_start: query["skt"].clone(),
-        signed_expiry: query["ske"].clone(),
-        signed_service: "b".to_owned(),
-        signed_version: query["skv"].clone(),
-        value: acs_recording_handler::digest::HmacKey::from_bytes(&value).unwrap(),
-        expires_on: time("ske"),
+/// What anyone holding a read link can do with it and no other credential, asked of the server that holds the blob
+/// (Azurite judges a service SAS by the account key and a user delegation SAS by the key it issued): the link reads
+/// the blob; the same link with its signature tampered with is refused; a write (Put Blob) and a delete through it
+/// are refused for want of permission, not for a bad signature; and the blob reads the same afterwards. Returns the
+/// download's `Content-Disposition` and bytes.
+pub async fn read_through_link(client: &reqwest::Client, link: &url::Url) -> (String, Vec<u8>) {
+    let read = || async {
+        let response = client.get(link.as_str()).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{link}");
+        let disposition = response
+            .headers()
+            .get("content-disposition")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        (disposition, response.bytes().await.unwrap().to_vec())
     };
-    let segments: Vec<&str> = link.path().trim_start_matches('/').splitn(3, '/').collect();
-    let grant = acs_recording_handler::archive::blob::sas::ReadGrant {
-        container: segments[1],
-        blob: segments[2],
-        start: time("st"),
-        expiry: time("se"),
-        https_only: false,
-        content_disposition: Some(&query["rscd"]),
-        content_type: Some(&query["rsct"]),
-        version: &query["sv"],
-    };
-    let expected = acs_recording_handler::archive::blob::sas::blob_sas(
-        &grant,
-        acs_recording_handler::archive::blob::sas::SasSigner::UserDelegation {
-            account: segments[0],
-            key: &key,
-        },
-    );
-    assert_eq!(
-        link.query(),
-        Some(expected.as_str()),
-        "signed with the key the server issued"
-    );
+    let (disposition, bytes) = read().await;
+    let tampered = link.as_str().replace("sig=", "sig=A");
+    assert_eq!(client.get(&tampered).send().await.unwrap().status(), 403, "{tampered}");
+    let write = client
+        .put(link.as_str())
+        .header("x-ms-blob-type", "BlockBlob")
+        .body("overwritten")
+        .send()
+        .await
+        .unwrap();
+    let delete = client.delete(link.as_str()).send().await.unwrap();
+    for (what, response) in [("a write", write), ("a delete", delete)] {
+        assert_eq!(response.status(), 403, "{what} through a read link: {link}");
+        let body = response.text().await.unwrap();
+        assert!(
+            body.contains("AuthorizationPermissionMismatch"),
+            "{what} refused for want of permission: {body}"
+        );
+    }
+    assert_eq!(read().await, (disposition.clone(), bytes.clone()), "unchanged: {link}");
+    (disposition, bytes)
 }

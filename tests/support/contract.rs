@@ -10,7 +10,7 @@ use acs_recording_handler::recording::{
     ArchiveStatus, ArchivedFile, ChunkArchive, ChunkUpdate, RecordingDocument, Stored, Tombstone,
 };
 use acs_recording_handler::store::{
-    Edited, Erasure, ListFilter, MergeOutcome, PageRequest, RecordingStore, StoreError,
+    Edited, Erasure, ListFilter, MergeOutcome, Merged, PageRequest, RecordingStore, StoreError,
 };
 use serde_json::Value;
 
@@ -649,29 +649,111 @@ pub async fn erasing_leaves_a_tombstone_that_nothing_brings_back(store: Arc<dyn 
     assert!(store.read("erase-1", "sibling").await.unwrap().is_some());
 }
 
-/// Merges adding chunks race an erasure, possibly through several handles: each chunk is in the document the
-/// erasure returns, or its merge reports the recording erased — and the recording never comes back.
+/// How long merges started while an erase is held may run before the erase goes on, if they have not all returned.
+/// A store that locks the recording from the erase's read to its write makes them wait behind it, as it must, and a
+/// merge waiting on a lock cannot be seen waiting; so the erase is let go after this window. It cannot make a correct
+/// store fail (a merge that waits finds the tombstone, however long it waited). A store whose lock left a gap between
+/// the erase's read and its write would let a held merge land during the window, and be caught — unless no held
+/// merge at all got a thread to run on for the whole second.
+const HELD_MERGES_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Where a store's erase is held (`erase_hold`): it counts the erase's arrivals and keeps each one until opened.
+#[derive(Default)]
+struct EraseGate {
+    arrivals: std::sync::atomic::AtomicUsize,
+    open: std::sync::Mutex<bool>,
+    opened: std::sync::Condvar,
+}
+
+impl EraseGate {
+    /// Runs on the erase's thread, between its read and its write: waits until the test opens the gate (or, should
+    /// the test have failed without opening it, two minutes).
+    fn hold(&self) {
+        self.arrivals.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let open = self.open.lock().unwrap();
+        let _ = self
+            .opened
+            .wait_timeout_while(open, std::time::Duration::from_secs(120), |open| !*open)
+            .unwrap();
+    }
+
+    fn arrivals(&self) -> usize {
+        self.arrivals.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+}
+
+/// Opens the gate when dropped, so that a failing test never leaves an erase held.
+struct OpenOnDrop(Arc<EraseGate>);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
+
+/// Runs a store call on a blocking thread of its own: a held erase blocks its thread, and so does a merge waiting
+/// behind it in a store that locks.
+fn on_own_thread<T: Send + 'static>(
+    call: impl std::future::Future<Output = T> + Send + 'static,
+) -> tokio::task::JoinHandle<T> {
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || runtime.block_on(call))
+}
+
+/// Merges adding chunks race an erasure, possibly through several handles. The erase is held after it has read the
+/// recording and before it writes the tombstone (the store's `erase_hold` seam), and half the merges start then:
+/// each lands while the erase is held — and is in the document the erase returns, so the erase read again before
+/// writing — or waits for the erase and finds the tombstone. The other half start as the erase is let go and race
+/// its write. Whatever the order, each chunk is in the erased document or its merge reports the recording erased,
+/// and the recording never comes back.
 pub async fn merges_racing_an_erasure_never_bring_the_recording_back(
     stores: Vec<Arc<dyn RecordingStore>>,
     merges: u64,
 ) {
-    stores[0]
-        .merge(recording_on("race-1", "srv", "rec", &[0]))
-        .await
-        .unwrap();
+    // A call of its own: holds apply to this whole test process.
+    let call = format!("race-{}", super::npm::unique_name());
+    stores[0].merge(recording_on(&call, "srv", "rec", &[0])).await.unwrap();
+    let gate = Arc::new(EraseGate::default());
+    let _hold = {
+        let gate = gate.clone();
+        acs_recording_handler::store::erase_hold::hold_erases(&call, "rec", Arc::new(move || gate.hold()))
+    };
+    let _open_on_drop = OpenOnDrop(gate.clone());
     let merge = |i: u64| {
-        let store = stores[i as usize % stores.len()].clone();
-        tokio::spawn(async move {
-            let merged = store.merge(recording_on("race-1", "srv", "rec", &[i])).await.unwrap();
-            (i, merged)
-        })
+        let (store, call) = (stores[i as usize % stores.len()].clone(), call.clone());
+        on_own_thread(async move { store.merge(recording_on(&call, "srv", "rec", &[i])).await.unwrap() })
     };
-    let mut tasks: Vec<_> = (1..merges / 2).map(merge).collect();
     let erasure = {
-        let store = stores[stores.len() - 1].clone();
-        tokio::spawn(async move { store.erase("race-1", "rec", "2026-12-02T12:00:00Z").await.unwrap() })
+        let (store, call) = (stores[stores.len() - 1].clone(), call.clone());
+        on_own_thread(async move { store.erase(&call, "rec", "2026-12-02T12:00:00Z").await.unwrap() })
     };
-    tasks.extend((merges / 2..merges).map(merge));
+    super::wait::until(
+        "the erase to read the recording and reach its hold",
+        std::time::Duration::from_secs(60),
+        || format!("{call}/rec"),
+        || gate.arrivals() >= 1,
+    )
+    .await;
+
+    let held: Vec<(u64, tokio::task::JoinHandle<Merged>)> = (1..merges / 2).map(|i| (i, merge(i))).collect();
+    let started = std::time::Instant::now();
+    while !held.iter().all(|(_, task)| task.is_finished()) && started.elapsed() < HELD_MERGES_WINDOW {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // Which held merges returned while the erase was still held: they landed between its read and its write.
+    let landed: Vec<u64> = held
+        .iter()
+        .filter(|(_, task)| task.is_finished())
+        .map(|(i, _)| *i)
+        .collect();
+    let racing: Vec<(u64, tokio::task::JoinHandle<Merged>)> = (merges / 2..merges).map(|i| (i, merge(i))).collect();
+    gate.open();
+
     let Erasure::Erased(document) = erasure.await.unwrap() else {
         panic!("the recording was there to erase");
     };
@@ -680,14 +762,21 @@ pub async fn merges_racing_an_erasure_never_bring_the_recording_back(
         .iter()
         .filter_map(|chunk| chunk.get("documentId").and_then(Value::as_str).map(str::to_owned))
         .collect();
-    let mut erased = 0;
-    for task in tasks {
-        let (i, merged) = task.await.unwrap();
+    let mut found_the_tombstone = 0;
+    for (i, task) in held.into_iter().chain(racing) {
+        let merged = task.await.unwrap();
         let chunk = format!("rec-d{i:03}");
+        if landed.contains(&i) {
+            assert_eq!(
+                merged.outcome,
+                MergeOutcome::Updated,
+                "{chunk} landed while the erase was held"
+            );
+        }
         match merged.outcome {
             MergeOutcome::Erased => {
-                erased += 1;
                 assert!(merged.to_archive.is_empty());
+                found_the_tombstone += 1;
             }
             MergeOutcome::Updated | MergeOutcome::Unchanged => {
                 assert!(
@@ -698,16 +787,25 @@ pub async fn merges_racing_an_erasure_never_bring_the_recording_back(
             MergeOutcome::Created => panic!("{chunk}'s merge created the recording again"),
         }
     }
+    if !landed.is_empty() {
+        assert!(
+            gate.arrivals() >= 2,
+            "merges landed after the erase read the recording, so it must have read it again"
+        );
+    }
     for store in &stores {
         assert!(
-            store.lookup("race-1", "rec").await.unwrap().unwrap().is_erased(),
+            store.lookup(&call, "rec").await.unwrap().unwrap().is_erased(),
             "the recording came back"
         );
     }
     println!(
-        "{} of {} merges landed before the erasure, {erased} found the tombstone",
-        kept.len() - 1,
-        merges - 1
+        "{} of {} merges started while the erase was held: {} landed then (the erase read {} times); \
+         {found_the_tombstone} merges found the tombstone",
+        merges / 2 - 1,
+        merges - 1,
+        landed.len(),
+        gate.arrivals(),
     );
 }
 

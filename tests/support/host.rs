@@ -211,6 +211,8 @@ pub(super) struct State {
     exits: Vec<(u64, ExitStatus)>,
     errors: Vec<Instant>,
     host_restarts: u64,
+    /// How often the watcher has compared the app root with what it last saw.
+    app_root_checks: u64,
     pub(super) timeouts: u64,
 }
 
@@ -298,6 +300,7 @@ impl Host {
                 exits: Vec::new(),
                 errors: Vec::new(),
                 host_restarts: 0,
+                app_root_checks: 0,
                 timeouts: 0,
             }),
             queues: Mutex::default(),
@@ -396,6 +399,21 @@ impl Host {
     /// How often the host restarted itself (app root changes).
     pub fn host_restarts(&self) -> u64 {
         self.shared.state.lock().unwrap().host_restarts
+    }
+
+    /// Waits until the host's file watcher has looked at the app root afresh: everything in it before this call was
+    /// seen, and a change would have restarted the host.
+    pub async fn app_root_checked(&self) {
+        let checks = || self.shared.state.lock().unwrap().app_root_checks;
+        // The check running now may have read the folder before this call: the one after it did not.
+        let wanted = checks() + 2;
+        super::wait::until(
+            "the host's watcher to look at the app root again",
+            Duration::from_secs(10),
+            || self.diagnosis(),
+            || checks() >= wanted,
+        )
+        .await;
     }
 
     /// How many invocations ran past `functionTimeout`.
@@ -782,13 +800,17 @@ fn supervise(shared: &Shared, spawn: &Spawn, commands: &mpsc::Receiver<Command>)
             Err(RecvTimeoutError::Timeout) => {}
         }
         let now = app_root_snapshot(&spawn.app_root);
-        if now != snapshot {
-            snapshot = now;
-            {
-                let mut state = shared.state.lock().unwrap();
+        let changed = now != snapshot;
+        {
+            let mut state = shared.state.lock().unwrap();
+            state.app_root_checks += 1;
+            if changed {
                 state.host_restarts += 1;
                 state.errors.clear();
             }
+        }
+        if changed {
+            snapshot = now;
             kill(&mut worker);
             worker = start(shared, spawn);
         }

@@ -446,4 +446,22 @@ mod tests {
             "the files of two objects have no one object to delete"
         );
     }
+
+    #[test]
+    fn files_on_two_hosts_or_not_directly_under_content_have_no_object_to_delete() {
+        let own = format!("{HOST}/v1/objects/A");
+        let (content, metadata) = files("A");
+        let elsewhere = metadata.replace("us-storage", "eu-storage");
+        assert!(
+            delete_target(&content, &elsewhere, &own).is_err(),
+            "the metadata on another host than the object"
+        );
+        for file in [
+            format!("{HOST}/v1/objects/A/content/"),           // no file name
+            format!("{HOST}/v1/objects/A/content/more/video"), // deeper than the object's files
+        ] {
+            assert!(delete_target(&file, &metadata, &own).is_err(), "{file}");
+            assert!(delete_target(&content, &file, &own).is_err(), "{file}");
+        }
+    }
 }

@@ -391,6 +391,9 @@ impl RecordingStore for CosmosStore {
                 Some((Stored::Erased(tombstone), _)) => return Ok(Erasure::AlreadyErased(tombstone)),
                 None => return Ok(Erasure::Missing),
             };
+            if let Some(hold) = super::erase_hold::hold(call_id, id) {
+                let _ = tokio::task::spawn_blocking(move || hold()).await;
+            }
             let tombstone = Tombstone::of(&document, erased_at);
             let stored = StoredTombstone {
                 tombstone: &tombstone,
