@@ -103,7 +103,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let _logs = telemetry::init(config.log_format, &config.log_filter, streams);
+    telemetry::init(config.log_format, &config.log_filter, streams);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
