@@ -29,10 +29,12 @@ use azure_data_cosmos::{
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+use time::OffsetDateTime;
 use tracing::{debug, error, warn};
 
 use super::{Edit, Edited, Erasure, ListFilter, MergeOutcome, Merged, Page, PageRequest, RecordingStore, StoreError};
 use crate::config::{CosmosAuth, CosmosConfig};
+use crate::health::{RecordingSummary, Status, Tally};
 use crate::identity;
 use crate::quarantine::QuarantineEntry;
 use crate::recording::{RecordingDocument, Stored, Tombstone};
@@ -93,6 +95,26 @@ const BY_ARCHIVE_STATE: &str =
 /// The most requests one page of a listing makes, so that a page answers within the API's time even when Cosmos DB
 /// returns many empty pages for a sparse filter.
 const REQUESTS_PER_PAGE: usize = 8;
+
+/// The health summary's reading of the recordings container: one small row per document or tombstone — its ids, its
+/// chunks counted by archive state and its pending chunks' announcements ([`RecordingSummary`]) — over the whole
+/// container. The counts are made per document on the server; the SDK runs no aggregate across partitions (see
+/// `docs/OPERATIONS.md`), so the rows are added up here.
+const STATUS_ROWS: &str = "SELECT c.callId, c.id, c.firstEventTime, IS_DEFINED(c.chunks) AS recording, \
+     (SELECT VALUE COUNT(1) FROM k IN c.chunks WHERE IS_STRING(k.documentId) AND k.archive.state = 'pending') AS pending, \
+     (SELECT VALUE COUNT(1) FROM k IN c.chunks WHERE IS_STRING(k.documentId) AND k.archive.state = 'archived') AS archived, \
+     (SELECT VALUE COUNT(1) FROM k IN c.chunks WHERE IS_STRING(k.documentId) AND k.archive.state = 'failed') AS failed, \
+     (SELECT VALUE COUNT(1) FROM k IN c.chunks WHERE IS_STRING(k.documentId) AND k.archive.state = 'expired') AS expired, \
+     (SELECT VALUE COUNT(1) FROM k IN c.chunks WHERE IS_STRING(k.documentId) AND k.archive.state = 'external') AS external, \
+     ARRAY(SELECT k.documentId, k.announcedAt FROM k IN c.chunks \
+           WHERE IS_STRING(k.documentId) AND k.archive.state = 'pending') AS pendingChunks \
+     FROM c";
+
+/// The health summary's reading of the quarantine: a `1` per entry, nothing else of it.
+const STATUS_QUARANTINED: &str = "SELECT VALUE 1 FROM c";
+
+/// Rows a request of the health summary asks for: they are small (ids and counts), so that a request carries many.
+pub const STATUS_PAGE: u32 = 1000;
 
 /// A partition's tombstones.
 const TOMBSTONES: &str = "SELECT * FROM c WHERE NOT IS_DEFINED(c.chunks)";
@@ -498,6 +520,40 @@ impl RecordingStore for CosmosStore {
 
     async fn read_quarantined(&self, id: &str) -> Result<Option<QuarantineEntry>, StoreError> {
         Ok(Self::read_item(&self.quarantine, id, id).await?.map(|(entry, _)| entry))
+    }
+
+    /// Two queries over the containers, read a page of [`STATUS_PAGE`] rows at a time and added up as they come.
+    async fn status(&self, now: OffsetDateTime, at_risk: time::Duration) -> Result<Status, StoreError> {
+        use futures_util::TryStreamExt;
+        let options = || {
+            let page = std::num::NonZeroU32::new(STATUS_PAGE).unwrap_or(std::num::NonZeroU32::MIN);
+            QueryOptions::default().with_max_item_count(MaxItemCountHint::Limit(page))
+        };
+        let failed = |e| cosmos_error("read the health summary", e);
+        let mut tally = Tally::new(now, at_risk);
+        let mut rows = self
+            .recordings
+            .query_items::<Value>(STATUS_ROWS, FeedScope::full_container(), Some(options()))
+            .await
+            .map_err(failed)?;
+        while let Some(row) = rows.try_next().await.map_err(failed)? {
+            let summary: RecordingSummary = serde_json::from_value(row).map_err(|source| StoreError::Invalid {
+                what: "a row of the health summary's query".to_owned(),
+                source,
+            })?;
+            tally.add(&summary);
+        }
+        let mut entries = self
+            .quarantine
+            .query_items::<Value>(STATUS_QUARANTINED, FeedScope::full_container(), Some(options()))
+            .await
+            .map_err(failed)?;
+        let mut quarantined = 0;
+        while entries.try_next().await.map_err(failed)?.is_some() {
+            quarantined += 1;
+        }
+        tally.add_quarantined(quarantined);
+        Ok(tally.finish())
     }
 
     fn location(&self, call_id: &str, id: &str) -> String {
