@@ -1,6 +1,8 @@
-// The whole deployment in one resource group: storage for the Functions host and for the archive, Cosmos DB,
-// monitoring, the Flex Consumption app with its user-assigned identity and roles, and (second pass, after the code
-// is deployed) the Event Grid subscription on the existing ACS resource. No key or connection string anywhere.
+// The deployment: the app's resource group (rg-ENV: storage for the Functions host, Cosmos DB, monitoring, the Flex
+// Consumption app with its user-assigned identity), the archive in a resource group of its own that `azd down` leaves
+// (rg-ENV-archive, made by the preprovision hook), the role on the existing ACS resource and its Event Grid system
+// topic (in the ACS resource's subscription). The postdeploy hook subscribes the RecordingEvent function to the topic
+// once the code is deployed (azure.yaml). No key or connection string anywhere.
 targetScope = 'subscription'
 
 @minLength(1)
@@ -8,21 +10,69 @@ targetScope = 'subscription'
 @description('The azd environment name: every resource name derives from it.')
 param environmentName string
 
+// The regions with Flex Consumption, as the official Flex Consumption quickstarts list them
+// (Azure-Samples/functions-quickstart-python-http-azd, infra/main.bicep); `az functionapp list-flexconsumption-locations`
+// gives today's list.
 @minLength(1)
 @description('The region of every resource but the Event Grid system topic (ACS topics are global).')
+@allowed([
+  'australiaeast'
+  'australiasoutheast'
+  'brazilsouth'
+  'canadacentral'
+  'centralindia'
+  'centralus'
+  'eastasia'
+  'eastus'
+  'eastus2'
+  'eastus2euap'
+  'francecentral'
+  'germanywestcentral'
+  'italynorth'
+  'japaneast'
+  'koreacentral'
+  'northcentralus'
+  'northeurope'
+  'norwayeast'
+  'southafricanorth'
+  'southcentralus'
+  'southeastasia'
+  'southindia'
+  'spaincentral'
+  'swedencentral'
+  'uaenorth'
+  'uksouth'
+  'ukwest'
+  'westcentralus'
+  'westeurope'
+  'westus'
+  'westus2'
+  'westus3'
+])
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
 param location string
 
+@minLength(1)
 @description('The existing ACS resource whose recordings are kept: /subscriptions/…/resourceGroups/…/providers/Microsoft.Communication/communicationServices/NAME.')
 param acsResourceId string
 
-@description('The deploying user or group (azd sets AZURE_PRINCIPAL_ID): given data access to Cosmos DB and the archive for local debugging and dead-letter replay. Empty for none.')
+@description('The deploying user or group (azd sets AZURE_PRINCIPAL_ID). Given data access to Cosmos DB and the archive only when grantDeployerDataAccess is true.')
 param principalId string = ''
 
 @allowed(['User', 'Group', 'ServicePrincipal'])
 @description('What principalId is.')
 param principalType string = 'User'
 
-@description('Cosmos DB throughput: 0 for serverless (the default: nothing to pay while idle), else the database\'s provisioned RU/s (400 or more).')
+@description('Give principalId data access to Cosmos DB and the archive account (local debugging, dead-letter replay).')
+param grantDeployerDataAccess bool = false
+
+@minValue(0)
+@maxValue(1000000)
+@description('Cosmos DB throughput: 0 for serverless (the default: nothing to pay while idle), else the database\'s provisioned RU/s (400 or more, in steps of 100).')
 param cosmosThroughput int = 0
 
 @allowed(['', 'Hot', 'Cool', 'Cold', 'Archive'])
@@ -37,19 +87,67 @@ param deleteAfterArchive bool = false
 @description('RECORDINGS_LINK_MINUTES: how long a read link to an archived file works.')
 param linkMinutes int = 15
 
-@description('Create the Event Grid subscription. The postdeploy hook sets it once the RecordingEvent function exists.')
-param subscribeToEvents bool = false
-
-@description('The most instances the Flex Consumption plan scales out to.')
+@minValue(40)
+@maxValue(1000)
+@description('The most instances the Flex Consumption plan scales out to (Flex Consumption takes 40 to 1000).')
 param maximumInstanceCount int = 40
+
+@description('The archive\'s resource group, which the preprovision hook makes when it is missing and `azd down` leaves. Empty for rg-ENV-archive.')
+param archiveResourceGroup string = ''
+
+@description('The ACS resource\'s existing Event Grid system topic (the preprovision hook finds it); empty to create one.')
+param eventGridSystemTopicName string = ''
+
+@description('The existing system topic\'s resource group; empty for the ACS resource\'s.')
+param eventGridSystemTopicResourceGroup string = ''
+
+@minValue(0)
+@description('Archived files move to the Cool tier this many days after they were archived; 0 for never.')
+param archiveCoolAfterDays int = 0
+
+@minValue(0)
+@description('Archived files move to the Cold tier this many days after they were archived; 0 for never.')
+param archiveColdAfterDays int = 0
+
+@minValue(0)
+@description('Archived files move to the Archive tier this many days after they were archived; 0 for never.')
+param archiveArchiveAfterDays int = 0
+
+@minValue(0)
+@description('Archived files are deleted this many days after they were archived (the retention period); 0 for never.')
+param archiveDeleteAfterDays int = 0
+
+@minValue(1)
+@maxValue(365)
+@description('Deleted files and their earlier versions stay recoverable this many days, then are gone for good.')
+param archiveDeletedRetentionDays int = 7
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = { 'azd-env-name': environmentName }
+
+// What a decorator cannot say, refused before any resource is deployed (the preprovision hook refuses the same).
+var acsIdParts = split(acsResourceId, '/')
+var acsIdShaped = length(acsIdParts) == 9 && empty(acsIdParts[0]) && toLower(acsIdParts[1]) == 'subscriptions' && toLower(acsIdParts[3]) == 'resourcegroups' && toLower(acsIdParts[5]) == 'providers' && toLower(acsIdParts[6]) == 'microsoft.communication' && toLower(acsIdParts[7]) == 'communicationservices' && !empty(acsIdParts[8])
+var acsIdValid = acsIdShaped ? true : fail('acsResourceId must be /subscriptions/SUB/resourceGroups/GROUP/providers/Microsoft.Communication/communicationServices/NAME')
+var acs = { subscriptionId: acsIdValid ? acsIdParts[2] : '', resourceGroup: acsIdParts[4], name: acsIdParts[8] }
+var throughputValid = cosmosThroughput == 0 || (cosmosThroughput >= 400 && cosmosThroughput % 100 == 0)
+var throughput = throughputValid ? cosmosThroughput : fail('cosmosThroughput must be 0 (serverless) or 400 RU/s or more, in steps of 100')
+
+var topicGroup = empty(eventGridSystemTopicResourceGroup) ? acs.resourceGroup : eventGridSystemTopicResourceGroup
+var archiveGroupName = empty(archiveResourceGroup) ? 'rg-${environmentName}-archive' : archiveResourceGroup
+var recordingsContainer = 'recordings'
+var deadLetterContainer = 'deadletter'
+var deployerPrincipalId = grantDeployerDataAccess ? principalId : ''
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: 'rg-${environmentName}'
   location: location
   tags: tags
+}
+
+// Not declared here: `azd down` deletes the resource groups the template creates, and only those.
+resource archiveGroup 'Microsoft.Resources/resourceGroups@2024-03-01' existing = {
+  name: archiveGroupName
 }
 
 module identity 'modules/identity.bicep' = {
@@ -62,27 +160,48 @@ module identity 'modules/identity.bicep' = {
   }
 }
 
-module hostStorage 'modules/storage.bicep' = {
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    name: resourceToken
+    location: location
+    tags: tags
+    appPrincipalId: identity.outputs.principalId
+  }
+}
+
+module hostStorage 'modules/host-storage.bicep' = {
   name: 'host-storage'
   scope: rg
   params: {
     name: 'st${resourceToken}'
     location: location
     tags: tags
-    containers: ['app-package']
+    deploymentContainer: 'app-package'
     queues: ['recording-archive', 'recording-archive-poison']
+    appPrincipalId: identity.outputs.principalId
   }
 }
 
-module archiveStorage 'modules/storage.bicep' = {
-  name: 'archive-storage'
-  scope: rg
+module archive 'modules/archive.bicep' = {
+  name: 'archive'
+  scope: archiveGroup
   params: {
     name: 'starc${resourceToken}'
     location: location
     tags: tags
-    containers: ['recordings', 'deadletter']
-    queues: []
+    recordingsContainer: recordingsContainer
+    deadLetterContainer: deadLetterContainer
+    appPrincipalId: identity.outputs.principalId
+    deployerPrincipalId: deployerPrincipalId
+    deployerPrincipalType: principalType
+    coolAfterDays: archiveCoolAfterDays
+    coldAfterDays: archiveColdAfterDays
+    archiveAfterDays: archiveArchiveAfterDays
+    deleteAfterDays: archiveDeleteAfterDays
+    deletedRetentionDays: archiveDeletedRetentionDays
+    workspaceId: monitoring.outputs.workspaceId
   }
 }
 
@@ -93,41 +212,19 @@ module cosmos 'modules/cosmos.bicep' = {
     name: 'cosmos-${resourceToken}'
     location: location
     tags: tags
-    throughput: cosmosThroughput
-    principalIds: empty(principalId) ? [identity.outputs.principalId] : [identity.outputs.principalId, principalId]
+    throughput: throughput
+    appPrincipalId: identity.outputs.principalId
+    deployerPrincipalId: deployerPrincipalId
+    workspaceId: monitoring.outputs.workspaceId
   }
 }
 
-module monitoring 'modules/monitoring.bicep' = {
-  name: 'monitoring'
-  scope: rg
-  params: {
-    name: resourceToken
-    location: location
-    tags: tags
-    principalId: identity.outputs.principalId
-  }
-}
-
-module acs 'modules/acs-access.bicep' = {
+module acsAccess 'modules/acs-access.bicep' = {
   name: 'acs-access'
-  scope: resourceGroup(split(acsResourceId, '/')[2], split(acsResourceId, '/')[4])
+  scope: resourceGroup(acs.subscriptionId, acs.resourceGroup)
   params: {
-    acsName: last(split(acsResourceId, '/'))
-    principalId: identity.outputs.principalId
-  }
-}
-
-module roles 'modules/storage-roles.bicep' = {
-  name: 'storage-roles'
-  scope: rg
-  params: {
-    hostStorageName: hostStorage.outputs.name
-    archiveStorageName: archiveStorage.outputs.name
-    archiveContainer: 'recordings'
-    principalId: identity.outputs.principalId
-    userPrincipalId: principalId
-    userPrincipalType: principalType
+    acsName: acs.name
+    appPrincipalId: identity.outputs.principalId
   }
 }
 
@@ -144,9 +241,9 @@ module app 'modules/function-app.bicep' = {
     hostBlobEndpoint: hostStorage.outputs.blobEndpoint
     hostQueueEndpoint: hostStorage.outputs.queueEndpoint
     deploymentContainer: 'app-package'
-    archiveBlobEndpoint: archiveStorage.outputs.blobEndpoint
+    archiveBlobEndpoint: archive.outputs.blobEndpoint
     cosmosEndpoint: cosmos.outputs.endpoint
-    acsEndpoint: acs.outputs.endpoint
+    acsEndpoint: acsAccess.outputs.endpoint
     acsResourceId: acsResourceId
     appInsightsConnectionString: monitoring.outputs.connectionString
     archiveAccessTier: archiveAccessTier
@@ -154,24 +251,35 @@ module app 'modules/function-app.bicep' = {
     linkMinutes: linkMinutes
     maximumInstanceCount: maximumInstanceCount
   }
-  dependsOn: [roles]
 }
 
-module events 'modules/events.bicep' = if (subscribeToEvents) {
+module events 'modules/events.bicep' = {
   name: 'events'
-  scope: rg
+  scope: resourceGroup(acs.subscriptionId, topicGroup)
   params: {
-    name: 'evgt-${resourceToken}'
-    tags: tags
+    name: empty(eventGridSystemTopicName) ? 'evgt-${resourceToken}' : eventGridSystemTopicName
     acsResourceId: acsResourceId
-    functionAppId: app.outputs.id
-    deadLetterStorageName: archiveStorage.outputs.name
+    workspaceId: monitoring.outputs.workspaceId
+    environmentName: environmentName
+  }
+}
+
+module deadLetterAccess 'modules/deadletter-access.bicep' = {
+  name: 'deadletter-access'
+  scope: archiveGroup
+  params: {
+    archiveAccountName: archive.outputs.name
+    deadLetterContainer: deadLetterContainer
+    topicPrincipalId: events.outputs.principalId
   }
 }
 
 output AZURE_LOCATION string = location
 output AZURE_RESOURCE_GROUP string = rg.name
 output FUNCTION_APP_NAME string = app.outputs.name
+output FUNCTION_APP_ID string = app.outputs.id
 output COSMOS_ENDPOINT string = cosmos.outputs.endpoint
-output ARCHIVE_BLOB_ENDPOINT string = archiveStorage.outputs.blobEndpoint
-output ACS_ENDPOINT string = acs.outputs.endpoint
+output ARCHIVE_BLOB_ENDPOINT string = archive.outputs.blobEndpoint
+output ARCHIVE_STORAGE_ACCOUNT_ID string = archive.outputs.id
+output ACS_ENDPOINT string = acsAccess.outputs.endpoint
+output EVENT_GRID_SYSTEM_TOPIC_ID string = events.outputs.id

@@ -1,32 +1,20 @@
-// The Event Grid system topic on the existing ACS resource and the subscription that delivers recording events to
-// the RecordingEvent function: the longest retry policy, and dead-lettering into the archive account's `deadletter`
-// container with the topic's own identity (no key). Created only once the function exists (see azure.yaml).
+// The Event Grid system topic of the existing ACS resource, deployed in the resource group that holds (or will hold)
+// it: a system topic lives in its source's subscription, and an ACS resource has at most one, so an existing topic is
+// taken by name (the preprovision hook finds it) and updated in place. The subscription to RecordingEvent is made by
+// the postdeploy hook once the function exists (scripts/subscription.py). The topic outlives `azd down`: it belongs to
+// the ACS resource, and a later `azd up` takes it again.
 param name string
-param tags object
 param acsResourceId string
-param functionAppId string
-param deadLetterStorageName string
+param workspaceId string
 
-var storageBlobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe' // Storage Blob Data Contributor
-
-resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
-  name: deadLetterStorageName
-}
-
-resource blobs 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' existing = {
-  parent: storage
-  name: 'default'
-}
-
-resource deadletter 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = {
-  parent: blobs
-  name: 'deadletter'
-}
+@description('The azd environment: environments that share an ACS resource share its topic, each with its own logs.')
+param environmentName string
 
 resource topic 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
   name: name
   location: 'global'
-  tags: tags
+  // Its own identity writes dead-lettered events into the archive (deadletter-access.bicep). This replaces a
+  // user-assigned identity an existing topic may have had.
   identity: { type: 'SystemAssigned' }
   properties: {
     source: acsResourceId
@@ -34,46 +22,17 @@ resource topic 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
   }
 }
 
-resource deadLetterWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(deadletter.id, topic.id, storageBlobDataContributor)
-  scope: deadletter
+// Events Event Grid could not deliver (DeliveryFailures, the one log category of a system topic) and its metrics,
+// dead-lettered events among them, into Log Analytics.
+resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'recording-events-${environmentName}'
+  scope: topic
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataContributor)
-    principalId: topic.identity.principalId
-    principalType: 'ServicePrincipal'
+    workspaceId: workspaceId
+    logs: [{ category: 'DeliveryFailures', enabled: true }]
+    metrics: [{ category: 'AllMetrics', enabled: true }]
   }
 }
 
-resource subscription 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022-06-15' = {
-  parent: topic
-  name: 'recording-event'
-  properties: {
-    destination: {
-      endpointType: 'AzureFunction'
-      properties: {
-        resourceId: '${functionAppId}/functions/RecordingEvent'
-        maxEventsPerBatch: 1
-        preferredBatchSizeInKilobytes: 64
-      }
-    }
-    eventDeliverySchema: 'EventGridSchema'
-    filter: {
-      includedEventTypes: ['Microsoft.Communication.RecordingFileStatusUpdated']
-    }
-    retryPolicy: {
-      maxDeliveryAttempts: 30
-      eventTimeToLiveInMinutes: 1440
-    }
-    deadLetterWithResourceIdentity: {
-      identity: { type: 'SystemAssigned' }
-      deadLetterDestination: {
-        endpointType: 'StorageBlob'
-        properties: {
-          resourceId: storage.id
-          blobContainerName: 'deadletter'
-        }
-      }
-    }
-  }
-  dependsOn: [deadLetterWriter]
-}
+output id string = topic.id
+output principalId string = topic.identity.principalId

@@ -1,6 +1,6 @@
 // The Flex Consumption plan and the Linux function app running the custom handler. Every connection is identity
 // based: the user-assigned identity's client id, never a key. The handler's settings are the ones it reads
-// (config::SETTINGS; tests/deployment.rs holds them together).
+// (config::SETTINGS; tests/deployment/main.rs holds them together).
 param name string
 param planName string
 param location string

@@ -1,9 +1,12 @@
 // Log Analytics and Application Insights with local authentication off: telemetry is accepted only with the app
-// identity's token, which the Monitoring Metrics Publisher role allows.
+// identity's token, which the Monitoring Metrics Publisher role allows. The other modules' diagnostic settings (the
+// archive's blob service, Cosmos DB, the Event Grid system topic) send their logs to this workspace.
 param name string
 param location string
 param tags object
-param principalId string
+
+@description('The app\'s identity, which sends the telemetry.')
+param appPrincipalId string
 
 var monitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb' // Monitoring Metrics Publisher
 
@@ -29,12 +32,12 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
   }
 }
 
-resource publisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(appInsights.id, principalId, monitoringMetricsPublisher)
+resource appTelemetry 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(appInsights.id, appPrincipalId, monitoringMetricsPublisher)
   scope: appInsights
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', monitoringMetricsPublisher)
-    principalId: principalId
+    principalId: appPrincipalId
     principalType: 'ServicePrincipal'
   }
 }
@@ -42,3 +45,5 @@ resource publisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 // Not a secret: the ingestion endpoint and the component's id. With local authentication off, telemetry sent with
 // it alone is refused; the app adds APPLICATIONINSIGHTS_AUTHENTICATION_STRING (its identity).
 output connectionString string = appInsights.properties.ConnectionString
+
+output workspaceId string = workspace.id

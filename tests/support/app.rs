@@ -234,7 +234,7 @@ pub fn parse_timespan(text: &str) -> Duration {
 }
 
 /// A temporary app root made from the project's files: `host.json`, every function folder, the example settings as
-/// `local.settings.json` (as the README tells users to copy them), and the executable host.json names, linked to
+/// `local.settings.json` (as docs/HOST.md tells users to copy them), and the executable host.json names, linked to
 /// cargo's build. It lives in a temporary folder of its own (`{tmp}/app`), so that settings pointing outside the
 /// app root (`../…`) stay inside the test's folder.
 pub struct AppDir {

@@ -10,6 +10,7 @@
 mod account;
 mod continuation;
 mod error;
+pub mod queries;
 
 pub use error::Error;
 
@@ -38,9 +39,10 @@ use crate::health::{RecordingSummary, Status, Tally};
 use crate::identity;
 use crate::quarantine::QuarantineEntry;
 use crate::recording::{RecordingDocument, Stored, Tombstone};
+use queries::{ALL_RECORDINGS, QUARANTINE_NAMING, STATUS_QUARANTINED, STATUS_ROWS, TOMBSTONES, UNFINISHED_ARCHIVES};
 
 /// The recordings container's partition key path: all recordings of a call live together. The deployment
-/// templates (`infra/`) create the container with it, and `tests/deployment.rs` holds them to it.
+/// templates (`infra/`) create the container with it, and `tests/deployment/` holds them to it.
 pub const RECORDINGS_PARTITION_KEY: &str = "/callId";
 
 /// The quarantine container's partition key path: each entry is its own partition.
@@ -78,52 +80,12 @@ pub struct CosmosStore {
     place: String,
 }
 
-/// The recordings with a chunk the archive sweep may queue (`RecordingDocument::has_chunks_to_sweep`), in one query
-/// over the container, read a page at a time.
-const UNFINISHED_ARCHIVES: &str = "SELECT * FROM c WHERE EXISTS(SELECT VALUE ch FROM ch IN c.chunks WHERE \
-                                   ch.archive.state = 'pending' OR (ch.archive.state = 'failed' AND \
-                                   ch.archive.retryable = true))";
-
-/// Every recording document (tombstones have no `chunks`).
-const ALL_RECORDINGS: &str = "SELECT * FROM c WHERE IS_DEFINED(c.chunks)";
-
-/// A listing's conditions, added to [`ALL_RECORDINGS`] for the filters given, each with its parameter.
-const BY_SERVER_CALL: &str = " AND c.serverCallId = @serverCallId";
-const BY_ARCHIVE_STATE: &str =
-    " AND EXISTS(SELECT VALUE ch FROM ch IN c.chunks WHERE ch.archive.state = @archiveState)";
-
 /// The most requests one page of a listing makes, so that a page answers within the API's time even when Cosmos DB
 /// returns many empty pages for a sparse filter.
 const REQUESTS_PER_PAGE: usize = 8;
 
-/// The health summary's reading of the recordings container: one small row per document or tombstone — its ids, its
-/// chunks counted by archive state and its pending chunks' announcements ([`RecordingSummary`]) — over the whole
-/// container. The counts are made per document on the server; the SDK runs no aggregate across partitions (see
-/// `docs/OPERATIONS.md`), so the rows are added up here.
-const STATUS_ROWS: &str = "SELECT c.callId, c.id, c.firstEventTime, IS_DEFINED(c.chunks) AS recording, \
-     (SELECT VALUE COUNT(1) FROM k IN c.chunks WHERE IS_STRING(k.documentId) AND k.archive.state = 'pending') AS pending, \
-     (SELECT VALUE COUNT(1) FROM k IN c.chunks WHERE IS_STRING(k.documentId) AND k.archive.state = 'archived') AS archived, \
-     (SELECT VALUE COUNT(1) FROM k IN c.chunks WHERE IS_STRING(k.documentId) AND k.archive.state = 'failed') AS failed, \
-     (SELECT VALUE COUNT(1) FROM k IN c.chunks WHERE IS_STRING(k.documentId) AND k.archive.state = 'expired') AS expired, \
-     (SELECT VALUE COUNT(1) FROM k IN c.chunks WHERE IS_STRING(k.documentId) AND k.archive.state = 'external') AS external, \
-     ARRAY(SELECT k.documentId, k.announcedAt FROM k IN c.chunks \
-           WHERE IS_STRING(k.documentId) AND k.archive.state = 'pending') AS pendingChunks \
-     FROM c";
-
-/// The health summary's reading of the quarantine: a `1` per entry, nothing else of it.
-const STATUS_QUARANTINED: &str = "SELECT VALUE 1 FROM c";
-
 /// Rows a request of the health summary asks for: they are small (ids and counts), so that a request carries many.
 pub const STATUS_PAGE: u32 = 1000;
-
-/// A partition's tombstones.
-const TOMBSTONES: &str = "SELECT * FROM c WHERE NOT IS_DEFINED(c.chunks)";
-
-/// The quarantined payloads that may name a call; [`QuarantineEntry::names_call`] decides on each. Text holding the
-/// call id as it is or as UTF-16 reads it (`@utf16le`, `@utf16be`: a zero after or before each character), and
-/// every payload kept as base64, which only decoding can read.
-const QUARANTINE_NAMING: &str = "SELECT * FROM c WHERE CONTAINS(c.payload, @call) OR CONTAINS(c.payload, @utf16le) \
-     OR CONTAINS(c.payload, @utf16be) OR IS_DEFINED(c.payloadBase64)";
 
 /// How long a tombstone is kept, in seconds (Cosmos DB's per-item `ttl`, honoured when the container has time to
 /// live on — `defaultTtl` -1, as the deployment template sets it; otherwise tombstones are kept for good). 30 days
@@ -577,13 +539,7 @@ fn stored_items(items: Vec<Map<String, Value>>) -> Result<Vec<Stored>, StoreErro
 
 /// The query of a listing and where it runs.
 fn listing(filter: &ListFilter) -> Result<(Query, FeedScope), StoreError> {
-    let mut sql = ALL_RECORDINGS.to_owned();
-    if filter.server_call_id.is_some() {
-        sql.push_str(BY_SERVER_CALL);
-    }
-    if filter.archive_state.is_some() {
-        sql.push_str(BY_ARCHIVE_STATE);
-    }
+    let sql = queries::listing(filter.server_call_id.is_some(), filter.archive_state.is_some());
     let mut query = Query::from(sql);
     let parameter = |e| cosmos_error("build the listing query", e);
     if let Some(server_call_id) = &filter.server_call_id {
