@@ -93,6 +93,10 @@ pub fn all() -> Vec<SentQuery> {
         fixed("a call's tombstones", Container::Recordings, TOMBSTONES),
         fixed("quarantine naming a call", Container::Quarantine, QUARANTINE_NAMING),
         fixed("the health summary's rows", Container::Recordings, STATUS_ROWS),
-        fixed("the health summary's quarantine count", Container::Quarantine, STATUS_QUARANTINED),
+        fixed(
+            "the health summary's quarantine count",
+            Container::Quarantine,
+            STATUS_QUARANTINED,
+        ),
     ]
 }
