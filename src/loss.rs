@@ -1,12 +1,13 @@
 //! The records an operator must see: every event that loses a recording, or puts one at risk, is written as one log
 //! record with a stable name (`event`), its level, and the ids and reason in fields of their own.
 //!
-//! [`RECORDS`] lists them all; each has one function here that writes it, so its level, its message and the names of
-//! its fields are the same wherever it happens. The message is a fixed sentence: everything that comes from outside
-//! (ids, reasons, URLs) is in a field, where both log formats quote it — `event="chunk_expired"` in the text format,
-//! `"fields":{"event":"chunk_expired",…}` in JSON — so that a query matches the event's name exactly and never a
-//! sentence, and no id or reason can pose as another record. The Functions host files WARN and ERROR lines (stderr) at
-//! Warning and Error in Application Insights (an ERROR line holding "warn" anywhere, at Warning).
+//! [`RECORDS`] lists them all ([`ALL`] adds the archive sweep's summary, which is no loss); each has one function
+//! here that writes it, so its level, its message and the names of its fields are the same wherever it happens. The
+//! message is a fixed sentence: everything that comes from outside (ids, reasons, URLs) is in a field, where both log
+//! formats quote it — `event="chunk_expired"` in the text format, `"fields":{"event":"chunk_expired",…}` in JSON —
+//! so that a query matches the event's name exactly and never a sentence, and no id or reason can pose as another
+//! record. The Functions host files WARN and ERROR lines (stderr) at Warning and Error in Application Insights (an
+//! ERROR line holding "warn" anywhere, at Warning).
 
 use tracing::{Level, error, info, warn};
 
@@ -78,7 +79,15 @@ pub const RECORDING_ERASED: Record = Record {
             purpose and never alerted on",
 };
 
-/// Every record, in the order the operations guide lists them.
+/// Not a loss: one record per archive sweep, with what it read — the numbers the workbook charts over time.
+pub const ARCHIVE_SWEEP: Record = Record {
+    event: "archive_sweep",
+    level: Level::INFO,
+    means: "an archive sweep ran: the pending chunks it read, how many were at risk or past ACS's deadline, the jobs \
+            it queued, and how long ago the oldest pending chunk was announced",
+};
+
+/// Every loss record, in the order the operations guide lists them.
 pub const RECORDS: [Record; 8] = [
     CHUNK_FAILED,
     CHUNK_EXPIRED,
@@ -88,6 +97,19 @@ pub const RECORDS: [Record; 8] = [
     ARCHIVE_JOB_POISONED,
     ACS_DELETE_SKIPPED,
     RECORDING_ERASED,
+];
+
+/// Every record the handler writes for operators: the loss records and the sweep's summary.
+pub const ALL: [Record; 9] = [
+    CHUNK_FAILED,
+    CHUNK_EXPIRED,
+    CHUNK_AT_RISK,
+    CHUNK_PAST_DEADLINE,
+    PAYLOAD_QUARANTINED,
+    ARCHIVE_JOB_POISONED,
+    ACS_DELETE_SKIPPED,
+    RECORDING_ERASED,
+    ARCHIVE_SWEEP,
 ];
 
 /// The ids every chunk record names: the call (the recording's partition), the recording document and the chunk.
@@ -179,6 +201,35 @@ pub fn acs_delete_skipped(chunk: ChunkIds<'_>, reason: &str) {
     );
 }
 
+/// What one archive sweep read and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepSummary {
+    /// Pending chunks read.
+    pub pending: u64,
+    /// Of those, at risk (not yet past the deadline), and past ACS's deadline.
+    pub at_risk: u64,
+    pub past_deadline: u64,
+    /// Jobs queued again (pending and retryable failed chunks).
+    pub queued: u64,
+    /// Seconds since the oldest pending chunk read was announced.
+    pub oldest_pending_age_seconds: Option<i64>,
+    /// False when the sweep had its share of jobs and left recordings unread: the counts are of what it read.
+    pub complete: bool,
+}
+
+pub fn archive_sweep(summary: SweepSummary) {
+    info!(
+        event = ARCHIVE_SWEEP.event,
+        pending = summary.pending,
+        at_risk = summary.at_risk,
+        past_deadline = summary.past_deadline,
+        queued = summary.queued,
+        oldest_pending_age_seconds = summary.oldest_pending_age_seconds,
+        complete = summary.complete,
+        "the archive sweep ran"
+    );
+}
+
 /// What an erase removed, for its audit record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ErasedCounts {
@@ -252,7 +303,7 @@ mod tests {
         }
     }
 
-    /// Writes every record once, in [`RECORDS`]' order, with outside data that tries to look like another record.
+    /// Writes every record once, in [`ALL`]' order, with outside data that tries to look like another record.
     fn write_each() {
         chunk_failed(ids(), HOSTILE, false);
         chunk_expired(ids(), HOSTILE);
@@ -268,6 +319,14 @@ mod tests {
             quarantined: 0,
         };
         recording_erased("inv-1", "call-1", Some(HOSTILE), counts);
+        archive_sweep(SweepSummary {
+            pending: 3,
+            at_risk: 1,
+            past_deadline: 1,
+            queued: 3,
+            oldest_pending_age_seconds: Some(90_000),
+            complete: true,
+        });
     }
 
     /// The event name a text line carries, read as the alert queries read it: `event="NAME"` after a space or at the
@@ -300,8 +359,8 @@ mod tests {
             .lines()
             .map(|line| serde_json::from_str(line).unwrap())
             .collect();
-        assert_eq!(records.len(), RECORDS.len(), "one line each: {}", lines.text());
-        for (record, line) in RECORDS.iter().zip(&records) {
+        assert_eq!(records.len(), ALL.len(), "one line each: {}", lines.text());
+        for (record, line) in ALL.iter().zip(&records) {
             assert_eq!(line["fields"]["event"], record.event, "{line}");
             assert_eq!(line["level"], record.level.as_str(), "{line}");
             let message = line["fields"]["message"].as_str().unwrap();
@@ -324,6 +383,8 @@ mod tests {
         );
         assert_eq!(records[7]["target"], "audit");
         assert_eq!(records[7]["fields"]["files"], 2);
+        assert_eq!(records[8]["fields"]["oldest_pending_age_seconds"], 90_000);
+        assert_eq!(records[8]["fields"]["complete"], true);
     }
 
     #[test]
@@ -339,10 +400,10 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines.len(),
-            RECORDS.len(),
+            ALL.len(),
             "a newline in a field never splits a record: {text}"
         );
-        for (record, line) in RECORDS.iter().zip(&lines) {
+        for (record, line) in ALL.iter().zip(&lines) {
             assert_eq!(text_event(line), Some(record.event), "{line}");
             assert!(line.contains(&format!(" {} ", record.level.as_str())), "{line}");
         }
@@ -355,10 +416,15 @@ mod tests {
 
     #[test]
     fn event_names_are_unique_words_and_every_loss_is_at_warning_or_above() {
-        let mut names: Vec<&str> = RECORDS.iter().map(|record| record.event).collect();
+        let mut names: Vec<&str> = ALL.iter().map(|record| record.event).collect();
         names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), RECORDS.len());
+        assert_eq!(names.len(), ALL.len());
+        assert_eq!(
+            &ALL[..RECORDS.len()],
+            &RECORDS,
+            "every loss record is among all records"
+        );
         for record in RECORDS {
             assert!(
                 record.event.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),

@@ -368,6 +368,13 @@ async fn jobs_that_never_run(kind: Kind) {
     filed_at(&past, Level::Error);
     names_chunk(&past, "rec-2", "d1");
     assert_eq!(past.text("deadline"), deadline(&twenty_five));
+    let sweep = ops.record("archive_sweep").await;
+    filed_at(&sweep, Level::Information);
+    let counts = ["pending", "at_risk", "past_deadline", "queued"].map(|name| sweep.field(name).clone());
+    assert_eq!(counts, [json!(3), json!(1), json!(1), json!(2)], "{}", sweep.line);
+    let age = sweep.field("oldest_pending_age_seconds").as_i64().unwrap();
+    assert!((25 * 3600..25 * 3600 + 600).contains(&age), "{}", sweep.line);
+    assert_eq!(sweep.field("complete"), &json!(true));
 
     let status = ops.status().await;
     assert_eq!(

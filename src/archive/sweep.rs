@@ -48,6 +48,9 @@ pub struct Sweep {
     pub unread: bool,
     /// Pending chunks at risk or past ACS's deadline, with the deadline, each read once.
     pub at_risk: Vec<(ArchiveJob, Risk, OffsetDateTime)>,
+    /// Pending chunks read, and the earliest announcement among them.
+    pub pending: usize,
+    pub oldest_pending: Option<OffsetDateTime>,
     /// How long before ACS's deadline a pending chunk is at risk.
     risk_window: time::Duration,
 }
@@ -61,6 +64,8 @@ impl Default for Sweep {
             deferred: 0,
             unread: false,
             at_risk: Vec::new(),
+            pending: 0,
+            oldest_pending: None,
             risk_window: health::DEFAULT_AT_RISK,
         }
     }
@@ -86,6 +91,11 @@ impl Sweep {
                     continue;
                 };
                 if state.state == ArchiveStatus::Pending {
+                    self.pending += 1;
+                    if let Some(announced) = job.event_instant() {
+                        self.oldest_pending =
+                            Some(self.oldest_pending.map_or(announced, |oldest| oldest.min(announced)));
+                    }
                     let deadline = job.deadline();
                     let risk = health::risk(deadline, now, self.risk_window);
                     if let (Risk::AtRisk | Risk::PastDeadline, Some(deadline)) = (risk, deadline) {
@@ -300,6 +310,10 @@ mod tests {
             "five hours left is safe with a window of one"
         );
         assert_eq!(Sweep::default().risk_window, hours(6));
+        let mut all = Sweep::default();
+        all.add(&documents, now());
+        assert_eq!(all.pending, 3, "the retryable failure is not pending");
+        assert_eq!(all.oldest_pending, Some(now() - hours(25)));
     }
 
     #[test]

@@ -114,6 +114,20 @@ impl Function for ArchiveSweep {
                 _ => loss::chunk_at_risk(job.ids(), announced_at, &deadline),
             }
         }
+        let past_deadline = found
+            .at_risk
+            .iter()
+            .filter(|(_, risk, _)| *risk == Risk::PastDeadline)
+            .count();
+        let now = self.clock.now();
+        loss::archive_sweep(loss::SweepSummary {
+            pending: found.pending as u64,
+            at_risk: (found.at_risk.len() - past_deadline) as u64,
+            past_deadline: past_deadline as u64,
+            queued: found.jobs.len() as u64,
+            oldest_pending_age_seconds: found.oldest_pending.map(|oldest| (now - oldest).whole_seconds()),
+            complete: !found.unread,
+        });
         if !found.jobs.is_empty() {
             warn!(
                 jobs = found.jobs.len(),
