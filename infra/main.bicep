@@ -1,8 +1,9 @@
-// The deployment: the app's resource group (rg-ENV: storage for the Functions host, Cosmos DB, monitoring, the Flex
-// Consumption app with its user-assigned identity), the archive in a resource group of its own that `azd down` leaves
-// (rg-ENV-archive, made by the preprovision hook), the role on the existing ACS resource and its Event Grid system
-// topic (in the ACS resource's subscription). The postdeploy hook subscribes the RecordingEvent function to the topic
-// once the code is deployed (azure.yaml). No key or connection string anywhere.
+// The deployment: the app's resource group (rg-ENV: storage for the Functions host, Cosmos DB, monitoring and the
+// alerts, the Flex Consumption app with its user-assigned identity), the archive in a resource group of its own that
+// `azd down` leaves (rg-ENV-archive, made by the preprovision hook), the role on the existing ACS resource and its
+// Event Grid system topic with its metric alerts (in the ACS resource's subscription). The postdeploy hook subscribes
+// the RecordingEvent function to the topic once the code is deployed (azure.yaml). No key or connection string
+// anywhere.
 targetScope = 'subscription'
 
 @minLength(1)
@@ -86,6 +87,14 @@ param deleteAfterArchive bool = false
 @maxValue(10080)
 @description('RECORDINGS_LINK_MINUTES: how long a read link to an archived file works.')
 param linkMinutes int = 15
+
+@minValue(1)
+@maxValue(23)
+@description('RECORDINGS_AT_RISK_HOURS: a pending chunk with less than this left before ACS deletes its files is at risk.')
+param atRiskHours int = 6
+
+@description('The e-mail address the alerts go to; empty for none (alerts then show in the portal only).')
+param alertEmail string = ''
 
 @minValue(40)
 @maxValue(1000)
@@ -171,6 +180,18 @@ module monitoring 'modules/monitoring.bicep' = {
   }
 }
 
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    name: resourceToken
+    location: location
+    tags: tags
+    appInsightsId: monitoring.outputs.appInsightsId
+    alertEmail: alertEmail
+  }
+}
+
 module hostStorage 'modules/host-storage.bicep' = {
   name: 'host-storage'
   scope: rg
@@ -249,6 +270,7 @@ module app 'modules/function-app.bicep' = {
     archiveAccessTier: archiveAccessTier
     deleteAfterArchive: deleteAfterArchive
     linkMinutes: linkMinutes
+    atRiskHours: atRiskHours
     maximumInstanceCount: maximumInstanceCount
   }
 }
@@ -261,6 +283,7 @@ module events 'modules/events.bicep' = {
     acsResourceId: acsResourceId
     workspaceId: monitoring.outputs.workspaceId
     environmentName: environmentName
+    actionGroupId: alerts.outputs.actionGroupId
   }
 }
 
@@ -283,3 +306,4 @@ output ARCHIVE_BLOB_ENDPOINT string = archive.outputs.blobEndpoint
 output ARCHIVE_STORAGE_ACCOUNT_ID string = archive.outputs.id
 output ACS_ENDPOINT string = acsAccess.outputs.endpoint
 output EVENT_GRID_SYSTEM_TOPIC_ID string = events.outputs.id
+output ALERT_ACTION_GROUP_ID string = alerts.outputs.actionGroupId

@@ -13,8 +13,10 @@ use acs_recording_handler::config::{ACS_VARIABLES, Config, Purpose};
 use acs_recording_handler::error::error_chain;
 use acs_recording_handler::functions::{
     ArchiveRecording, ArchiveRecordingPoison, ArchiveSweep, EraseRecordings, Function, RecordingEvent, Recordings,
+    Status,
 };
-use acs_recording_handler::host::{self, Readiness};
+use acs_recording_handler::health::Health;
+use acs_recording_handler::host::{self, Forwarded, Readiness};
 use acs_recording_handler::pipeline::{AllowedSources, Pipeline};
 use acs_recording_handler::store::{self, ListFilter, RecordingStore};
 use acs_recording_handler::telemetry::{self, Streams};
@@ -65,6 +67,9 @@ enum Command {
         #[arg(long)]
         links: bool,
     },
+    /// Print the health summary as JSON: recordings and tombstones, chunks by archive state, the oldest pending
+    /// chunk, pending chunks at risk (RECORDINGS_AT_RISK_HOURS before ACS's deadline) and quarantined payloads.
+    Status,
     /// Erase a call's recordings, or one recording, everywhere: the files still at ACS, the documents (each leaves
     /// a tombstone, so that a redelivered event cannot bring it back), the archived files, and the quarantined
     /// payloads that name the call. Prints the counts as JSON.
@@ -92,9 +97,11 @@ fn main() -> ExitCode {
     let command = Cli::parse().command.unwrap_or(Command::Serve);
     let (purpose, streams) = match command {
         Command::Serve => (Purpose::Serve, Streams::ByLevel),
-        Command::Replay { .. } | Command::Archive { .. } | Command::Recordings { .. } | Command::Erase { .. } => {
-            (Purpose::Replay, Streams::StderrOnly)
-        }
+        Command::Replay { .. }
+        | Command::Archive { .. }
+        | Command::Recordings { .. }
+        | Command::Status
+        | Command::Erase { .. } => (Purpose::Replay, Streams::StderrOnly),
     };
     let config = match Config::from_env(purpose) {
         Ok(config) => config,
@@ -129,6 +136,7 @@ fn main() -> ExitCode {
                 };
                 run_recordings(config, &filter, links).await
             }
+            Command::Status => run_status(config).await,
             Command::Erase { call, recording } => run_erase(config, &call, recording.as_deref()).await,
         }
     })
@@ -158,13 +166,15 @@ async fn serve(config: Config) -> ExitCode {
             None
         }
     };
+    let health = Health::new(store.clone(), config.at_risk);
     let functions: Vec<Arc<dyn Function>> = vec![
         Arc::new(RecordingEvent::new(pipeline)),
         Arc::new(ArchiveRecording::new(store.clone(), archiver)),
         Arc::new(ArchiveRecordingPoison::new(store.clone())),
-        Arc::new(ArchiveSweep::new(store, archival_on)),
+        Arc::new(ArchiveSweep::new(store, archival_on).with_at_risk(config.at_risk)),
         Arc::new(Recordings::new(api.clone())),
         Arc::new(EraseRecordings::new(api.clone())),
+        Arc::new(Status::new(health.clone())),
     ];
     let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
     info!(port, "listening on 127.0.0.1 for the Functions host");
@@ -175,7 +185,7 @@ async fn serve(config: Config) -> ExitCode {
     let readiness = Readiness {
         worker_id: config.worker_id,
     };
-    host::serve(listener, functions, api, readiness, shutdown).await;
+    host::serve(listener, functions, Forwarded { api, health }, readiness, shutdown).await;
     let status = signal.await.map_or(1, |signal| signal.exit_status());
     info!(status, "stopped");
     ExitCode::from(status)
@@ -280,6 +290,32 @@ async fn run_recordings(config: Config, filter: &ListFilter, links: bool) -> Exi
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             error!(error = %error_chain(&e), "cannot list the recordings");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_status(config: Config) -> ExitCode {
+    let store = match store::open(&config.store, config.app_root.as_deref()).await {
+        Ok(store) => store,
+        Err(e) => {
+            error!(error = %error_chain(&e), "cannot open the recording store");
+            return ExitCode::FAILURE;
+        }
+    };
+    match Health::new(store, config.at_risk).status().await {
+        Ok(status) => {
+            let json = serde_json::to_string_pretty(&status).unwrap_or_default();
+            match writeln!(std::io::stdout().lock(), "{json}") {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    error!(error = %e, "cannot write the summary");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Err(e) => {
+            error!(error = %error_chain(&e), "cannot read the health summary");
             ExitCode::FAILURE
         }
     }

@@ -15,9 +15,11 @@ use crate::archive::ArchiveJob;
 use crate::archive::sources::ArchiveSources;
 use crate::clock::SharedClock;
 use crate::event::Event;
+use crate::loss;
 use crate::quarantine::QuarantineEntry;
 use crate::recording::{RECORDING_EVENT_TYPE, RecordingDocument};
 use crate::store::{MergeOutcome, RecordingStore, StoreError};
+use crate::subject::RecordingSubject;
 
 /// What became of one payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,6 +156,12 @@ impl Pipeline {
     ) -> Result<Outcome, StoreError> {
         let span = tracing::Span::current();
         span.record("event_id", event.id.as_str());
+        // The ids a quarantine record names, when the subject gives them.
+        let named = event
+            .subject
+            .as_deref()
+            .and_then(|subject| RecordingSubject::parse(subject).ok());
+        let named = named.as_ref();
         if let Some(allowed) = &self.allowed_sources {
             let reason = match event.source.as_deref() {
                 None => Some("the event names no source, and RECORDINGS_ALLOWED_SOURCES is set".to_owned()),
@@ -163,7 +171,7 @@ impl Pipeline {
                 Some(_) => None,
             };
             if let Some(reason) = reason {
-                return self.quarantine(text().as_bytes(), reason).await;
+                return self.quarantine_named(text().as_bytes(), reason, named).await;
             }
         }
         if !event.event_type.eq_ignore_ascii_case(RECORDING_EVENT_TYPE) {
@@ -193,7 +201,7 @@ impl Pipeline {
                     None => document,
                 }
             }
-            Err(error) => return self.quarantine(text().as_bytes(), error.to_string()).await,
+            Err(error) => return self.quarantine_named(text().as_bytes(), error.to_string(), named).await,
         };
         span.record("recording_id", document.id.as_str());
         let (call_id, id) = (document.call_id.clone(), document.id.clone());
@@ -202,7 +210,7 @@ impl Pipeline {
             Ok(merged) => merged,
             Err(StoreError::Refused(reason)) => {
                 let reason = format!("the store refuses the recording document: {reason}");
-                return self.quarantine(text().as_bytes(), reason).await;
+                return self.quarantine_named(text().as_bytes(), reason, named).await;
             }
             Err(e) => return Err(e),
         };
@@ -227,15 +235,32 @@ impl Pipeline {
         Ok(outcome)
     }
 
-    /// Keeps a payload that can never be processed, with the reason.
+    /// Keeps a payload that can never be processed, with the reason, and writes its loss record.
     pub async fn quarantine(&self, payload: &[u8], reason: String) -> Result<Outcome, StoreError> {
+        self.quarantine_named(payload, reason, None).await
+    }
+
+    /// [`Pipeline::quarantine`], the record naming the call and recording the payload's subject names.
+    async fn quarantine_named(
+        &self,
+        payload: &[u8],
+        reason: String,
+        named: Option<&RecordingSubject>,
+    ) -> Result<Outcome, StoreError> {
         let entry = QuarantineEntry::new(payload, reason, self.clock.now().format(&Rfc3339).unwrap_or_default());
         let outcome = Outcome::Quarantined {
             id: entry.id.clone(),
             reason: entry.reason.clone(),
         };
         self.store.quarantine(entry).await?;
-        warn!(%outcome);
+        if let Outcome::Quarantined { id, reason } = &outcome {
+            loss::payload_quarantined(
+                id,
+                named.map(|subject| subject.call_id.as_str()),
+                named.and_then(|subject| subject.recording_id.as_deref()),
+                reason,
+            );
+        }
         Ok(outcome)
     }
 }
@@ -298,6 +323,13 @@ mod tests {
         }
         async fn read_quarantined(&self, _: &str) -> Result<Option<QuarantineEntry>, StoreError> {
             Ok(None)
+        }
+        async fn status(
+            &self,
+            _: time::OffsetDateTime,
+            _: time::Duration,
+        ) -> Result<crate::health::Status, StoreError> {
+            Ok(crate::health::Status::default())
         }
         fn location(&self, call_id: &str, id: &str) -> String {
             format!("{call_id}/{id}")

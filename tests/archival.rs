@@ -290,7 +290,7 @@ async fn a_job_failing_on_every_delivery_ends_in_the_poison_queue_and_the_chunk_
     let (_, state) = states(&host).remove(0);
     assert_eq!(state["state"], "failed");
     assert!(state["reason"].as_str().unwrap().contains("every attempt"), "{state}");
-    assert!(host.logged_at("gave up archiving the chunk", Some(Level::Error)).await);
+    assert!(host.logged_at("archive_job_poisoned", Some(Level::Error)).await);
 }
 
 #[tokio::test]

@@ -190,7 +190,7 @@ async fn logs_go_to_the_stream_the_host_expects(format: &str) {
             Stream::Stdout,
             Level::Information,
         ),
-        ("quarantined as", Stream::Stderr, Level::Warning),
+        ("payload_quarantined", Stream::Stderr, Level::Warning),
         ("invocation failed", Stream::Stderr, Level::Error),
     ] {
         assert!(host.logged(needle).await, "{needle}:\n{}", host.output());

@@ -14,8 +14,9 @@ use acs_recording_handler::archive::acs::{DownloadError, RecordingFiles};
 use acs_recording_handler::archive::sources::ArchiveSources;
 use acs_recording_handler::archive::{ArchiveJob, Archiver, EmbeddedArchive, FileWriter, JobOutcome};
 use acs_recording_handler::functions::{EraseRecordings, Function, Recordings};
-use acs_recording_handler::host::Readiness;
+use acs_recording_handler::health::{DEFAULT_AT_RISK, Health, Status};
 use acs_recording_handler::host::server::routes;
+use acs_recording_handler::host::{Forwarded, Readiness};
 use acs_recording_handler::pipeline::{Outcome, Pipeline};
 use acs_recording_handler::quarantine::QuarantineEntry;
 use acs_recording_handler::recording::{RecordingDocument, Stored, Tombstone};
@@ -24,6 +25,7 @@ use acs_recording_handler::store::{
 };
 use serde_json::{Value, json};
 use support::events::{chunk, recording_event};
+use time::OffsetDateTime;
 
 /// An event time within ACS's 24 hours, so that its files are still there to delete.
 fn now() -> String {
@@ -108,11 +110,13 @@ impl App {
     /// Sends `method path` as the host would in `mode`; returns the status, content type and JSON body.
     async fn request(&self, mode: Mode, method: &str, path: &str) -> Answer {
         let api = self.api();
+        let health = Health::new(self.store.clone(), DEFAULT_AT_RISK);
         let functions: Vec<Arc<dyn Function>> = vec![
             Arc::new(Recordings::new(api.clone())),
             Arc::new(EraseRecordings::new(api.clone())),
+            Arc::new(acs_recording_handler::functions::Status::new(health.clone())),
         ];
-        let filter = routes(functions, api, Readiness::default());
+        let filter = routes(functions, Forwarded { api, health }, Readiness::default());
         match mode {
             Mode::Forwarded => {
                 let response = warp::test::request()
@@ -131,6 +135,8 @@ impl App {
             Mode::Payload => {
                 let function = if method == "DELETE" {
                     "EraseRecordings"
+                } else if path.to_ascii_lowercase().starts_with("/api/status") {
+                    "Status"
                 } else {
                     "Recordings"
                 };
@@ -402,6 +408,9 @@ impl RecordingStore for Unreachable {
     async fn read_quarantined(&self, _: &str) -> Result<Option<QuarantineEntry>, StoreError> {
         Err(StoreError::TimedOut(Duration::from_secs(8)))
     }
+    async fn status(&self, _: OffsetDateTime, _: time::Duration) -> Result<Status, StoreError> {
+        Err(StoreError::TimedOut(Duration::from_secs(8)))
+    }
     fn location(&self, call_id: &str, id: &str) -> String {
         format!("{call_id}/{id}")
     }
@@ -416,6 +425,7 @@ async fn a_store_that_cannot_answer_is_a_503_with_retry_after_that_tells_no_inte
             ("GET", "/api/recordings/c1"),
             ("GET", "/api/recordings/c1/r1"),
             ("DELETE", "/api/recordings/c1"),
+            ("GET", "/api/status"),
         ] {
             let answer = app.request(mode, method, path).await;
             assert!(answer.is_problem(503), "{mode:?} {method} {path}: {answer:?}");
@@ -482,6 +492,10 @@ impl RecordingStore for Late {
         self.wait().await;
         self.store.read_quarantined(id).await
     }
+    async fn status(&self, now: OffsetDateTime, at_risk: time::Duration) -> Result<Status, StoreError> {
+        self.wait().await;
+        self.store.status(now, at_risk).await
+    }
     fn location(&self, call_id: &str, id: &str) -> String {
         self.store.location(call_id, id)
     }
@@ -496,6 +510,7 @@ async fn a_store_that_answers_too_late_is_a_503_problem_before_the_function_time
         ("GET", "/api/recordings/c1"),
         ("GET", "/api/recordings/c1/r1"),
         ("DELETE", "/api/recordings/c1"),
+        ("GET", "/api/status"),
     ];
     let late = App::over(Arc::new(Late {
         delay: Duration::from_secs(3600),
@@ -714,4 +729,36 @@ async fn the_api_path_in_another_case_is_served_problems_included() {
         let answer = app.request(Mode::Forwarded, method, path).await;
         assert!(answer.is_problem(status), "{method} {path}: {answer:?}");
     }
+}
+
+#[tokio::test]
+async fn the_health_summary_is_the_same_json_in_both_modes_and_only_read_with_get() {
+    let app = App::new();
+    let jobs = seven_recordings(&app).await;
+    app.archive(&jobs[..3]).await;
+    app.pipeline.quarantine(b"not an event", "test".into()).await.unwrap();
+    let erase = app.request(Mode::Forwarded, "DELETE", "/api/recordings/c2/r4").await;
+    assert_eq!(erase.status, 200, "{erase:?}");
+    for mode in MODES {
+        for path in ["/api/status", "/API/Status/"] {
+            let answer = app.request(mode, "GET", path).await;
+            assert_eq!(answer.status, 200, "{mode:?} {path}: {answer:?}");
+            assert_eq!(answer.content_type.as_deref(), Some("application/json"));
+            let oldest = &answer.body["oldestPending"];
+            assert_eq!(
+                (&oldest["callId"], &oldest["documentId"]),
+                (&json!("c2"), &json!("d4")),
+                "{oldest}"
+            );
+            assert_eq!(
+                answer.body,
+                json!({"recordings": 6,
+                       "chunks": {"pending": 3, "archived": 3, "failed": 0, "expired": 0, "external": 0},
+                       "oldestPending": oldest.clone(), "atRisk": 0, "quarantined": 1, "tombstones": 1}),
+                "{mode:?} {path}"
+            );
+        }
+    }
+    let post = app.request(Mode::Forwarded, "POST", "/api/status").await;
+    assert!(post.is_problem(405), "{post:?}");
 }

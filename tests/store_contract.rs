@@ -193,3 +193,14 @@ async fn embedded_documents_of_earlier_versions_still_read_as_recordings() {
     }
     contract::documents_of_earlier_versions_still_read_as_recordings(store).await;
 }
+
+#[tokio::test]
+async fn embedded_status_counts_every_state_tombstone_and_quarantined_payload() {
+    let dir = tempfile::tempdir().unwrap();
+    contract::status_counts_every_state_tombstone_and_quarantined_payload(embedded(&dir)).await;
+}
+
+#[tokio::test]
+async fn memory_status_counts_every_state_tombstone_and_quarantined_payload() {
+    contract::status_counts_every_state_tombstone_and_quarantined_payload(Arc::new(MemoryStore::new())).await;
+}

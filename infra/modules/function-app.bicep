@@ -18,6 +18,7 @@ param appInsightsConnectionString string
 param archiveAccessTier string
 param deleteAfterArchive bool
 param linkMinutes int
+param atRiskHours int
 param maximumInstanceCount int
 
 var appSettings = {
@@ -44,6 +45,7 @@ var appSettings = {
   RECORDINGS_ARCHIVE_CONTAINER: 'recordings'
   RECORDINGS_ARCHIVE_ACCESS_TIER: archiveAccessTier
   RECORDINGS_LINK_MINUTES: string(linkMinutes)
+  RECORDINGS_AT_RISK_HOURS: string(atRiskHours)
   RECORDINGS_LOG_FORMAT: 'json'
 }
 

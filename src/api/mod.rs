@@ -16,7 +16,7 @@ mod token;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use tracing::{error, info};
+use tracing::error;
 
 use crate::archive::acs::RecordingFiles;
 use crate::error::error_chain;
@@ -217,18 +217,13 @@ impl RecordingsApi {
             acs: self.acs.as_deref(),
         };
         let erased = erase::erase(&reach, call_id, recording_id).await?;
-        info!(
-            target: "audit",
-            action = "erase",
-            invocation_id,
-            call_id,
-            recording_id = recording_id.unwrap_or("(every recording of the call)"),
-            recordings = erased.recordings,
-            files = erased.files,
-            acs_files = erased.acs_files,
-            quarantined = erased.quarantined,
-            "erased"
-        );
+        let counts = crate::loss::ErasedCounts {
+            recordings: erased.recordings as u64,
+            files: erased.files,
+            acs_files: erased.acs_files as u64,
+            quarantined: erased.quarantined as u64,
+        };
+        crate::loss::recording_erased(invocation_id, call_id, recording_id, counts);
         Ok(erased)
     }
 }

@@ -14,12 +14,13 @@ use std::sync::Arc;
 use backon::Retryable;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tracing::{info, warn};
+use tracing::info;
 
 use super::acs::{DownloadError, RecordingFiles, delete_target};
 use super::{Archive, ArchiveError, ArchiveJob, FileKey};
 use crate::clock::SharedClock;
 use crate::error::error_chain;
+use crate::loss;
 use crate::recording::{ArchiveStatus, ArchivedFile, ChunkArchive, ChunkUpdate, RecordingDocument, Stored, one_object};
 use crate::store::{Edited, RecordingStore, StoreError};
 
@@ -49,7 +50,11 @@ pub enum JobOutcome {
     /// The chunk's state was final already.
     AlreadyDone(ArchiveStatus),
     Expired(String),
-    Failed(String),
+    Failed {
+        reason: String,
+        /// A later job may still turn it around (the queue gave up on it before ACS's deadline).
+        retryable: bool,
+    },
     /// The recording document is gone (or lacks the chunk): nothing to record the result in.
     NoDocument,
     /// The recording was erased: nothing is archived, and the files an attempt of this job kept are removed.
@@ -215,7 +220,6 @@ impl Archiver {
                 Some(delete) => match delete_target(content_url, metadata_url, delete) {
                     Ok(target) => Some(target),
                     Err(reason) => {
-                        warn!(chunk_id = %job.chunk_document_id, "{reason}");
                         proposed.delete_skipped = Some(reason);
                         None
                     }
@@ -223,9 +227,15 @@ impl Archiver {
             },
             _ => None,
         };
+        let skipped = proposed.delete_skipped.clone();
         let outcome = self.record(job, proposed).await?;
         match (delete, &outcome) {
             (Some(target), JobOutcome::Archived { .. }) => self.delete_at_acs(job, target.as_str()).await,
+            (None, JobOutcome::Archived { .. }) => {
+                if let Some(reason) = skipped {
+                    loss::acs_delete_skipped(job.ids(), &reason);
+                }
+            }
             (_, JobOutcome::Erased { .. }) => return self.erased(job).await,
             _ => {}
         }
@@ -275,8 +285,15 @@ impl Archiver {
         Ok(file)
     }
 
+    /// Records a result; a chunk it leaves `failed` or `expired` gets its loss record.
     async fn record(&self, job: &ArchiveJob, proposed: ChunkArchive) -> Result<JobOutcome, JobError> {
-        record(self.store.as_ref(), job, proposed).await
+        let outcome = record(self.store.as_ref(), job, proposed).await?;
+        match &outcome {
+            JobOutcome::Expired(reason) => loss::chunk_expired(job.ids(), reason),
+            JobOutcome::Failed { reason, retryable } => loss::chunk_failed(job.ids(), reason, *retryable),
+            _ => {}
+        }
+        Ok(outcome)
     }
 
     /// Deletes the chunk's files at ACS. A failure is logged, not retried by the queue: the files are archived,
@@ -287,11 +304,8 @@ impl Archiver {
             .when(|e: &DownloadError| !e.is_refusal())
             .await;
         if let Err(e) = deleted {
-            warn!(
-                chunk_id = %job.chunk_document_id,
-                error = %error_chain(&e),
-                "the chunk is archived but its files could not be deleted at ACS; ACS deletes them within a day"
-            );
+            let reason = format!("ACS did not delete the files: {}", error_chain(&e));
+            loss::acs_delete_skipped(job.ids(), &reason);
         }
     }
 }
@@ -357,7 +371,10 @@ pub async fn record(
     Ok(match (state.state, state.files()) {
         (ArchiveStatus::Archived, Some((content, metadata))) => JobOutcome::Archived { content, metadata },
         (ArchiveStatus::Expired, _) => JobOutcome::Expired(state.reason.unwrap_or_default()),
-        (_, _) => JobOutcome::Failed(state.reason.unwrap_or_default()),
+        (_, _) => JobOutcome::Failed {
+            retryable: state.retryable,
+            reason: state.reason.unwrap_or_default(),
+        },
     })
 }
 
@@ -371,7 +388,7 @@ impl std::fmt::Display for JobOutcome {
             ),
             JobOutcome::AlreadyDone(state) => write!(f, "already {}", state.as_str()),
             JobOutcome::Expired(reason) => write!(f, "expired: {reason}"),
-            JobOutcome::Failed(reason) => write!(f, "failed: {reason}"),
+            JobOutcome::Failed { reason, .. } => write!(f, "failed: {reason}"),
             JobOutcome::NoDocument => f.write_str("no such recording or chunk in the store; nothing recorded"),
             JobOutcome::Erased { files_removed } => write!(
                 f,
@@ -663,7 +680,7 @@ mod tests {
         setup.store.edit("c1", "r1", edit).await.unwrap();
         let outcome = setup.archiver.run(&setup.job, 1).await.unwrap();
         assert!(
-            matches!(outcome, JobOutcome::Failed(ref reason) if reason.contains("one object")),
+            matches!(outcome, JobOutcome::Failed { ref reason, .. } if reason.contains("one object")),
             "{outcome}"
         );
         assert!(setup.files.deleted.lock().unwrap().is_empty());

@@ -94,7 +94,7 @@ impl ArchiveJob {
     /// The moment after which ACS may have deleted the files; `None` when the event time is unknown, or so late in
     /// the calendar that a day after it is past the last representable instant.
     pub fn deadline(&self) -> Option<OffsetDateTime> {
-        self.event_instant()?.checked_add(ACS_RETENTION)
+        crate::health::deadline(self.event_time.as_deref()?)
     }
 
     /// When the event that announced the chunk happened; `None` when its time is unknown or unreadable.
@@ -111,6 +111,15 @@ impl ArchiveJob {
                 format
             }
             _ => "bin".to_owned(),
+        }
+    }
+
+    /// The ids a loss record names the chunk by.
+    pub fn ids(&self) -> crate::loss::ChunkIds<'_> {
+        crate::loss::ChunkIds {
+            call_id: &self.call_id,
+            recording_id: &self.recording_document_id,
+            chunk_id: &self.chunk_document_id,
         }
     }
 

@@ -12,11 +12,16 @@
 //! `expired` on ACS's 404 (or on any error of ACS's after the deadline), `failed` for good if the queue gives up on
 //! it — so that no chunk stays in the sweep's working set for ever. A chunk whose event was delivered late is swept on
 //! its first sweep, while its own job may still be running; jobs are idempotent, so that costs at most a duplicate.
+//!
+//! A pending chunk with less than the at-risk time (`RECORDINGS_AT_RISK_HOURS`) left before ACS's deadline, or past
+//! it, is one whose job has not run: the sweep lists it, for the `chunk_at_risk` and `chunk_past_deadline` records
+//! ([`crate::loss`]), by the same rule the health summary counts it ([`crate::health::risk`]).
 
 use time::OffsetDateTime;
 
 use super::ArchiveJob;
-use crate::recording::RecordingDocument;
+use crate::health::{self, Risk};
+use crate::recording::{ArchiveStatus, RecordingDocument};
 
 /// How long after its announcement a chunk is left to its own job before the sweep queues another.
 pub const SETTLE: time::Duration = time::Duration::minutes(15);
@@ -29,7 +34,7 @@ pub const MAX_JOBS: usize = 1000;
 pub const PAGE: usize = 100;
 
 /// What one sweep found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sweep {
     /// One job per chunk to queue again, at most [`MAX_JOBS`].
     pub jobs: Vec<ArchiveJob>,
@@ -41,19 +46,62 @@ pub struct Sweep {
     pub deferred: usize,
     /// Whether recordings were left unread because the sweep had its share of jobs.
     pub unread: bool,
+    /// Pending chunks at risk or past ACS's deadline, with the deadline, each read once.
+    pub at_risk: Vec<(ArchiveJob, Risk, OffsetDateTime)>,
+    /// Pending chunks read, and the earliest announcement among them.
+    pub pending: usize,
+    pub oldest_pending: Option<OffsetDateTime>,
+    /// How long before ACS's deadline a pending chunk is at risk.
+    risk_window: time::Duration,
+}
+
+impl Default for Sweep {
+    fn default() -> Self {
+        Self {
+            jobs: Vec::new(),
+            settling: 0,
+            past_deadline: 0,
+            deferred: 0,
+            unread: false,
+            at_risk: Vec::new(),
+            pending: 0,
+            oldest_pending: None,
+            risk_window: health::DEFAULT_AT_RISK,
+        }
+    }
 }
 
 impl Sweep {
+    /// A sweep that finds pending chunks at risk `window` before ACS's deadline.
+    pub fn with_risk_window(window: time::Duration) -> Self {
+        Self {
+            risk_window: window,
+            ..Self::default()
+        }
+    }
+
     /// Adds the jobs to queue for one page of `documents` at `now`.
     pub fn add(&mut self, documents: &[RecordingDocument], now: OffsetDateTime) {
         for document in documents {
             for (chunk_id, state) in document.archive_states() {
-                if !state.is_some_and(|state| state.needs_sweeping()) {
+                let Some(state) = state.filter(|state| state.needs_sweeping()) else {
                     continue;
-                }
+                };
                 let Some(job) = ArchiveJob::for_chunk(document, chunk_id) else {
                     continue;
                 };
+                if state.state == ArchiveStatus::Pending {
+                    self.pending += 1;
+                    if let Some(announced) = job.event_instant() {
+                        self.oldest_pending =
+                            Some(self.oldest_pending.map_or(announced, |oldest| oldest.min(announced)));
+                    }
+                    let deadline = job.deadline();
+                    let risk = health::risk(deadline, now, self.risk_window);
+                    if let (Risk::AtRisk | Risk::PastDeadline, Some(deadline)) = (risk, deadline) {
+                        self.at_risk.push((job.clone(), risk, deadline));
+                    }
+                }
                 let settled = |time: OffsetDateTime| time.checked_add(SETTLE).is_some_and(|settled| settled <= now);
                 if job.event_instant().is_some_and(|time| !settled(time)) {
                     self.settling += 1;
@@ -225,6 +273,47 @@ mod tests {
         let sweep = sweep(&[recording("r1", &before(time::Duration::minutes(20)), &chunks)], now());
         assert_eq!((sweep.jobs.len(), sweep.deferred), (MAX_JOBS, 5));
         assert!(sweep.is_full());
+    }
+
+    #[test]
+    fn pending_chunks_close_to_or_past_acs_deadline_are_listed_at_risk_by_the_window() {
+        let hours = time::Duration::hours;
+        let mut gave_up = recording("r4", &before(hours(20)), &["gave-up"]);
+        gave_up.record_archive("gave-up", &ChunkArchive::gave_up("the queue gave up", 10));
+        let documents = [
+            recording("r1", &before(hours(17)), &["safe"]),
+            recording("r2", &before(hours(19)), &["at-risk"]),
+            recording("r3", &before(hours(25)), &["past"]),
+            gave_up,
+        ];
+        let listed = |window: time::Duration| {
+            let mut sweep = Sweep::with_risk_window(window);
+            sweep.add(&documents, now());
+            sweep
+                .at_risk
+                .iter()
+                .map(|(job, risk, deadline)| (job.chunk_document_id.clone(), *risk, *deadline))
+                .collect::<Vec<_>>()
+        };
+        let deadline = |age: time::Duration| now() - age + ACS_RETENTION;
+        assert_eq!(
+            listed(hours(6)),
+            [
+                ("at-risk".to_owned(), Risk::AtRisk, deadline(hours(19))),
+                ("past".to_owned(), Risk::PastDeadline, deadline(hours(25)))
+            ],
+            "pending chunks only: the retryable failure had its own record"
+        );
+        assert_eq!(
+            listed(hours(1)).len(),
+            1,
+            "five hours left is safe with a window of one"
+        );
+        assert_eq!(Sweep::default().risk_window, hours(6));
+        let mut all = Sweep::default();
+        all.add(&documents, now());
+        assert_eq!(all.pending, 3, "the retryable failure is not pending");
+        assert_eq!(all.oldest_pending, Some(now() - hours(25)));
     }
 
     #[test]

@@ -81,7 +81,7 @@ async fn archive_inline(
                 JobOutcome::Archived { .. } => &mut counts.archived,
                 JobOutcome::AlreadyDone(_) | JobOutcome::Erased { .. } => &mut counts.already,
                 JobOutcome::Expired(_) => &mut counts.expired,
-                JobOutcome::Failed(_) | JobOutcome::NoDocument => &mut counts.failed,
+                JobOutcome::Failed { .. } | JobOutcome::NoDocument => &mut counts.failed,
             };
             *count += 1;
             outcome.to_string()

@@ -49,6 +49,7 @@ pub const SETTINGS: &[&str] = &[
     "RECORDINGS_ARCHIVE_SOURCES",
     "RECORDINGS_DELETE_AFTER_ARCHIVE",
     "RECORDINGS_LINK_MINUTES",
+    "RECORDINGS_AT_RISK_HOURS",
     BLOB_VARIABLES[0],
     BLOB_VARIABLES[1],
     "ArchiveStorage__credential",
@@ -90,6 +91,8 @@ pub struct Config {
     /// A `tracing` filter directive (`RUST_LOG`): `info` by default when serving, `warn,audit=info` for the
     /// commands (whose report already says what happened; the audit lines of `handler erase` are kept).
     pub log_filter: String,
+    /// How long before ACS's deadline a pending chunk counts as at risk (`RECORDINGS_AT_RISK_HOURS`).
+    pub at_risk: time::Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -245,6 +248,7 @@ impl Config {
         let archive = archive::read(&mut settings);
         let allowed_sources = allowed_sources(&mut settings);
         let (log_format, log_filter) = logging(&mut settings, purpose);
+        let at_risk = at_risk(&mut settings);
         let app_root = settings.get("FUNCTIONS_APP_ROOT_PATH").map(PathBuf::from);
         let worker_id = WORKER_ID_VARIABLES.iter().find_map(|name| settings.get(name));
         let problems = settings.into_problems();
@@ -260,7 +264,26 @@ impl Config {
             log_format,
             allowed_sources,
             log_filter,
+            at_risk,
         })
+    }
+}
+
+/// `RECORDINGS_AT_RISK_HOURS`: whole hours, 1 to 23, of the 24 ACS keeps a chunk's files.
+fn at_risk(settings: &mut Settings<'_>) -> time::Duration {
+    let Some(value) = settings.get("RECORDINGS_AT_RISK_HOURS") else {
+        return crate::health::DEFAULT_AT_RISK;
+    };
+    match value.parse::<i64>() {
+        Ok(hours @ 1..=23) => time::Duration::hours(hours),
+        _ => {
+            settings.problem(format!(
+                "RECORDINGS_AT_RISK_HOURS must be a whole number of hours from 1 to 23 (of the 24 ACS keeps a \
+                 recording's files), not {}",
+                quoted(&value)
+            ));
+            crate::health::DEFAULT_AT_RISK
+        }
     }
 }
 
@@ -416,6 +439,21 @@ pub(crate) mod tests {
         );
         assert_eq!((c.log_format, c.log_filter.as_str()), (LogFormat::Text, "info"));
         assert_eq!(c.app_root, None);
+        assert_eq!(c.at_risk, time::Duration::hours(6));
+    }
+
+    #[test]
+    fn the_at_risk_time_is_whole_hours_within_acs_day() {
+        let at_risk = |value: &str| config(Purpose::Replay, &[("RECORDINGS_AT_RISK_HOURS", value)]).map(|c| c.at_risk);
+        assert_eq!(at_risk(" 1 ").unwrap(), time::Duration::hours(1));
+        assert_eq!(at_risk("23").unwrap(), time::Duration::hours(23));
+        for wrong in ["0", "24", "-3", "6.5", "six"] {
+            let ConfigError(problems) = at_risk(wrong).unwrap_err();
+            assert!(
+                problems[0].contains("RECORDINGS_AT_RISK_HOURS"),
+                "{wrong}: {problems:?}"
+            );
+        }
     }
 
     #[test]

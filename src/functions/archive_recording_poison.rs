@@ -1,18 +1,19 @@
 //! `ArchiveRecordingPoison`: the queue trigger on `recording-archive-poison`, where the host moves an archive job
 //! after its last retry. It marks the chunk `failed` with the reason, so that the recording document always tells
-//! the truth — unless the chunk was archived or expired meanwhile, which the merge rule keeps.
+//! the truth — unless the chunk was archived or expired meanwhile, which the merge rule keeps — and writes the
+//! `archive_job_poisoned` record ([`crate::loss`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tracing::error;
 
 use super::{Function, FunctionError, queue_job};
 use crate::archive::JobOutcome;
 use crate::archive::archiver::give_up;
 use crate::clock::SharedClock;
 use crate::host::InvocationReply;
+use crate::loss;
 use crate::store::RecordingStore;
 
 /// The function's folder and route.
@@ -62,13 +63,8 @@ impl Function for ArchiveRecordingPoison {
         span.record("recording_id", job.recording_document_id.as_str());
         span.record("chunk_id", job.chunk_document_id.as_str());
         let outcome = give_up(self.store.as_ref(), &job, self.clock.now()).await?;
-        if matches!(outcome, JobOutcome::Failed(_)) {
-            error!(
-                call_id = %job.call_id,
-                "gave up archiving the chunk after every retry; it is marked failed and ACS deletes its files 24 hours \
-                 after the event: run `handler archive --call {}` to try again before then",
-                job.call_id
-            );
+        if let JobOutcome::Failed { reason, retryable } = &outcome {
+            loss::archive_job_poisoned(job.ids(), reason, *retryable);
         }
         Ok(InvocationReply::with_log(format!(
             "chunk {} of recording {} of call {}: {outcome}",

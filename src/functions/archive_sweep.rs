@@ -4,6 +4,9 @@
 //! The host posts the timer's state (`{Schedule, ScheduleStatus, IsPastDue}`); the sweep needs none of it: whenever
 //! it runs, late or not, it looks at the store as it is. A store it cannot read fails the invocation, and the next
 //! tick tries again.
+//!
+//! Every pending chunk it finds at risk or past ACS's deadline gets its record (`chunk_at_risk`,
+//! `chunk_past_deadline`, [`crate::loss`]) on each sweep until it is settled, and is queued again like any other.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +19,9 @@ use super::{Function, FunctionError};
 use crate::archive::ArchiveJob;
 use crate::archive::sweep::{PAGE, Sweep};
 use crate::clock::SharedClock;
+use crate::health::Risk;
 use crate::host::InvocationReply;
+use crate::loss;
 use crate::store::{PageRequest, RecordingStore};
 
 /// The function's folder and route.
@@ -32,6 +37,8 @@ pub struct ArchiveSweep {
     /// Whether archival is on; with it off there is nothing to queue.
     archival: bool,
     clock: SharedClock,
+    /// How long before ACS's deadline a pending chunk is at risk (`RECORDINGS_AT_RISK_HOURS`).
+    at_risk: time::Duration,
 }
 
 impl ArchiveSweep {
@@ -40,7 +47,14 @@ impl ArchiveSweep {
             store,
             archival,
             clock: crate::clock::system(),
+            at_risk: crate::health::DEFAULT_AT_RISK,
         }
+    }
+
+    /// Finds pending chunks at risk `window` before ACS's deadline.
+    pub fn with_at_risk(mut self, window: time::Duration) -> Self {
+        self.at_risk = window;
+        self
     }
 
     /// Reads the time from `clock` instead of the system's.
@@ -52,7 +66,7 @@ impl ArchiveSweep {
     /// Reads the store's unfinished archives a page at a time, until the sweep has its share of jobs.
     pub async fn sweep(&self) -> Result<Sweep, crate::store::StoreError> {
         let now = self.clock.now();
-        let mut found = Sweep::default();
+        let mut found = Sweep::with_risk_window(self.at_risk);
         let mut continuation = None;
         loop {
             let page = self
@@ -92,6 +106,28 @@ impl Function for ArchiveSweep {
             ));
         }
         let found = self.sweep().await?;
+        for (job, risk, deadline) in &found.at_risk {
+            let announced_at = job.event_time.as_deref().unwrap_or_default();
+            let deadline = crate::health::format_time(*deadline);
+            match risk {
+                Risk::PastDeadline => loss::chunk_past_deadline(job.ids(), announced_at, &deadline),
+                _ => loss::chunk_at_risk(job.ids(), announced_at, &deadline),
+            }
+        }
+        let past_deadline = found
+            .at_risk
+            .iter()
+            .filter(|(_, risk, _)| *risk == Risk::PastDeadline)
+            .count();
+        let now = self.clock.now();
+        loss::archive_sweep(loss::SweepSummary {
+            pending: found.pending as u64,
+            at_risk: (found.at_risk.len() - past_deadline) as u64,
+            past_deadline: past_deadline as u64,
+            queued: found.jobs.len() as u64,
+            oldest_pending_age_seconds: found.oldest_pending.map(|oldest| (now - oldest).whole_seconds()),
+            complete: !found.unread,
+        });
         if !found.jobs.is_empty() {
             warn!(
                 jobs = found.jobs.len(),

@@ -10,6 +10,7 @@ pub mod archive_sweep;
 mod queue_job;
 pub mod recording_event;
 pub mod recordings;
+pub mod status;
 
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ pub use archive_recording_poison::ArchiveRecordingPoison;
 pub use archive_sweep::ArchiveSweep;
 pub use recording_event::RecordingEvent;
 pub use recordings::{EraseRecordings, Recordings};
+pub use status::Status;
 
 #[async_trait]
 pub trait Function: Send + Sync {

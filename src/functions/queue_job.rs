@@ -6,7 +6,6 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tracing::warn;
 
 use super::FunctionError;
 use crate::archive::ArchiveJob;
@@ -41,7 +40,8 @@ pub async fn quarantine(
     let now = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
     let entry = QuarantineEntry::new(invocation::quarantine_payload(body), reason, now);
     let line = format!("quarantined as {}: {}", entry.id, entry.reason);
+    let (id, reason) = (entry.id.clone(), entry.reason.clone());
     store.quarantine(entry).await?;
-    warn!("{line}");
+    crate::loss::payload_quarantined(&id, None, None, &reason);
     Ok(InvocationReply::with_log(line))
 }

@@ -42,7 +42,7 @@ pub async fn in_time(budget: Duration, answer: impl std::future::Future<Output =
 
 /// The request as the host puts it in `Data.req` (only what the API reads).
 #[derive(Debug, Default, Deserialize)]
-struct HttpRequest {
+pub(super) struct HttpRequest {
     /// The request's whole URL, query string included, as the caller sent it.
     #[serde(rename = "Url", default)]
     url: Option<String>,
@@ -85,13 +85,13 @@ impl HttpRequest {
 }
 
 /// Reads `Data.req`; a body without one gets a `400` answer (it cannot come from the host).
-fn request(body: &[u8]) -> Result<HttpRequest, ApiResponse> {
+pub(super) fn request(body: &[u8]) -> Result<HttpRequest, ApiResponse> {
     parse_binding::<HttpRequest>(body, TRIGGER)
         .ok_or_else(|| Problem::bad_request("the invocation carries no HTTP request in Data.req").into())
 }
 
 /// The host's reply carrying `response` in `Outputs.res`.
-fn reply(response: &ApiResponse) -> InvocationReply {
+pub(super) fn reply(response: &ApiResponse) -> InvocationReply {
     let headers: Map<String, Value> = response
         .headers()
         .into_iter()

@@ -9,7 +9,7 @@ pub mod invocation;
 pub mod server;
 
 pub use invocation::InvocationReply;
-pub use server::{Readiness, bind_loopback, serve};
+pub use server::{Forwarded, Readiness, bind_loopback, serve};
 
 use tracing::{error, info};
 

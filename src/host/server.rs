@@ -1,5 +1,6 @@
 //! The HTTP face the Functions host talks to: readiness on `GET /`, each function's invocations on `POST /{name}`,
-//! and the recordings API's requests as the host forwards them (`/api/recordings/…`, see [`crate::api`]).
+//! and the HTTP functions' requests as the host forwards them (`/api/recordings/…`, see [`crate::api`]; `/api/status`,
+//! see [`crate::health`]).
 //!
 //! A thin adapter: it reads the (chunked) body within a size limit, hands it to the function within the function's
 //! time budget, and maps the outcome to the host's reply. 2xx tells the host the input is handled; any other status
@@ -24,7 +25,8 @@ use crate::api::request::query_pairs;
 use crate::api::{ApiResponse, Problem, ROUTE_PREFIX, RecordingsApi};
 use crate::error::error_chain;
 use crate::functions::recordings::{ERASE_BUDGET, LIST_BUDGET, in_time};
-use crate::functions::{Function, FunctionError};
+use crate::functions::{Function, FunctionError, status};
+use crate::health::Health;
 
 /// The largest invocation body accepted. Event Grid caps an event at 1 MB; the host's envelope carries the event
 /// and a copy of its `data`, possibly string-escaped, so this leaves room for about four times that. Queue
@@ -43,11 +45,11 @@ pub struct Readiness {
 pub async fn serve(
     listener: TcpListener,
     functions: Vec<Arc<dyn Function>>,
-    api: RecordingsApi,
+    forwarded: Forwarded,
     readiness: Readiness,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    warp::serve(routes(functions, api, readiness))
+    warp::serve(routes(functions, forwarded, readiness))
         .incoming(listener)
         .graceful(shutdown)
         .run()
@@ -59,11 +61,20 @@ pub async fn bind_loopback(port: u16) -> std::io::Result<TcpListener> {
     TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await
 }
 
-/// Every route: readiness, one `POST /{name}` per function, the forwarded API requests, and one JSON reply for
+/// What answers the HTTP functions' requests when the host forwards them.
+#[derive(Clone)]
+pub struct Forwarded {
+    /// `Recordings` and `EraseRecordings`.
+    pub api: RecordingsApi,
+    /// `Status`.
+    pub health: Health,
+}
+
+/// Every route: readiness, one `POST /{name}` per function, the forwarded HTTP requests, and one JSON reply for
 /// anything else.
 pub fn routes(
     functions: Vec<Arc<dyn Function>>,
-    api: RecordingsApi,
+    forwarded: Forwarded,
     readiness: Readiness,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
     let ready_body = serde_json::json!({"status": "ready", "workerId": readiness.worker_id});
@@ -100,7 +111,9 @@ pub fn routes(
     ready
         .or(invoke)
         .unify()
-        .or(forwarded(api))
+        .or(forwarded_api(forwarded.api))
+        .unify()
+        .or(forwarded_status(forwarded.health))
         .unify()
         .recover(move |rejection| recover(rejection, names.clone()))
         .unify()
@@ -110,7 +123,7 @@ pub fn routes(
 /// path with the route prefix, and query. The host routes without regard to case, so `/API/Recordings/…` arrives as
 /// the caller spelled it and is served the same, problems included. The host has checked the function key already;
 /// the query's `code` is never read or logged here.
-fn forwarded(
+fn forwarded_api(
     api: RecordingsApi,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static {
     warp::path::full()
@@ -155,6 +168,42 @@ fn forwarded(
                 }
             },
         )
+}
+
+/// `GET /api/status` as the host forwards it (the route prefix and `status` in any case): the health summary.
+fn forwarded_status(
+    health: Health,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static {
+    warp::path::full()
+        .and_then(|path: warp::path::FullPath| async move {
+            is_status_route(path.as_str())
+                .then_some(())
+                .ok_or_else(warp::reject::not_found)
+        })
+        .untuple_one()
+        .and(warp::method())
+        .then(move |method: warp::http::Method| {
+            let health = health.clone();
+            async move {
+                let response = if method == warp::http::Method::GET {
+                    status::answer(&health).await
+                } else {
+                    Problem {
+                        status: 405,
+                        detail: "the health summary is read with GET".to_owned(),
+                    }
+                    .into()
+                };
+                http_response(response)
+            }
+        })
+}
+
+/// Whether `path` is `/api/status` (the prefix and the route in any case, a trailing slash allowed).
+fn is_status_route(path: &str) -> bool {
+    let segments: Vec<&str> = path.split('/').filter(|segment| !segment.is_empty()).collect();
+    matches!(segments.as_slice(), [prefix, route]
+        if prefix.eq_ignore_ascii_case(ROUTE_PREFIX) && route.eq_ignore_ascii_case(status::ROUTE))
 }
 
 /// The decoded segments after `/api/recordings` in `path` (as sent, percent-encoded), empty ones left out: the route

@@ -23,7 +23,7 @@ use serde_json::{Map, Value};
 use crate::event::Event;
 use crate::subject::{RecordingSubject, SubjectError};
 
-pub use archive::{ArchiveStatus, ArchivedFile, ChunkArchive};
+pub use archive::{ArchiveStatus, ArchivedFile, ChunkArchive, FIELD as ARCHIVE_FIELD};
 pub use erased::{ERASED_AT, Stored, Tombstone};
 pub use ids::document_id;
 pub use locations::{CLOCK_SKEW, ChunkLocations, one_object};

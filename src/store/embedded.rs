@@ -14,10 +14,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
+use time::OffsetDateTime;
 
 use serde_json::{Map, Value};
 
 use super::{Edit, Edited, Erasure, MergeOutcome, Merged, RecordingStore, StoreError};
+use crate::health::{RecordingSummary, Status, Tally};
 use crate::local_names;
 use crate::quarantine::QuarantineEntry;
 use crate::recording::{RecordingDocument, Stored, Tombstone};
@@ -243,6 +245,24 @@ impl EmbeddedStore {
         Ok(removed)
     }
 
+    /// Reads every document and tombstone, and counts the quarantine's entries by name (without reading them).
+    fn status_blocking(&self, now: OffsetDateTime, at_risk: time::Duration) -> Result<Status, StoreError> {
+        let mut tally = Tally::new(now, at_risk);
+        for stored in self.stored_blocking(None)? {
+            match stored {
+                Stored::Recording(document) => tally.add(&RecordingSummary::of(&document)),
+                Stored::Erased(tombstone) => tally.add(&RecordingSummary::tombstone(&tombstone.call_id, &tombstone.id)),
+            }
+        }
+        let entries = fs::read_dir(&self.quarantine).map_err(io_error("read", &self.quarantine))?;
+        let quarantined = entries
+            .flatten()
+            .filter(|entry| !entry.file_name().to_string_lossy().starts_with('.'))
+            .count();
+        tally.add_quarantined(quarantined as u64);
+        Ok(tally.finish())
+    }
+
     fn quarantine_blocking(&self, entry: QuarantineEntry) -> Result<(), StoreError> {
         let path = self.quarantine_path(&entry.id);
         if path.exists() {
@@ -301,6 +321,11 @@ impl RecordingStore for EmbeddedStore {
     async fn read_quarantined(&self, id: &str) -> Result<Option<QuarantineEntry>, StoreError> {
         let (store, id) = (self.clone(), id.to_owned());
         blocking(move || read_json(&store.quarantine_path(&id))).await
+    }
+
+    async fn status(&self, now: OffsetDateTime, at_risk: time::Duration) -> Result<Status, StoreError> {
+        let store = self.clone();
+        blocking(move || store.status_blocking(now, at_risk)).await
     }
 
     fn location(&self, call_id: &str, id: &str) -> String {

@@ -8,8 +8,10 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
+use time::OffsetDateTime;
 
 use super::{Edit, Edited, Erasure, MergeOutcome, Merged, RecordingStore, StoreError};
+use crate::health::{RecordingSummary, Status, Tally};
 use crate::quarantine::QuarantineEntry;
 use crate::recording::{RecordingDocument, Stored, Tombstone};
 
@@ -132,6 +134,20 @@ impl RecordingStore for MemoryStore {
 
     async fn read_quarantined(&self, id: &str) -> Result<Option<QuarantineEntry>, StoreError> {
         Ok(lock(&self.quarantine).get(id).cloned())
+    }
+
+    async fn status(&self, now: OffsetDateTime, at_risk: time::Duration) -> Result<Status, StoreError> {
+        let mut tally = Tally::new(now, at_risk);
+        for (call_id, documents) in lock(&self.recordings).iter() {
+            for (id, stored) in documents {
+                match stored {
+                    Stored::Recording(document) => tally.add(&RecordingSummary::of(document)),
+                    Stored::Erased(_) => tally.add(&RecordingSummary::tombstone(call_id, id)),
+                }
+            }
+        }
+        tally.add_quarantined(lock(&self.quarantine).len() as u64);
+        Ok(tally.finish())
     }
 
     fn location(&self, call_id: &str, id: &str) -> String {

@@ -13,10 +13,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use backon::Retryable;
+use time::OffsetDateTime;
 use tracing::{info, warn};
 
 use crate::config::StoreConfig;
 use crate::error::error_chain;
+use crate::health::Status;
 use crate::quarantine::QuarantineEntry;
 use crate::recording::{ArchiveStatus, RecordingDocument, Stored, Tombstone};
 
@@ -210,6 +212,12 @@ pub trait RecordingStore: Send + Sync {
 
     /// Reads a quarantined entry, for tools and tests.
     async fn read_quarantined(&self, id: &str) -> Result<Option<QuarantineEntry>, StoreError>;
+
+    /// The health summary at `now` ([`crate::health`]), `at_risk` before ACS's deadline counting as at risk: every
+    /// recording, tombstone and quarantined payload counted exactly once. The embedded and memory stores read every
+    /// document and list the quarantine; Cosmos DB answers one query over each container, a page at a time, with
+    /// one small row per item (see `docs/OPERATIONS.md` for what that costs).
+    async fn status(&self, now: OffsetDateTime, at_risk: time::Duration) -> Result<Status, StoreError>;
 
     /// Where a document is kept, in an operator's words (a path, a container).
     fn location(&self, call_id: &str, id: &str) -> String;

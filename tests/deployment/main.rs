@@ -54,6 +54,7 @@ const GLIBC_FLOOR: &str = "2.28";
 /// created (1.24.0) and whose zip keeps a file's executable bit (1.26.0).
 const MINIMUM_AZD: &str = "1.26.0";
 
+mod alerts;
 mod hooks;
 mod index;
 mod package;

@@ -890,3 +890,62 @@ pub async fn documents_of_earlier_versions_still_read_as_recordings(store: Arc<d
         Erasure::Erased(_)
     ));
 }
+
+/// The moment the health summary contract reads the store at: 5 h 20 min before the seven recordings' chunks'
+/// deadline (they were announced at 2026-11-27T15:20:01Z).
+pub const STATUS_NOW: &str = "2026-11-28T10:00:00Z";
+
+/// Fills the store for the health summary: [`seven_recordings`], `b2` erased (a tombstone), a recording whose chunk
+/// is in the customer's own storage (`external`), a chunk an earlier version stored without its own announcement
+/// (it counts from its recording's first event, `2026-11-27T09:00:00Z`: past its deadline at [`STATUS_NOW`]), and two
+/// quarantined payloads.
+pub async fn status_contents(store: &dyn RecordingStore) {
+    seven_recordings(store).await;
+    assert!(matches!(
+        store.erase("list-b", "b2", "2026-11-28T09:00:00Z").await.unwrap(),
+        Erasure::Erased(_)
+    ));
+    let mut external = recording_event(
+        "e-ext",
+        "list-d",
+        "ext",
+        "2026-11-27T15:20:01Z",
+        &[chunk(0, "ext-d000")],
+    );
+    external["data"]["storageType"] = Value::from("AzureBlob");
+    store
+        .merge(document(&external).with_archive_states(|_| false))
+        .await
+        .unwrap();
+    let mut old = recording_on("list-e", "srv-3", "old", &[0]);
+    old.chunks[0].remove("announcedAt");
+    old.first_event_time = Some("2026-11-27T09:00:00Z".to_owned());
+    store.merge(old).await.unwrap();
+    for payload in ["not json", r#"{"subject":"/recording/call/list-f"}"#] {
+        let entry = QuarantineEntry::new(payload.as_bytes(), "no recordingStorageInfo", "2026-11-28T09:00:00Z");
+        store.quarantine(entry).await.unwrap();
+    }
+}
+
+/// The health summary of [`status_contents`]: every recording, chunk state, tombstone and quarantined payload
+/// counted once; pending chunks at risk by the window; the oldest pending chunk named with its deadline.
+pub async fn status_counts_every_state_tombstone_and_quarantined_payload(store: Arc<dyn RecordingStore>) {
+    status_contents(store.as_ref()).await;
+    let now = time::OffsetDateTime::parse(STATUS_NOW, &time::format_description::well_known::Rfc3339).unwrap();
+    let status = store.status(now, time::Duration::hours(6)).await.unwrap();
+    assert_eq!(
+        serde_json::to_value(&status).unwrap(),
+        serde_json::json!({
+            "recordings": 8,
+            "chunks": {"pending": 5, "archived": 2, "failed": 1, "expired": 1, "external": 1},
+            "oldestPending": {"callId": "list-e", "recordingId": "old", "documentId": "old-d000",
+                              "announcedAt": "2026-11-27T09:00:00Z", "deadline": "2026-11-28T09:00:00Z"},
+            "atRisk": 5, "quarantined": 2, "tombstones": 1
+        })
+    );
+    let narrow = store.status(now, time::Duration::hours(1)).await.unwrap();
+    assert_eq!(
+        narrow.at_risk, 1,
+        "only the chunk past its deadline with a window of one hour"
+    );
+}

@@ -30,14 +30,16 @@ use azure_data_cosmos::{
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+use time::OffsetDateTime;
 use tracing::{debug, error, warn};
 
 use super::{Edit, Edited, Erasure, ListFilter, MergeOutcome, Merged, Page, PageRequest, RecordingStore, StoreError};
 use crate::config::{CosmosAuth, CosmosConfig};
+use crate::health::{RecordingSummary, Status, Tally};
 use crate::identity;
 use crate::quarantine::QuarantineEntry;
 use crate::recording::{RecordingDocument, Stored, Tombstone};
-use queries::{ALL_RECORDINGS, QUARANTINE_NAMING, TOMBSTONES, UNFINISHED_ARCHIVES};
+use queries::{ALL_RECORDINGS, QUARANTINE_NAMING, STATUS_QUARANTINED, STATUS_ROWS, TOMBSTONES, UNFINISHED_ARCHIVES};
 
 /// The recordings container's partition key path: all recordings of a call live together. The deployment
 /// templates (`infra/`) create the container with it, and `tests/deployment/` holds them to it.
@@ -81,6 +83,9 @@ pub struct CosmosStore {
 /// The most requests one page of a listing makes, so that a page answers within the API's time even when Cosmos DB
 /// returns many empty pages for a sparse filter.
 const REQUESTS_PER_PAGE: usize = 8;
+
+/// Rows a request of the health summary asks for: they are small (ids and counts), so that a request carries many.
+pub const STATUS_PAGE: u32 = 1000;
 
 /// How long a tombstone is kept, in seconds (Cosmos DB's per-item `ttl`, honoured when the container has time to
 /// live on — `defaultTtl` -1, as the deployment template sets it; otherwise tombstones are kept for good). 30 days
@@ -480,6 +485,40 @@ impl RecordingStore for CosmosStore {
 
     async fn read_quarantined(&self, id: &str) -> Result<Option<QuarantineEntry>, StoreError> {
         Ok(Self::read_item(&self.quarantine, id, id).await?.map(|(entry, _)| entry))
+    }
+
+    /// Two queries over the containers, read a page of [`STATUS_PAGE`] rows at a time and added up as they come.
+    async fn status(&self, now: OffsetDateTime, at_risk: time::Duration) -> Result<Status, StoreError> {
+        use futures_util::TryStreamExt;
+        let options = || {
+            let page = std::num::NonZeroU32::new(STATUS_PAGE).unwrap_or(std::num::NonZeroU32::MIN);
+            QueryOptions::default().with_max_item_count(MaxItemCountHint::Limit(page))
+        };
+        let failed = |e| cosmos_error("read the health summary", e);
+        let mut tally = Tally::new(now, at_risk);
+        let mut rows = self
+            .recordings
+            .query_items::<Value>(STATUS_ROWS, FeedScope::full_container(), Some(options()))
+            .await
+            .map_err(failed)?;
+        while let Some(row) = rows.try_next().await.map_err(failed)? {
+            let summary: RecordingSummary = serde_json::from_value(row).map_err(|source| StoreError::Invalid {
+                what: "a row of the health summary's query".to_owned(),
+                source,
+            })?;
+            tally.add(&summary);
+        }
+        let mut entries = self
+            .quarantine
+            .query_items::<Value>(STATUS_QUARANTINED, FeedScope::full_container(), Some(options()))
+            .await
+            .map_err(failed)?;
+        let mut quarantined = 0;
+        while entries.try_next().await.map_err(failed)?.is_some() {
+            quarantined += 1;
+        }
+        tally.add_quarantined(quarantined);
+        Ok(tally.finish())
     }
 
     fn location(&self, call_id: &str, id: &str) -> String {

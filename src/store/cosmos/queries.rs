@@ -42,6 +42,23 @@ pub(super) const TOMBSTONES: &str = "SELECT * FROM c WHERE NOT IS_DEFINED(c.chun
 pub(super) const QUARANTINE_NAMING: &str = "SELECT * FROM c WHERE CONTAINS(c.payload, @call) OR CONTAINS(c.payload, @utf16le) \
      OR CONTAINS(c.payload, @utf16be) OR IS_DEFINED(c.payloadBase64)";
 
+/// The health summary's reading of the recordings container: one small row per document or tombstone — its ids, its
+/// chunks counted by archive state and its pending chunks' announcements (`health::RecordingSummary`) — over the
+/// whole container. The counts are made per document on the server; the SDK runs no aggregate across partitions
+/// (see `docs/OPERATIONS.md`), so the rows are added up by the store. It filters no document: it needs no index.
+pub(super) const STATUS_ROWS: &str = "SELECT c.callId, c.id, c.firstEventTime, IS_DEFINED(c.chunks) AS recording, \
+     (SELECT VALUE COUNT(1) FROM k IN c.chunks WHERE IS_STRING(k.documentId) AND k.archive.state = 'pending') AS pending, \
+     (SELECT VALUE COUNT(1) FROM k IN c.chunks WHERE IS_STRING(k.documentId) AND k.archive.state = 'archived') AS archived, \
+     (SELECT VALUE COUNT(1) FROM k IN c.chunks WHERE IS_STRING(k.documentId) AND k.archive.state = 'failed') AS failed, \
+     (SELECT VALUE COUNT(1) FROM k IN c.chunks WHERE IS_STRING(k.documentId) AND k.archive.state = 'expired') AS expired, \
+     (SELECT VALUE COUNT(1) FROM k IN c.chunks WHERE IS_STRING(k.documentId) AND k.archive.state = 'external') AS external, \
+     ARRAY(SELECT k.documentId, k.announcedAt FROM k IN c.chunks \
+           WHERE IS_STRING(k.documentId) AND k.archive.state = 'pending') AS pendingChunks \
+     FROM c";
+
+/// The health summary's reading of the quarantine: a `1` per entry, nothing else of it.
+pub(super) const STATUS_QUARANTINED: &str = "SELECT VALUE 1 FROM c";
+
 /// A listing's query: every recording, narrowed to a server call id (`@serverCallId`) and to recordings with a chunk
 /// in an archive state (`@archiveState`) when asked.
 pub(super) fn listing(by_server_call: bool, by_archive_state: bool) -> String {
@@ -75,5 +92,11 @@ pub fn all() -> Vec<SentQuery> {
         listing("listing by server call and archive state", true, true),
         fixed("a call's tombstones", Container::Recordings, TOMBSTONES),
         fixed("quarantine naming a call", Container::Quarantine, QUARANTINE_NAMING),
+        fixed("the health summary's rows", Container::Recordings, STATUS_ROWS),
+        fixed(
+            "the health summary's quarantine count",
+            Container::Quarantine,
+            STATUS_QUARANTINED,
+        ),
     ]
 }
